@@ -1,0 +1,301 @@
+//! BERT and RoBERTa encoders, with the masked-LM head when the checkpoint has one.
+
+use burn::tensor::{activation, Device, Tensor};
+
+use super::attention::{attend, build_mask, split_heads, MaskSpec};
+use super::config::{BackboneConfig, Family};
+use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
+use super::layers::{activate, embed, float_tensor, int_tensor, layer_norm, Linear};
+use super::prepare;
+use crate::checkpoint::weights::{resolve_prefix, WeightSource};
+use crate::{Error, Result};
+
+/// A layer norm's scale and shift.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+}
+
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: Norm,
+}
+
+/// The masked-LM head: dense, activation, layer norm, then the (tied) decoder and its bias.
+#[derive(Debug, Clone)]
+pub struct MlmHead {
+    dense: Linear,
+    norm: Norm,
+    /// `[vocab, hidden]`; `None` = tied to the word embeddings.
+    decoder: Option<Tensor<2>>,
+    bias: Tensor<1>,
+}
+
+/// A BERT-family encoder.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    /// Sizes and options.
+    pub config: BackboneConfig,
+    /// `[vocab, hidden]`.
+    pub word_embeddings: Tensor<2>,
+    position_embeddings: Tensor<2>,
+    token_type_embeddings: Tensor<2>,
+    embed_norm: Norm,
+    layers: Vec<EncoderLayer>,
+    /// Dense + tanh over the first token, when present.
+    pub pooler: Option<Linear>,
+    /// The MLM head, when present.
+    pub mlm: Option<MlmHead>,
+    num_parameters: usize,
+}
+
+struct Loader<'a> {
+    source: &'a dyn WeightSource,
+    device: Device,
+    count: usize,
+}
+
+impl Loader<'_> {
+    fn raw(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let t = self.source.tensor(name)?.expect_shape(name, shape)?;
+        self.count += t.data.len();
+        Ok(t.data)
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor<1>> {
+        Ok(float_tensor(self.raw(name, &[len])?, [len], &self.device))
+    }
+
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
+        Ok(float_tensor(self.raw(name, &[rows, cols])?, [rows, cols], &self.device))
+    }
+
+    fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        let full = format!("{name}.weight");
+        let w = self.source.tensor(&full)?.expect_shape(&full, &[out, inp])?.transposed();
+        self.count += out * inp;
+        Ok(Linear {
+            weight: float_tensor(w.data, [inp, out], &self.device),
+            bias: Some(self.vector(&format!("{name}.bias"), out)?),
+        })
+    }
+
+    fn norm(&mut self, name: &str, len: usize) -> Result<Norm> {
+        let (w, b) = if self.source.contains(&format!("{name}.gamma")) {
+            ("gamma", "beta")
+        } else {
+            ("weight", "bias")
+        };
+        Ok(Norm { weight: self.vector(&format!("{name}.{w}"), len)?, bias: self.vector(&format!("{name}.{b}"), len)? })
+    }
+}
+
+impl Encoder {
+    /// Reads the weights (HF names) for `config` from `source`.
+    pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) -> Result<Self> {
+        let candidates = ["", "bert.", "roberta.", "model."];
+        let p = resolve_prefix(source, &candidates, "embeddings.word_embeddings.weight").ok_or_else(|| {
+            Error::MissingTensor { name: "embeddings.word_embeddings.weight".into(), path: source.origin().into() }
+        })?;
+        let (h, ff) = (config.hidden_size, config.intermediate_size);
+        let mut ld = Loader { source, device: device.clone(), count: 0 };
+        let word_embeddings = ld.matrix(&format!("{p}embeddings.word_embeddings.weight"), config.vocab_size, h)?;
+        let position_embeddings = ld.matrix(&format!("{p}embeddings.position_embeddings.weight"), config.max_positions, h)?;
+        let token_type_embeddings =
+            ld.matrix(&format!("{p}embeddings.token_type_embeddings.weight"), config.type_vocab_size, h)?;
+        let embed_norm = ld.norm(&format!("{p}embeddings.LayerNorm"), h)?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let l = format!("{p}encoder.layer.{i}.");
+            layers.push(EncoderLayer {
+                q: ld.linear(&format!("{l}attention.self.query"), h, h)?,
+                k: ld.linear(&format!("{l}attention.self.key"), h, h)?,
+                v: ld.linear(&format!("{l}attention.self.value"), h, h)?,
+                attn_out: ld.linear(&format!("{l}attention.output.dense"), h, h)?,
+                attn_norm: ld.norm(&format!("{l}attention.output.LayerNorm"), h)?,
+                intermediate: ld.linear(&format!("{l}intermediate.dense"), ff, h)?,
+                output: ld.linear(&format!("{l}output.dense"), h, ff)?,
+                out_norm: ld.norm(&format!("{l}output.LayerNorm"), h)?,
+            });
+        }
+        let pooler = if source.contains(&format!("{p}pooler.dense.weight")) {
+            Some(ld.linear(&format!("{p}pooler.dense"), h, h)?)
+        } else {
+            None
+        };
+        let mlm = Self::load_mlm(&mut ld, &config)?;
+        Ok(Self {
+            num_parameters: ld.count,
+            config,
+            word_embeddings,
+            position_embeddings,
+            token_type_embeddings,
+            embed_norm,
+            layers,
+            pooler,
+            mlm,
+        })
+    }
+
+    fn load_mlm(ld: &mut Loader, config: &BackboneConfig) -> Result<Option<MlmHead>> {
+        let h = config.hidden_size;
+        let v = config.vocab_size;
+        let (dense, norm, bias, decoder) = if ld.source.contains("cls.predictions.transform.dense.weight") {
+            let bias = if ld.source.contains("cls.predictions.bias") { "cls.predictions.bias" } else { "cls.predictions.decoder.bias" };
+            ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", bias, "cls.predictions.decoder.weight")
+        } else if ld.source.contains("lm_head.dense.weight") {
+            let bias = if ld.source.contains("lm_head.bias") { "lm_head.bias" } else { "lm_head.decoder.bias" };
+            ("lm_head.dense", "lm_head.layer_norm", bias, "lm_head.decoder.weight")
+        } else {
+            return Ok(None);
+        };
+        let dense = ld.linear(dense, h, h)?;
+        let norm = ld.norm(norm, h)?;
+        let bias = ld.vector(bias, v)?;
+        let decoder = if !config.tie_word_embeddings && ld.source.contains(decoder) {
+            Some(ld.matrix(decoder, v, h)?)
+        } else {
+            None
+        };
+        Ok(Some(MlmHead { dense, norm, decoder, bias }))
+    }
+
+    /// Parameters read from the checkpoint.
+    pub fn num_parameters(&self) -> usize {
+        self.num_parameters
+    }
+
+    /// Position ids as HF computes them without explicit ones: BERT counts from the number of
+    /// prefix keys; RoBERTa counts real tokens past the padding id.
+    fn positions(&self, input: &ForwardInput, past: usize) -> Vec<i64> {
+        let tokens = input.tokens.as_ref().expect("validated");
+        if self.config.family != Family::Roberta {
+            return prepare::default_positions(tokens.batch, tokens.len, past);
+        }
+        let pad = self.config.pad_token_id.unwrap_or(1) as i64;
+        let mut out = Vec::with_capacity(tokens.ids.len());
+        for ids in tokens.ids.chunks(tokens.len) {
+            let mut count = 0i64;
+            for &id in ids {
+                if id as i64 != pad {
+                    count += 1;
+                    out.push(count + past as i64 + pad);
+                } else {
+                    out.push(pad);
+                }
+            }
+        }
+        out
+    }
+
+    /// Forward pass; inputs were validated by [`super::Backbone::forward`].
+    pub fn forward(&self, input: &ForwardInput) -> ForwardOutput {
+        let cfg = &self.config;
+        let tokens = input.tokens.as_ref().expect("validated");
+        let device = self.word_embeddings.device();
+        let (b, t) = (tokens.batch, tokens.len);
+        let prefix_len = input.prefixes.as_ref().map(|p| p[0].key.dims()[2]).unwrap_or(0);
+        let ids = int_tensor(tokens.ids.iter().map(|&i| i as i64).collect(), [b, t], &device);
+        let mut x = embed(&self.word_embeddings, ids);
+        if let Some(soft) = &input.soft {
+            x = prepare::splice_soft(x, soft, &device);
+        }
+        let deep = input.deep.as_ref();
+        let n_deep = deep.map(|d| d.len()).unwrap_or(0);
+        let positions = match &input.position_ids {
+            // explicit positions cover the deep-extended sequence; the embedding sees the tokens'
+            Some(p) if n_deep > 0 => {
+                let at = deep.map(|d| d.at).unwrap_or(0);
+                p.chunks(t + n_deep).flat_map(|row| row[..at].iter().chain(&row[at + n_deep..]).copied()).collect()
+            }
+            Some(p) => p.clone(),
+            None => self.positions(input, prefix_len),
+        };
+        let pos = int_tensor(positions, [b, t], &device);
+        let types: Vec<i64> = match &tokens.token_types {
+            Some(tt) => tt.iter().map(|&i| i as i64).collect(),
+            None => vec![0; b * t],
+        };
+        let types = int_tensor(types, [b, t], &device);
+        x = x + embed(&self.position_embeddings, pos) + embed(&self.token_type_embeddings, types);
+        x = layer_norm(x, &self.embed_norm.weight, &self.embed_norm.bias, cfg.norm_eps);
+        if let Some(d) = deep {
+            x = prepare::insert_deep(x, d);
+        }
+        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let len = seq_mask.len() / b;
+        let keys_valid = prepare::key_mask(&seq_mask, b, None, prefix_len);
+        let mask = build_mask(b, len, &keys_valid, MaskSpec { causal: false, window: None }, &device);
+        let mut hidden_states = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = prepare::overwrite_deep(x, deep, i);
+            if input.output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            let prefix = input.prefixes.as_ref().map(|p| &p[i]);
+            x = self.layer_forward(layer, x, &mask, prefix);
+        }
+        if input.output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        let logits = self.mlm_logits(input, &x, &seq_mask, b, &device);
+        ForwardOutput { last_hidden: x, hidden_states, logits, mask: seq_mask }
+    }
+
+    fn layer_forward(&self, layer: &EncoderLayer, x: Tensor<3>, mask: &Tensor<4, burn::tensor::Bool>, prefix: Option<&LayerPrefix>) -> Tensor<3> {
+        let cfg = &self.config;
+        let b = x.dims()[0];
+        let q = split_heads(layer.q.forward(x.clone()), cfg.num_heads);
+        let mut k = split_heads(layer.k.forward(x.clone()), cfg.num_heads);
+        let mut v = split_heads(layer.v.forward(x.clone()), cfg.num_heads);
+        if let Some(p) = prefix {
+            k = Tensor::cat(vec![prepare::expand_batch(p.key.clone(), b), k], 2);
+            v = Tensor::cat(vec![prepare::expand_batch(p.value.clone(), b), v], 2);
+        }
+        let attn = attend(q, k, v, mask, cfg.attention_scale, None);
+        let a = layer_norm(x + layer.attn_out.forward(attn), &layer.attn_norm.weight, &layer.attn_norm.bias, cfg.norm_eps);
+        let i = activate(&cfg.hidden_act, layer.intermediate.forward(a.clone()));
+        layer_norm(a + layer.output.forward(i), &layer.out_norm.weight, &layer.out_norm.bias, cfg.norm_eps)
+    }
+
+    /// The pooler output `tanh(W h[CLS] + b)`, `[B, hidden]`; `None` without a pooler.
+    pub fn pool(&self, last_hidden: &Tensor<3>) -> Option<Tensor<2>> {
+        let pooler = self.pooler.as_ref()?;
+        let [b, _, h] = last_hidden.dims();
+        let first = last_hidden.clone().narrow(1, 0, 1).reshape([b, h]);
+        Some(activation::tanh(pooler.forward(first)))
+    }
+
+    fn mlm_logits(&self, input: &ForwardInput, x: &Tensor<3>, seq_mask: &[u8], b: usize, device: &Device) -> Option<Tensor<3>> {
+        if input.logits.positions == LogitPositions::None {
+            return None;
+        }
+        let head = self.mlm.as_ref()?;
+        let selected = match prepare::logit_rows(input, seq_mask, b) {
+            Some(rows) => prepare::gather_rows(x.clone(), &rows, device),
+            None => x.clone(),
+        };
+        let h = activate(&self.config.hidden_act, head.dense.forward(selected));
+        let h = layer_norm(h, &head.norm.weight, &head.norm.bias, self.config.norm_eps);
+        let table = head.decoder.as_ref().unwrap_or(&self.word_embeddings);
+        let (table, bias) = match &input.logits.rows {
+            Some(rows) => {
+                let idx = int_tensor(rows.iter().map(|&r| r as i64).collect(), [rows.len()], device);
+                (table.clone().select(0, idx.clone()), head.bias.clone().select(0, idx))
+            }
+            None => (table.clone(), head.bias.clone()),
+        };
+        let [bb, k, hd] = h.dims();
+        let logits = h.reshape([bb * k, hd]).matmul(table.transpose()) + bias.unsqueeze();
+        let r = logits.dims()[1];
+        Some(logits.reshape([bb, k, r]))
+    }
+}

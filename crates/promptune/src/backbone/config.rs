@@ -1,0 +1,145 @@
+//! The sizes and options of a backbone, independent of the file format it came from.
+
+use serde::{Deserialize, Serialize};
+
+/// Which transformer family a checkpoint belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// BERT encoder (absolute positions, token types).
+    Bert,
+    /// RoBERTa encoder (positions offset past the padding id, one token type).
+    Roberta,
+    /// Llama-style decoder (RoPE, RMSNorm, SwiGLU, GQA).
+    Llama,
+    /// Gemma 3 decoder (QK-norm, sandwich norms, sliding-window and global layers).
+    Gemma3,
+}
+
+impl Family {
+    /// Short lowercase name, as used in configs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Roberta => "roberta",
+            Family::Llama => "llama",
+            Family::Gemma3 => "gemma3",
+        }
+    }
+
+    /// Encoders attend in both directions; decoders are causal.
+    pub fn is_causal(self) -> bool {
+        matches!(self, Family::Llama | Family::Gemma3)
+    }
+}
+
+/// Rotary position embedding settings for one kind of layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeConfig {
+    /// Base of the inverse frequencies.
+    pub theta: f64,
+    /// Linear position scaling factor (1.0 = none).
+    pub linear_factor: f64,
+    /// Llama-3 style frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_pos).
+    pub llama3: Option<(f64, f64, f64, f64)>,
+}
+
+impl RopeConfig {
+    /// Plain RoPE with the given base.
+    pub fn plain(theta: f64) -> Self {
+        Self { theta, linear_factor: 1.0, llama3: None }
+    }
+}
+
+/// Everything the tensor code needs to know about a backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneConfig {
+    /// Model family.
+    pub family: Family,
+    /// Rows of the input embedding.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (equal to `num_heads` without GQA).
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Longest sequence the position scheme supports.
+    pub max_positions: usize,
+    /// Epsilon of the layer/RMS norms.
+    pub norm_eps: f64,
+    /// RoPE for global layers (decoders).
+    pub rope: Option<RopeConfig>,
+    /// RoPE for sliding-window layers (Gemma 3).
+    pub rope_local: Option<RopeConfig>,
+    /// Sliding-window size for the local layers.
+    pub sliding_window: Option<usize>,
+    /// Per layer: true when the layer uses sliding-window attention.
+    pub sliding_layers: Vec<bool>,
+    /// Attention score scale (default 1/sqrt(head_dim)).
+    pub attention_scale: f64,
+    /// Gemma-style soft cap on the final logits.
+    pub final_logit_softcap: Option<f64>,
+    /// Gemma-style soft cap on attention scores.
+    pub attn_logit_softcap: Option<f64>,
+    /// Token type vocabulary (BERT).
+    pub type_vocab_size: usize,
+    /// Padding id (RoBERTa positions are counted past it).
+    pub pad_token_id: Option<u32>,
+    /// Beginning-of-sequence id.
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence ids.
+    pub eos_token_ids: Vec<u32>,
+    /// Output head shares the input embedding.
+    pub tie_word_embeddings: bool,
+    /// Feed-forward activation name as HF writes it (`gelu`, `silu`, `gelu_pytorch_tanh`...).
+    pub hidden_act: String,
+    /// Llama-style attention projections carry biases (Qwen-like); BERT always has them.
+    pub attention_bias: bool,
+}
+
+impl BackboneConfig {
+    /// Width of the keys/values of one layer (`num_kv_heads * head_dim`).
+    pub fn kv_dim(&self) -> usize {
+        self.num_kv_heads * self.head_dim
+    }
+
+    /// Checks the internal consistency of the sizes, so tensor code can trust them.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::Shape(m));
+        if self.num_layers == 0 || self.hidden_size == 0 || self.num_heads == 0 || self.vocab_size == 0 {
+            return bad(format!("degenerate config: {self:?}"));
+        }
+        if self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+            return bad(format!(
+                "{} query heads are not a multiple of {} key/value heads",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        if self.sliding_layers.len() != self.num_layers {
+            return bad(format!(
+                "layer type list has {} entries for {} layers",
+                self.sliding_layers.len(),
+                self.num_layers
+            ));
+        }
+        if self.family.is_causal() && self.head_dim % 2 != 0 {
+            return bad(format!("RoPE needs an even head_dim, got {}", self.head_dim));
+        }
+        if matches!(self.family, Family::Bert | Family::Roberta)
+            && self.num_heads * self.head_dim != self.hidden_size
+        {
+            return bad(format!(
+                "{} heads x {} head_dim != hidden {}",
+                self.num_heads, self.head_dim, self.hidden_size
+            ));
+        }
+        Ok(())
+    }
+}

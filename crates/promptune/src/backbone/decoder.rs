@@ -1,0 +1,302 @@
+//! The decoder-only families: Llama (RMSNorm, SwiGLU, RoPE, GQA) and Gemma 3, which is the
+//! same skeleton with sandwich norms around attention and MLP, RMS-normed queries and keys,
+//! a scaled embedding, and sliding-window layers with their own RoPE base.
+
+use burn::tensor::{Device, Tensor};
+
+use super::attention::{attend, build_mask, split_heads, MaskSpec, Rope};
+use super::config::{BackboneConfig, Family};
+use super::hooks::{ForwardInput, ForwardOutput};
+use super::kv_cache::KvCache;
+use super::layers::{activate, embed, float_tensor, int_tensor, rms_norm, Linear};
+use super::prepare;
+use crate::checkpoint::weights::{resolve_prefix, WeightSource};
+use crate::{Error, Result};
+
+/// One decoder layer.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    attn_in_norm: Tensor<1>,
+    attn_out_norm: Option<Tensor<1>>,
+    mlp_in_norm: Tensor<1>,
+    mlp_out_norm: Option<Tensor<1>>,
+    q_norm: Option<Tensor<1>>,
+    k_norm: Option<Tensor<1>>,
+}
+
+/// A Llama or Gemma 3 decoder with its LM head.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    /// Sizes and options.
+    pub config: BackboneConfig,
+    /// `[vocab, hidden]` token embedding.
+    pub embed: Tensor<2>,
+    /// Gemma multiplies embeddings by sqrt(hidden).
+    pub embed_scale: Option<f32>,
+    layers: Vec<DecoderLayer>,
+    final_norm: Tensor<1>,
+    /// `[vocab, hidden]` output head when not tied to the embedding.
+    lm_head: Option<Tensor<2>>,
+    rope: Rope,
+    rope_local: Option<Rope>,
+    num_parameters: usize,
+}
+
+struct Loader<'a> {
+    source: &'a dyn WeightSource,
+    prefix: String,
+    device: Device,
+    count: usize,
+    /// Gemma stores norm weights as an offset from 1.
+    norm_offset: f32,
+}
+
+impl Loader<'_> {
+    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor<1>> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self.source.tensor(&full)?.expect_shape(&full, &[len])?;
+        self.count += len;
+        let data = t.data.into_iter().map(|w| w + self.norm_offset).collect();
+        Ok(float_tensor(data, [len], &self.device))
+    }
+
+    fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+        let full = format!("{}{name}.weight", self.prefix);
+        let w = self.source.tensor(&full)?.expect_shape(&full, &[out, inp])?.transposed();
+        self.count += out * inp;
+        let weight = float_tensor(w.data, [inp, out], &self.device);
+        let bias_name = format!("{}{name}.bias", self.prefix);
+        let bias = if bias || self.source.contains(&bias_name) {
+            let b = self.source.tensor(&bias_name)?.expect_shape(&bias_name, &[out])?;
+            self.count += out;
+            Some(float_tensor(b.data, [out], &self.device))
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    fn matrix(&mut self, full: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
+        let t = self.source.tensor(full)?.expect_shape(full, &[rows, cols])?;
+        self.count += rows * cols;
+        Ok(float_tensor(t.data, [rows, cols], &self.device))
+    }
+}
+
+impl Decoder {
+    /// Reads the weights (HF names) for `config` from `source`.
+    pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) -> Result<Self> {
+        let candidates = ["model.", "model.language_model.", "language_model.model.", ""];
+        let prefix = resolve_prefix(source, &candidates, "embed_tokens.weight").ok_or_else(|| {
+            Error::MissingTensor { name: "model.embed_tokens.weight".into(), path: source.origin().into() }
+        })?;
+        let gemma = config.family == Family::Gemma3;
+        let (h, hd) = (config.hidden_size, config.head_dim);
+        let (q_out, kv_out) = (config.num_heads * hd, config.num_kv_heads * hd);
+        let mut ld = Loader { source, prefix: prefix.clone(), device: device.clone(), count: 0, norm_offset: 0.0 };
+        let embed = ld.matrix(&format!("{prefix}embed_tokens.weight"), config.vocab_size, h)?;
+        let bias = config.attention_bias;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("layers.{i}.");
+            ld.norm_offset = 0.0;
+            let q = ld.linear(&format!("{p}self_attn.q_proj"), q_out, h, bias)?;
+            let k = ld.linear(&format!("{p}self_attn.k_proj"), kv_out, h, bias)?;
+            let v = ld.linear(&format!("{p}self_attn.v_proj"), kv_out, h, bias)?;
+            let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, false)?;
+            let gate = ld.linear(&format!("{p}mlp.gate_proj"), config.intermediate_size, h, false)?;
+            let up = ld.linear(&format!("{p}mlp.up_proj"), config.intermediate_size, h, false)?;
+            let down = ld.linear(&format!("{p}mlp.down_proj"), h, config.intermediate_size, false)?;
+            ld.norm_offset = if gemma { 1.0 } else { 0.0 };
+            let attn_in_norm = ld.vector(&format!("{p}input_layernorm.weight"), h)?;
+            let layer = if gemma {
+                DecoderLayer {
+                    attn_out_norm: Some(ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?),
+                    mlp_in_norm: ld.vector(&format!("{p}pre_feedforward_layernorm.weight"), h)?,
+                    mlp_out_norm: Some(ld.vector(&format!("{p}post_feedforward_layernorm.weight"), h)?),
+                    q_norm: Some(ld.vector(&format!("{p}self_attn.q_norm.weight"), hd)?),
+                    k_norm: Some(ld.vector(&format!("{p}self_attn.k_norm.weight"), hd)?),
+                    q, k, v, o, gate, up, down, attn_in_norm,
+                }
+            } else {
+                DecoderLayer {
+                    attn_out_norm: None,
+                    mlp_in_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?,
+                    mlp_out_norm: None,
+                    q_norm: None,
+                    k_norm: None,
+                    q, k, v, o, gate, up, down, attn_in_norm,
+                }
+            };
+            layers.push(layer);
+        }
+        ld.norm_offset = if gemma { 1.0 } else { 0.0 };
+        let final_norm = ld.vector("norm.weight", h)?;
+        let lm_head = if source.contains("lm_head.weight") && !config.tie_word_embeddings {
+            Some(ld.matrix("lm_head.weight", config.vocab_size, h)?)
+        } else if config.tie_word_embeddings {
+            None
+        } else {
+            return Err(Error::MissingTensor { name: "lm_head.weight".into(), path: source.origin().into() });
+        };
+        let rope = Rope::new(config.rope.as_ref().ok_or_else(|| Error::Shape("decoder config without RoPE".into()))?, hd);
+        let rope_local = config.rope_local.as_ref().map(|r| Rope::new(r, hd));
+        let embed_scale = gemma.then(|| (h as f32).sqrt());
+        Ok(Self { num_parameters: ld.count, config, embed, embed_scale, layers, final_norm, lm_head, rope, rope_local })
+    }
+
+    /// Parameters read from the checkpoint.
+    pub fn num_parameters(&self) -> usize {
+        self.num_parameters
+    }
+
+    /// Forward pass; inputs were validated by [`super::Backbone::forward`].
+    pub fn forward(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> ForwardOutput {
+        let cfg = &self.config;
+        let tokens = input.tokens.as_ref().expect("validated");
+        let device = self.embed.device();
+        let (b, t) = (tokens.batch, tokens.len);
+        let ids = int_tensor(tokens.ids.iter().map(|&i| i as i64).collect(), [b, t], &device);
+        let mut x = embed(&self.embed, ids);
+        if let Some(s) = self.embed_scale {
+            x = x.mul_scalar(s);
+        }
+        if let Some(soft) = &input.soft {
+            x = prepare::splice_soft(x, soft, &device);
+        }
+        let deep = input.deep.as_ref();
+        if let Some(d) = deep {
+            x = prepare::insert_deep(x, d);
+        }
+        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let len = seq_mask.len() / b;
+        let prefix_len = input.prefixes.as_ref().map(|p| p[0].key.dims()[2]).unwrap_or(0);
+        let cached = cache.as_ref().filter(|c| !c.is_empty()).map(|c| c.mask().to_vec());
+        let past = prefix_len + cached.as_ref().map(|c| c.len() / b).unwrap_or(0);
+        let keys_valid = prepare::key_mask(&seq_mask, b, cached.as_deref(), prefix_len);
+        let positions = input.position_ids.clone().unwrap_or_else(|| prepare::default_positions(b, len, past));
+
+        let global_mask = build_mask(b, len, &keys_valid, MaskSpec { causal: true, window: None }, &device);
+        let local_mask = cfg
+            .sliding_window
+            .filter(|_| cfg.sliding_layers.iter().any(|&s| s))
+            .map(|w| build_mask(b, len, &keys_valid, MaskSpec { causal: true, window: Some(w) }, &device));
+        let (cos, sin) = self.rope.tables(&positions, b, &device);
+        let local_tables = self.rope_local.as_ref().map(|r| r.tables(&positions, b, &device));
+
+        let mut hidden_states = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = prepare::overwrite_deep(x, deep, i);
+            if input.output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            let sliding = cfg.sliding_layers[i];
+            let (mask, (c, s)) = match (sliding, &local_mask, &local_tables) {
+                (true, Some(m), Some(tabs)) => (m, (&tabs.0, &tabs.1)),
+                (true, Some(m), None) => (m, (&cos, &sin)),
+                _ => (&global_mask, (&cos, &sin)),
+            };
+            let prefix = input.prefixes.as_ref().map(|p| &p[i]);
+            x = self.layer_forward(layer, i, x, mask, c, s, prefix, cache.as_deref_mut());
+        }
+        let x = rms_norm(x, &self.final_norm, cfg.norm_eps);
+        if input.output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        if let Some(c) = cache.as_deref_mut() {
+            c.set_mask(b, keys_valid);
+        }
+        let logits = self.logits(input, &x, &seq_mask, b, &device);
+        ForwardOutput { last_hidden: x, hidden_states, logits, mask: seq_mask }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_forward(
+        &self,
+        layer: &DecoderLayer,
+        index: usize,
+        x: Tensor<3>,
+        mask: &burn::tensor::Tensor<4, burn::tensor::Bool>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        prefix: Option<&super::hooks::LayerPrefix>,
+        cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let cfg = &self.config;
+        let eps = cfg.norm_eps;
+        let b = x.dims()[0];
+        let h = rms_norm(x.clone(), &layer.attn_in_norm, eps);
+        let mut q = split_heads(layer.q.forward(h.clone()), cfg.num_heads);
+        let mut k = split_heads(layer.k.forward(h.clone()), cfg.num_kv_heads);
+        let v = split_heads(layer.v.forward(h), cfg.num_kv_heads);
+        if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+            q = rms_norm(q, qn, eps);
+            k = rms_norm(k, kn, eps);
+        }
+        let q = Rope::apply(q, cos, sin);
+        let k = Rope::apply(k, cos, sin);
+        let mut keys = Vec::with_capacity(3);
+        let mut values = Vec::with_capacity(3);
+        if let Some(p) = prefix {
+            keys.push(prepare::expand_batch(p.key.clone(), b));
+            values.push(prepare::expand_batch(p.value.clone(), b));
+        }
+        if let Some((ck, cv)) = cache.as_ref().and_then(|c| c.layer(index)) {
+            keys.push(ck.clone());
+            values.push(cv.clone());
+        }
+        keys.push(k);
+        values.push(v);
+        let (k, v) = if keys.len() == 1 {
+            (keys.pop().unwrap(), values.pop().unwrap())
+        } else {
+            (Tensor::cat(keys, 2), Tensor::cat(values, 2))
+        };
+        if let Some(c) = cache {
+            c.set_layer(index, k.clone(), v.clone());
+        }
+        let attn = attend(q, k, v, mask, cfg.attention_scale, cfg.attn_logit_softcap);
+        let mut attn = layer.o.forward(attn);
+        if let Some(n) = &layer.attn_out_norm {
+            attn = rms_norm(attn, n, eps);
+        }
+        let x = x + attn;
+        let h = rms_norm(x.clone(), &layer.mlp_in_norm, eps);
+        let act = activate(&cfg.hidden_act, layer.gate.forward(h.clone())) * layer.up.forward(h);
+        let mut mlp = layer.down.forward(act);
+        if let Some(n) = &layer.mlp_out_norm {
+            mlp = rms_norm(mlp, n, eps);
+        }
+        x + mlp
+    }
+
+    fn logits(&self, input: &ForwardInput, x: &Tensor<3>, seq_mask: &[u8], b: usize, device: &Device) -> Option<Tensor<3>> {
+        if input.logits.positions == super::hooks::LogitPositions::None {
+            return None;
+        }
+        let selected = match prepare::logit_rows(input, seq_mask, b) {
+            Some(rows) => prepare::gather_rows(x.clone(), &rows, device),
+            None => x.clone(),
+        };
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        let head = match &input.logits.rows {
+            Some(rows) => head.clone().select(0, int_tensor(rows.iter().map(|&r| r as i64).collect(), [rows.len()], device)),
+            None => head.clone(),
+        };
+        let [bb, k, hdim] = selected.dims();
+        let logits = selected.reshape([bb * k, hdim]).matmul(head.transpose());
+        let r = logits.dims()[1];
+        let logits = logits.reshape([bb, k, r]);
+        Some(match self.config.final_logit_softcap {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! What a forward pass takes besides token ids (the prompt hooks) and what it gives back.
+//!
+//! Every prompt method is expressed through three hooks:
+//! - [`SoftEmbeddings`]: vectors that replace the embedded tokens at chosen positions
+//!   (prompt tuning prepends them; P-tuning puts them anywhere in a template);
+//! - [`LayerPrefix`]: learned keys and values that every query of a layer can attend to
+//!   (prefix tuning, P-tuning v2), shaped for the model's key/value heads (GQA-aware);
+//! - [`DeepTokens`]: tokens inserted into the hidden-state sequence and overwritten with a
+//!   layer's own values before that layer (VPT-deep).
+
+use burn::tensor::Tensor;
+
+/// A padded batch of token ids with its attention mask, kept on the host so that it can be
+/// validated before any tensor is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    /// Row-major `[batch, len]` ids.
+    pub ids: Vec<u32>,
+    /// Row-major `[batch, len]`: 1 for a real token, 0 for padding.
+    pub mask: Vec<u8>,
+    /// Optional `[batch, len]` segment ids (BERT token types).
+    pub token_types: Option<Vec<u32>>,
+    /// Number of rows.
+    pub batch: usize,
+    /// Padded length.
+    pub len: usize,
+}
+
+/// Which side padding goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingSide {
+    /// Pad after the tokens (encoders, training).
+    #[default]
+    Right,
+    /// Pad before the tokens (decoder generation).
+    Left,
+}
+
+impl TokenBatch {
+    /// Pads sequences of possibly different lengths to the longest one.
+    pub fn pad(seqs: &[Vec<u32>], pad_id: u32, side: PaddingSide) -> crate::Result<Self> {
+        if seqs.is_empty() {
+            return Err(crate::Error::InvalidInput("empty batch".into()));
+        }
+        if seqs.iter().any(|s| s.is_empty()) {
+            return Err(crate::Error::InvalidInput("a sequence in the batch has no tokens".into()));
+        }
+        let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(seqs.len() * len);
+        let mut mask = Vec::with_capacity(seqs.len() * len);
+        for s in seqs {
+            let pad = len - s.len();
+            if side == PaddingSide::Left {
+                ids.extend(std::iter::repeat_n(pad_id, pad));
+                mask.extend(std::iter::repeat_n(0u8, pad));
+            }
+            ids.extend_from_slice(s);
+            mask.extend(std::iter::repeat_n(1u8, s.len()));
+            if side == PaddingSide::Right {
+                ids.extend(std::iter::repeat_n(pad_id, pad));
+                mask.extend(std::iter::repeat_n(0u8, pad));
+            }
+        }
+        Ok(Self { ids, mask, token_types: None, batch: seqs.len(), len })
+    }
+
+    /// A batch with a single unpadded sequence.
+    pub fn single(ids: &[u32]) -> crate::Result<Self> {
+        Self::pad(&[ids.to_vec()], 0, PaddingSide::Right)
+    }
+
+    /// Index of the last real token of each row.
+    pub fn last_positions(&self) -> Vec<usize> {
+        (0..self.batch)
+            .map(|b| {
+                let row = &self.mask[b * self.len..(b + 1) * self.len];
+                row.iter().rposition(|&m| m != 0).unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+/// Vectors that replace the token embeddings at given positions of the input.
+#[derive(Debug, Clone)]
+pub struct SoftEmbeddings {
+    /// `[batch or 1, n, hidden]`; may be a trainable (autodiff) tensor.
+    pub values: Tensor<3>,
+    /// For each batch row, the `n` input positions the vectors go to (in order).
+    pub positions: Vec<Vec<usize>>,
+}
+
+/// Learned keys and values for one attention layer.
+#[derive(Debug, Clone)]
+pub struct LayerPrefix {
+    /// `[batch or 1, kv_heads, prefix_len, head_dim]`.
+    pub key: Tensor<4>,
+    /// `[batch or 1, kv_heads, prefix_len, head_dim]`.
+    pub value: Tensor<4>,
+}
+
+/// Tokens inserted into the hidden-state sequence (VPT-style deep prompts).
+#[derive(Debug, Clone)]
+pub struct DeepTokens {
+    /// Index in the input sequence before which the tokens are inserted.
+    pub at: usize,
+    /// Per layer `[batch or 1, n, hidden]`: entry 0 is inserted after the embedding layer;
+    /// a later entry overwrites the same slots before that layer; `None` keeps what the
+    /// previous layer produced (only entry 0 = shallow prompts).
+    pub layers: Vec<Option<Tensor<3>>>,
+}
+
+impl DeepTokens {
+    /// Number of inserted tokens.
+    pub fn len(&self) -> usize {
+        self.layers.iter().flatten().next().map(|t| t.dims()[1]).unwrap_or(0)
+    }
+
+    /// True when nothing is inserted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where the LM head is evaluated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum LogitPositions {
+    /// No logits.
+    #[default]
+    None,
+    /// Every position (scoring, training an LM).
+    All,
+    /// The last real token of each row (next-token prediction, decoder verbalizers).
+    Last,
+    /// The same number of positions for every row, indices into the input sequence.
+    At(Vec<Vec<usize>>),
+}
+
+/// A request for LM logits: where, and optionally which vocabulary rows only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogitsRequest {
+    /// Positions to evaluate.
+    pub positions: LogitPositions,
+    /// Vocabulary rows to compute (a verbalizer's label words); `None` = full vocabulary.
+    pub rows: Option<Vec<u32>>,
+}
+
+/// Everything one forward pass takes.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardInput {
+    /// The token ids (with placeholders where soft embeddings go).
+    pub tokens: Option<TokenBatch>,
+    /// Soft vectors spliced into the embedded sequence.
+    pub soft: Option<SoftEmbeddings>,
+    /// One key/value prefix per layer.
+    pub prefixes: Option<Vec<LayerPrefix>>,
+    /// Deep tokens inserted into the sequence.
+    pub deep: Option<DeepTokens>,
+    /// Explicit position ids `[batch, len]` (after deep-token insertion); default: positions
+    /// count from the number of prefix and cached keys, as HF does with `past_key_values`.
+    pub position_ids: Option<Vec<i64>>,
+    /// Return the hidden states of every layer (HF's `output_hidden_states`).
+    pub output_hidden_states: bool,
+    /// LM logits to compute.
+    pub logits: LogitsRequest,
+}
+
+impl ForwardInput {
+    /// A plain forward over `tokens`.
+    pub fn new(tokens: TokenBatch) -> Self {
+        Self { tokens: Some(tokens), ..Default::default() }
+    }
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// `[batch, len, hidden]` output of the last layer (after the final norm for decoders).
+    pub last_hidden: Tensor<3>,
+    /// Hidden states as HF returns them: the embedding output, then each layer's output
+    /// (decoders: the last entry is after the final norm). Empty unless requested.
+    pub hidden_states: Vec<Tensor<3>>,
+    /// `[batch, positions, rows]` logits, when requested.
+    pub logits: Option<Tensor<3>>,
+    /// Key validity `[batch, len]` of the returned sequence (deep tokens included).
+    pub mask: Vec<u8>,
+}

@@ -1,0 +1,62 @@
+//! Keys and values kept between decoding steps.
+
+use burn::tensor::Tensor;
+
+/// Per-layer keys/values `[B, KV, S, D]` (after RoPE) and the validity of each cached key.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Row-major `[batch, len]`: 1 where the cached key is a real token or a prefix.
+    mask: Vec<u8>,
+    batch: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for a model with `num_layers` layers.
+    pub fn new(num_layers: usize) -> Self {
+        Self { layers: vec![None; num_layers], mask: Vec::new(), batch: 0, len: 0 }
+    }
+
+    /// Number of cached positions (prefixes included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first step.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Batch size the cache was filled with (0 when empty).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Number of layers the cache was made for.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Validity of the cached keys, `[batch, len]`.
+    pub fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+
+    /// Cached keys/values of one layer.
+    pub fn layer(&self, index: usize) -> Option<&(Tensor<4>, Tensor<4>)> {
+        self.layers.get(index).and_then(Option::as_ref)
+    }
+
+    /// Stores the complete keys/values of one layer (cache + new step).
+    pub fn set_layer(&mut self, index: usize, key: Tensor<4>, value: Tensor<4>) {
+        self.layers[index] = Some((key, value));
+    }
+
+    /// Records the validity of the whole key sequence after a step (`[batch, new_len]`).
+    pub fn set_mask(&mut self, batch: usize, mask: Vec<u8>) {
+        self.batch = batch;
+        self.len = mask.len() / batch.max(1);
+        self.mask = mask;
+    }
+}

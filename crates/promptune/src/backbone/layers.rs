@@ -1,0 +1,82 @@
+//! Small building blocks shared by every family: linear layers, norms, activations, and
+//! conversions between host vectors and tensors.
+
+use burn::tensor::{activation, module, Device, Int, Tensor, TensorData};
+
+/// A frozen linear layer `y = x W + b`, with `W` stored as `[in, out]` (burn's convention).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Tensor<2>,
+    /// `[out]`.
+    pub bias: Option<Tensor<1>>,
+}
+
+impl Linear {
+    /// Applies the layer to the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        module::linear(x, self.weight.clone(), self.bias.clone())
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[1]
+    }
+}
+
+/// Layer norm over the last dimension (biased variance, as PyTorch).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    weight: &Tensor<1>,
+    bias: &Tensor<1>,
+    eps: f64,
+) -> Tensor<D> {
+    let (var, mean) = x.clone().var_mean_bias(D - 1);
+    let normed = (x - mean).div((var + eps).sqrt());
+    normed * weight.clone().unsqueeze() + bias.clone().unsqueeze()
+}
+
+/// RMS norm over the last dimension; `weight` is the effective multiplier (Gemma's `1 + w`
+/// is folded in at load time).
+pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) -> Tensor<D> {
+    let mean_sq = x.clone().square().mean_dim(D - 1);
+    x * (mean_sq + eps).sqrt().recip() * weight.clone().unsqueeze()
+}
+
+/// Applies the activation HF names `name`.
+pub fn activate<const D: usize>(name: &str, x: Tensor<D>) -> Tensor<D> {
+    match name {
+        "silu" | "swish" => activation::silu(x),
+        "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => activation::gelu_approximate(x),
+        "relu" => activation::relu(x),
+        _ => activation::gelu(x),
+    }
+}
+
+/// Whether [`activate`] knows the activation name.
+pub fn is_known_activation(name: &str) -> bool {
+    matches!(
+        name,
+        "silu" | "swish" | "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" | "relu" | "gelu"
+    )
+}
+
+/// Looks up rows of an embedding table.
+pub fn embed(table: &Tensor<2>, ids: Tensor<2, Int>) -> Tensor<3> {
+    module::embedding(table.clone(), ids)
+}
+
+/// A float tensor from host data.
+pub fn float_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// An integer tensor from host data.
+pub fn int_tensor<const D: usize>(values: Vec<i64>, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Reads a float tensor back to the host.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>().unwrap_or_default()
+}

@@ -1,0 +1,203 @@
+//! Reads an HF `config.json` into a [`BackboneConfig`].
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::backbone::{BackboneConfig, Family, RopeConfig};
+use crate::{Error, Result};
+
+struct Json<'a> {
+    value: &'a Value,
+    path: &'a Path,
+}
+
+impl Json<'_> {
+    fn err(&self, message: String) -> Error {
+        Error::Config { path: self.path.to_path_buf(), message }
+    }
+
+    fn usize(&self, key: &str) -> Result<usize> {
+        match self.value.get(key) {
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| self.err(format!("`{key}` must be a non-negative integer, got {v}"))),
+            None => Err(self.err(format!("missing key `{key}`"))),
+        }
+    }
+
+    fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => self.usize(key),
+        }
+    }
+
+    fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v.as_f64().ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
+        }
+    }
+
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
+        }
+    }
+
+    fn str_or<'b>(&'b self, key: &str, default: &'b str) -> &'b str {
+        self.value.get(key).and_then(Value::as_str).unwrap_or(default)
+    }
+
+    fn bool_or(&self, key: &str, default: bool) -> bool {
+        self.value.get(key).and_then(Value::as_bool).unwrap_or(default)
+    }
+
+    fn token_ids(&self, key: &str) -> Vec<u32> {
+        match self.value.get(key) {
+            Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+            _ => vec![],
+        }
+    }
+}
+
+/// Parses a rope block (`rope_parameters` or legacy `rope_theta` + `rope_scaling`).
+fn rope_from(block: Option<&Value>, default_theta: f64) -> RopeConfig {
+    let mut rope = RopeConfig::plain(block.and_then(|b| b.get("rope_theta")).and_then(Value::as_f64).unwrap_or(default_theta));
+    if let Some(b) = block {
+        let kind = b.get("rope_type").or_else(|| b.get("type")).and_then(Value::as_str).unwrap_or("default");
+        let num = |k: &str, d: f64| b.get(k).and_then(Value::as_f64).unwrap_or(d);
+        match kind {
+            "linear" => rope.linear_factor = num("factor", 1.0),
+            "llama3" => {
+                rope.llama3 = Some((
+                    num("factor", 8.0),
+                    num("low_freq_factor", 1.0),
+                    num("high_freq_factor", 4.0),
+                    num("original_max_position_embeddings", 8192.0),
+                ))
+            }
+            _ => {}
+        }
+    }
+    rope
+}
+
+/// Reads `config.json` at `path`.
+pub fn read_config(path: &Path) -> Result<BackboneConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile { path: path.into(), hint: "an HF model folder needs config.json".into() },
+        _ => Error::io(path, e),
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+    parse_config(&value, path)
+}
+
+/// Parses an HF config object (`path` is used in messages).
+pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
+    let model_type = value.get("model_type").and_then(Value::as_str).unwrap_or("");
+    // multimodal Gemma 3 keeps the text model's settings under `text_config`
+    let value = match model_type {
+        "gemma3" => value.get("text_config").unwrap_or(value),
+        _ => value,
+    };
+    let j = Json { value, path };
+    let family = match model_type {
+        "bert" => Family::Bert,
+        "roberta" | "xlm-roberta" => Family::Roberta,
+        "llama" | "mistral" | "smollm" | "smollm2" => Family::Llama,
+        "gemma3" | "gemma3_text" => Family::Gemma3,
+        "" => return Err(j.err("missing key `model_type`".into())),
+        other => return Err(Error::UnknownArchitecture(other.into())),
+    };
+    let hidden_size = j.usize("hidden_size")?;
+    let num_heads = j.usize("num_attention_heads")?;
+    let num_layers = j.usize("num_hidden_layers")?;
+    if num_heads == 0 {
+        return Err(j.err("`num_attention_heads` is 0".into()));
+    }
+    let default_head_dim = if family == Family::Gemma3 { 256 } else { hidden_size / num_heads };
+    let head_dim = j.usize_or("head_dim", default_head_dim)?;
+    let encoder = matches!(family, Family::Bert | Family::Roberta);
+    let rope_params = value.get("rope_parameters").or_else(|| value.get("rope_scaling"));
+    let (rope, rope_local, sliding_window, sliding_layers) = match family {
+        Family::Bert | Family::Roberta => (None, None, None, vec![false; num_layers]),
+        Family::Llama => {
+            let theta = j.f64_or("rope_theta", 10_000.0)?;
+            let mut rope = rope_from(rope_params, theta);
+            if rope_params.and_then(|b| b.get("rope_theta")).is_none() {
+                rope.theta = theta;
+            }
+            (Some(rope), None, None, vec![false; num_layers])
+        }
+        Family::Gemma3 => {
+            let global = rope_params.and_then(|p| p.get("full_attention"));
+            let local = rope_params.and_then(|p| p.get("sliding_attention"));
+            let mut rope = rope_from(global.or(value.get("rope_scaling")), j.f64_or("rope_theta", 1_000_000.0)?);
+            if global.is_none() {
+                rope.theta = j.f64_or("rope_theta", 1_000_000.0)?;
+            }
+            let mut rope_local = rope_from(local, j.f64_or("rope_local_base_freq", 10_000.0)?);
+            if local.and_then(|l| l.get("rope_theta")).is_none() {
+                rope_local.theta = j.f64_or("rope_local_base_freq", 10_000.0)?;
+            }
+            let layers = match value.get("layer_types").and_then(Value::as_array) {
+                Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
+                None => {
+                    let pattern = j.usize_or("sliding_window_pattern", 6)?.max(1);
+                    (0..num_layers).map(|i| (i + 1) % pattern != 0).collect()
+                }
+            };
+            (Some(rope), Some(rope_local), Some(j.usize_or("sliding_window", 4096)?), layers)
+        }
+    };
+    let attention_scale = match family {
+        Family::Gemma3 => 1.0 / j.f64_or("query_pre_attn_scalar", 256.0)?.sqrt(),
+        _ => 1.0 / (head_dim as f64).sqrt(),
+    };
+    let hidden_act = match family {
+        Family::Gemma3 => j.str_or("hidden_activation", j.str_or("hidden_act", "gelu_pytorch_tanh")),
+        Family::Llama => j.str_or("hidden_act", "silu"),
+        _ => j.str_or("hidden_act", "gelu"),
+    }
+    .to_string();
+    if !crate::backbone::layers::is_known_activation(&hidden_act) {
+        return Err(j.err(format!("unsupported activation `{hidden_act}`")));
+    }
+    let eps_default = match family {
+        Family::Bert => 1e-12,
+        Family::Roberta => 1e-5,
+        Family::Llama => 1e-6,
+        Family::Gemma3 => 1e-6,
+    };
+    let norm_eps = if encoder { j.f64_or("layer_norm_eps", eps_default)? } else { j.f64_or("rms_norm_eps", eps_default)? };
+    let config = BackboneConfig {
+        family,
+        vocab_size: j.usize("vocab_size")?,
+        hidden_size,
+        num_layers,
+        num_heads,
+        num_kv_heads: j.usize_or("num_key_value_heads", num_heads)?,
+        head_dim,
+        intermediate_size: j.usize("intermediate_size")?,
+        max_positions: j.usize_or("max_position_embeddings", if encoder { 512 } else { 2048 })?,
+        norm_eps,
+        rope,
+        rope_local,
+        sliding_window,
+        sliding_layers,
+        attention_scale,
+        final_logit_softcap: j.opt_f64("final_logit_softcapping")?,
+        attn_logit_softcap: j.opt_f64("attn_logit_softcapping")?,
+        type_vocab_size: if encoder { j.usize_or("type_vocab_size", 2)? } else { 0 },
+        pad_token_id: j.token_ids("pad_token_id").first().copied(),
+        bos_token_id: j.token_ids("bos_token_id").first().copied(),
+        eos_token_ids: j.token_ids("eos_token_id"),
+        tie_word_embeddings: j.bool_or("tie_word_embeddings", matches!(family, Family::Gemma3 | Family::Bert | Family::Roberta)),
+        hidden_act,
+        attention_bias: j.bool_or("attention_bias", false),
+    };
+    config.validate()?;
+    Ok(config)
+}

@@ -1,0 +1,61 @@
+//! The one error type of the library: every failure a user can cause is a variant with a
+//! message that names the file, tensor or setting at fault.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when loading, validating or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists but its content is not what its format requires.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// A required file is absent.
+    #[error("missing file {path}: {hint}")]
+    MissingFile { path: PathBuf, hint: String },
+    /// The checkpoint names an architecture we do not implement.
+    #[error("unknown architecture `{0}` (supported: bert, roberta, llama, gemma3)")]
+    UnknownArchitecture(String),
+    /// A config entry is missing or has the wrong type.
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    /// A tensor is missing from a checkpoint.
+    #[error("tensor `{name}` not found in {path}")]
+    MissingTensor { name: String, path: PathBuf },
+    /// A tensor, input or hook has a shape that does not fit the model.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A GGUF tensor uses a quantization we do not decode.
+    #[error("unsupported quantization type {name} (id {id}) for tensor `{tensor}`")]
+    UnsupportedQuant { name: String, id: u32, tensor: String },
+    /// Tokenizer trouble (loading, vocabulary mismatch, encoding).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The caller asked for something invalid (empty prompt, bad option...).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The model could not be fetched from the hub.
+    #[error("{0}")]
+    Hub(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// A format error for `path`.
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Format { path: path.into(), message: message.into() }
+    }
+}

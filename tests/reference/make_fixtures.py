@@ -1,0 +1,375 @@
+"""Builds the backbone parity fixtures: tiny random-weight checkpoints of each family written
+by HF transformers, inputs with every prompt hook, and the outputs transformers computes.
+
+Run with the reference venv (bash ../shared/reference/setup.sh):
+    python tests/reference/make_fixtures.py
+Writes crates/promptune/tests/fixtures/tiny-<family>/{config.json, model.safetensors,
+cases.safetensors} and tiny-llama.gguf / tiny-gemma3.gguf.
+
+Case tensors are named `<case>.<what>`: input_ids, attention_mask, position_ids (i64),
+soft_values / soft_positions, prefix_key.<l> / prefix_value.<l>, deep.<l> / deep_at,
+hidden.<l> (HF's hidden states), logits (full vocabulary at every position).
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+import transformers
+from transformers import (BertConfig, BertForMaskedLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          LlamaConfig, LlamaForCausalLM, RobertaConfig, RobertaForMaskedLM)
+from transformers.cache_utils import DynamicCache
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "promptune", "tests", "fixtures")
+torch.manual_seed(0)
+VOCAB = 64
+
+
+def randomize(model):
+    """HF initialises norms to 1 (Gemma: 0) and biases to 0; make every weight matter."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if "norm" in name.lower() and "gemma" not in type(model).__name__.lower() else 0.0))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.08)
+    return model
+
+
+def save_model(model, name):
+    out = os.path.join(ROOT, name)
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    for f in os.listdir(out):
+        if f not in ("config.json", "model.safetensors"):
+            os.remove(os.path.join(out, f))
+    return out
+
+
+def batch(lengths, pad_id, left=False):
+    g = torch.Generator().manual_seed(sum(lengths))
+    t = max(lengths)
+    ids = torch.full((len(lengths), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(lengths), t), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        row = torch.randint(3, VOCAB, (n,), generator=g)
+        if left:
+            ids[i, t - n:] = row
+            mask[i, t - n:] = 1
+        else:
+            ids[i, :n] = row
+            mask[i, :n] = 1
+    return ids, mask
+
+
+def record(cases, case, out, **inputs):
+    for k, v in inputs.items():
+        cases[f"{case}.{k}"] = v.contiguous()
+    for l, h in enumerate(out.hidden_states):
+        cases[f"{case}.hidden.{l}"] = h.detach().float().contiguous()
+    if getattr(out, "logits", None) is not None:
+        cases[f"{case}.logits"] = out.logits.detach().float().contiguous()
+
+
+def prefix_cache(cfg, b, p, kv_heads, head_dim, cases, case):
+    g = torch.Generator().manual_seed(7)
+    cache = DynamicCache()
+    for l in range(cfg.num_hidden_layers):
+        k = torch.randn(b, kv_heads, p, head_dim, generator=g)
+        v = torch.randn(b, kv_heads, p, head_dim, generator=g)
+        cases[f"{case}.prefix_key.{l}"] = k.clone()
+        cases[f"{case}.prefix_value.{l}"] = v.clone()
+        cache.update(k, v, l)
+    return cache
+
+
+def soft_case(model, embed_fn, ids, mask, positions, cases, extra=None):
+    g = torch.Generator().manual_seed(3)
+    emb = embed_fn(ids).detach().clone()
+    soft = torch.randn(1, len(positions), emb.shape[-1], generator=g)
+    for k, p in enumerate(positions):
+        emb[:, p] = soft[0, k]
+    kwargs = dict(inputs_embeds=emb, attention_mask=mask, output_hidden_states=True)
+    if extra:
+        kwargs.update(extra)
+    out = model(**kwargs)
+    pos = torch.tensor([positions] * ids.shape[0], dtype=torch.long)
+    record(cases, "soft", out, input_ids=ids, attention_mask=mask, soft_values=soft, soft_positions=pos,
+           **({"position_ids": extra["position_ids"]} if extra and "position_ids" in extra else {}))
+
+
+def deep_tokens(b, n, hidden, layers):
+    g = torch.Generator().manual_seed(11)
+    return {l: torch.randn(1, n, hidden, generator=g) for l in layers}
+
+
+def decoder_cases(model, cfg, kv_heads, head_dim, embed_fn):
+    cases = {}
+    ids, mask = batch([9, 6], 0)
+    out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    record(cases, "plain", out, input_ids=ids, attention_mask=mask)
+
+    lids, lmask = batch([9, 6], 0, left=True)
+    out = model(input_ids=lids, attention_mask=lmask, output_hidden_states=True)
+    record(cases, "left", out, input_ids=lids, attention_mask=lmask)
+
+    soft_case(model, embed_fn, ids, mask, [0, 1, 2, 5], cases)
+
+    p = 3
+    cache = prefix_cache(cfg, 2, p, kv_heads, head_dim, cases, "prefix")
+    full_mask = torch.cat([torch.ones(2, p, dtype=torch.long), mask], dim=1)
+    out = model(input_ids=ids, attention_mask=full_mask, past_key_values=cache, output_hidden_states=True)
+    record(cases, "prefix", out, input_ids=ids, attention_mask=mask)
+
+    # deep tokens: inserted after the embedding at index 1, overwritten before layer 1
+    at, n = 1, 2
+    toks = deep_tokens(2, n, cfg.hidden_size, [0, 1])
+    emb = embed_fn(ids).detach()
+    x = torch.cat([emb[:, :at], toks[0].expand(2, -1, -1), emb[:, at:]], dim=1)
+    dmask = torch.cat([mask[:, :at], torch.ones(2, n, dtype=torch.long), mask[:, at:]], dim=1)
+    inputs_seen = {}
+
+    def pre_hook(idx):
+        def hook(module, args, kwargs):
+            h = args[0] if args else kwargs["hidden_states"]
+            if idx in toks and idx > 0:
+                h = torch.cat([h[:, :at], toks[idx].expand(2, -1, -1), h[:, at + n:]], dim=1)
+            inputs_seen[idx] = h.detach().clone()
+            if args:
+                return (h,) + tuple(args[1:]), kwargs
+            kwargs["hidden_states"] = h
+            return args, kwargs
+        return hook
+
+    handles = [layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i, layer in enumerate(model.model.layers)]
+    out = model(inputs_embeds=x, attention_mask=dmask, output_hidden_states=True)
+    for h in handles:
+        h.remove()
+    hidden = [inputs_seen[i] for i in range(cfg.num_hidden_layers)] + [out.hidden_states[-1]]
+    cases["deep.input_ids"] = ids
+    cases["deep.attention_mask"] = mask
+    cases["deep.deep_at"] = torch.tensor([at], dtype=torch.long)
+    for l, t in toks.items():
+        cases[f"deep.deep.{l}"] = t
+    for l, h in enumerate(hidden):
+        cases[f"deep.hidden.{l}"] = h.float().contiguous()
+    cases["deep.logits"] = out.logits.detach().float()
+    return cases
+
+
+def encoder_cases(model, cfg, pad_id, roberta):
+    cases = {}
+    ids, mask = batch([9, 6], pad_id)
+    types = torch.zeros_like(ids)
+    if not roberta:
+        types[:, 4:] = 1
+    out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, output_hidden_states=True)
+    record(cases, "plain", out, input_ids=ids, attention_mask=mask, token_type_ids=types)
+
+    base = model.bert if hasattr(model, "bert") else model.roberta
+    extra = None
+    if roberta:
+        # HF counts positions from the ids when they are given; pass the same explicitly
+        from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
+        extra = {"position_ids": RobertaEmbeddings.create_position_ids_from_input_ids(ids, pad_id)}
+    soft_case(model, base.embeddings.word_embeddings, ids, mask, [0, 1, 2, 5], cases, extra)
+
+    p = 3
+    heads = cfg.num_attention_heads
+    hd = cfg.hidden_size // heads
+    cache = prefix_cache(cfg, 2, p, heads, hd, cases, "prefix")
+    full_mask = torch.cat([torch.ones(2, p, dtype=torch.long), mask], dim=1)
+    out = model(input_ids=ids, attention_mask=full_mask, past_key_values=cache, output_hidden_states=True)
+    record(cases, "prefix", out, input_ids=ids, attention_mask=mask)
+
+    # deep tokens after the embedding layer (positions of the real tokens unchanged)
+    at, n = 1, 2
+    toks = deep_tokens(2, n, cfg.hidden_size, [0, 1])
+    emb = base.embeddings(input_ids=ids)
+    x = torch.cat([emb[:, :at], toks[0].expand(2, -1, -1), emb[:, at:]], dim=1)
+    dmask = torch.cat([mask[:, :at], torch.ones(2, n, dtype=torch.long), mask[:, at:]], dim=1)
+    add = (1.0 - dmask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    hidden = []
+    h = x
+    for i, layer in enumerate(base.encoder.layer):
+        if i in toks and i > 0:
+            h = torch.cat([h[:, :at], toks[i].expand(2, -1, -1), h[:, at + n:]], dim=1)
+        hidden.append(h.detach().clone())
+        h = layer(h, attention_mask=add)
+        h = h[0] if isinstance(h, tuple) else h
+    hidden.append(h.detach())
+    head = model.cls if hasattr(model, "cls") else model.lm_head
+    logits = head(h)
+    cases["deep.input_ids"] = ids
+    cases["deep.attention_mask"] = mask
+    cases["deep.deep_at"] = torch.tensor([at], dtype=torch.long)
+    for l, t in toks.items():
+        cases[f"deep.deep.{l}"] = t
+    for l, t in enumerate(hidden):
+        cases[f"deep.hidden.{l}"] = t.float().contiguous()
+    cases["deep.logits"] = logits.detach().float()
+    return cases
+
+
+def save_cases(out, cases):
+    save_file({k: v.detach().clone().contiguous() for k, v in cases.items()}, os.path.join(out, "cases.safetensors"))
+
+
+def bert():
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, type_vocab_size=2, pad_token_id=0,
+                     attn_implementation="eager")
+    model = randomize(BertForMaskedLM(cfg)).eval()
+    model.tie_weights()
+    out = save_model(model, "tiny-bert")
+    save_cases(out, encoder_cases(model, cfg, 0, roberta=False))
+
+
+def roberta():
+    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=70, type_vocab_size=1, pad_token_id=1,
+                        attn_implementation="eager")
+    model = randomize(RobertaForMaskedLM(cfg)).eval()
+    model.tie_weights()
+    out = save_model(model, "tiny-roberta")
+    save_cases(out, encoder_cases(model, cfg, 1, roberta=True))
+
+
+def llama():
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=8, intermediate_size=64, max_position_embeddings=128,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, pad_token_id=0,
+                      bos_token_id=1, eos_token_id=2, attn_implementation="eager")
+    model = randomize(LlamaForCausalLM(cfg)).eval()
+    out = save_model(model, "tiny-llama")
+    save_cases(out, decoder_cases(model, cfg, 2, 8, model.model.embed_tokens))
+    return model, cfg
+
+
+def gemma3():
+    cfg = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                           num_key_value_heads=1, head_dim=16, intermediate_size=64, max_position_embeddings=128,
+                           query_pre_attn_scalar=16, sliding_window=4,
+                           layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                           rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                                            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}},
+                           pad_token_id=0, bos_token_id=2, eos_token_id=1, attn_implementation="eager")
+    model = randomize(Gemma3ForCausalLM(cfg)).eval()
+    out = save_model(model, "tiny-gemma3")
+    save_cases(out, decoder_cases(model, cfg, 1, 16, model.model.embed_tokens))
+    return model, cfg
+
+
+# ---------------------------------------------------------------- GGUF (as llama.cpp writes it)
+
+def permute_for_ggml(w, n_head):
+    """llama.cpp stores Q/K rows interleaved for its RoPE; HF uses rotate-half."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(model, cfg, arch, path, quantize):
+    import gguf
+    w = gguf.GGUFWriter(path, arch)
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_vocab_size(cfg.vocab_size)
+    if arch == "llama":
+        w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+        w.add_rope_dimension_count(cfg.head_dim)
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list([f"<t{i}>" for i in range(cfg.vocab_size)])
+        w.add_token_merges([])
+    else:
+        w.add_rope_freq_base(cfg.rope_parameters["full_attention"]["rope_theta"])
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+        w.add_sliding_window(cfg.sliding_window)
+        w.add_tokenizer_model("llama")
+        w.add_token_list([f"<t{i}>" for i in range(cfg.vocab_size)])
+        w.add_token_scores([0.0] * cfg.vocab_size)
+        w.add_token_types([1] * cfg.vocab_size)
+    w.add_bos_token_id(cfg.bos_token_id)
+    w.add_eos_token_id(cfg.eos_token_id if isinstance(cfg.eos_token_id, int) else cfg.eos_token_id[0])
+
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                 "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                 "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm"}
+    if arch == "llama":
+        per_layer["post_attention_layernorm"] = "ffn_norm"
+    else:
+        per_layer.update({"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                          "post_feedforward_layernorm": "post_ffw_norm", "self_attn.q_norm": "attn_q_norm",
+                          "self_attn.k_norm": "attn_k_norm"})
+    for i in range(cfg.num_hidden_layers):
+        for hf, gg in per_layer.items():
+            names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{gg}.weight"
+    for hf, data in sd.items():
+        if hf not in names:
+            continue
+        gg = names[hf]
+        if arch == "llama" and ".attn_q." in gg:
+            data = permute_for_ggml(data, cfg.num_attention_heads)
+        if arch == "llama" and ".attn_k." in gg:
+            data = permute_for_ggml(data, cfg.num_key_value_heads)
+        if arch == "gemma3" and "norm" in gg:
+            data = data + 1.0
+        qtype = quantize(gg, data)
+        if qtype is None:
+            w.add_tensor(gg, np.ascontiguousarray(data, dtype=np.float32))
+        elif qtype == gguf.GGMLQuantizationType.F16:
+            w.add_tensor(gg, np.ascontiguousarray(data, dtype=np.float16))
+        else:
+            q = gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
+            w.add_tensor(gg, q, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def gguf_fixtures(llama_model, llama_cfg, gemma_model, gemma_cfg):
+    import gguf
+    Q = gguf.GGMLQuantizationType
+
+    def llama_quant(name, data):
+        # exercise the dequantizers along the way: F16 and Q8_0 matrices, F32 norms
+        if data.ndim == 1:
+            return None
+        if "ffn_up" in name:
+            return Q.Q8_0
+        if "attn_v" in name:
+            return Q.F16
+        return None
+
+    path = os.path.join(ROOT, "tiny-llama.gguf")
+    write_gguf(llama_model, llama_cfg, "llama", path, llama_quant)
+    # the reference: transformers loading the same GGUF (it dequantizes and un-permutes)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(ROOT, gguf_file="tiny-llama.gguf",
+                                                            attn_implementation="eager", dtype=torch.float32).eval()
+    ids, mask = batch([9, 6], 0)
+    out = ref(input_ids=ids, attention_mask=mask)
+    save_file({"plain.input_ids": ids, "plain.attention_mask": mask, "plain.logits": out.logits.detach().float().contiguous()},
+              os.path.join(ROOT, "tiny-llama-gguf-cases.safetensors"))
+    write_gguf(gemma_model, gemma_cfg, "gemma3", os.path.join(ROOT, "tiny-gemma3.gguf"), lambda n, d: None)
+
+
+if __name__ == "__main__":
+    os.makedirs(ROOT, exist_ok=True)
+    torch.set_grad_enabled(False)
+    bert()
+    roberta()
+    lm, lcfg = llama()
+    gm, gcfg = gemma3()
+    gguf_fixtures(lm, lcfg, gm, gcfg)
+    print("fixtures written to", os.path.abspath(ROOT))
