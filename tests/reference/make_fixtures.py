@@ -250,10 +250,10 @@ def llama():
 
 
 def gemma3():
-    cfg = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+    # six layers: llama.cpp's Gemma 3 makes every sixth layer global, so the GGUF twin agrees
+    cfg = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=6, num_attention_heads=4,
                            num_key_value_heads=1, head_dim=16, intermediate_size=64, max_position_embeddings=128,
                            query_pre_attn_scalar=16, sliding_window=4,
-                           layer_types=["sliding_attention", "sliding_attention", "full_attention"],
                            rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
                                             "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}},
                            pad_token_id=0, bos_token_id=2, eos_token_id=1, attn_implementation="eager")
@@ -315,7 +315,7 @@ def write_gguf(model, cfg, arch, path, quantize):
         for hf, gg in per_layer.items():
             names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{gg}.weight"
     for hf, data in sd.items():
-        if hf not in names:
+        if hf not in names or (hf == "lm_head.weight" and cfg.tie_word_embeddings):
             continue
         gg = names[hf]
         if arch == "llama" and ".attn_q." in gg:

@@ -9,3 +9,5 @@ pub mod error;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
+// pub mod generate; (enabled once the tokenizer module lands)
+// pub mod model;

@@ -31,7 +31,11 @@ impl std::fmt::Display for DequantError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DequantError::Unsupported(ty) => write!(f, "no decoder for ggml type {}", ty.name()),
-            DequantError::Length { ty, bytes, elements } => write!(
+            DequantError::Length {
+                ty,
+                bytes,
+                elements,
+            } => write!(
                 f,
                 "{bytes} bytes of {} data do not hold exactly {elements} elements",
                 ty.name()
@@ -116,7 +120,11 @@ fn check(ty: GgmlType, bytes: usize, elements: usize) -> Result<(), DequantError
     if ok {
         Ok(())
     } else {
-        Err(DequantError::Length { ty, bytes, elements })
+        Err(DequantError::Length {
+            ty,
+            bytes,
+            elements,
+        })
     }
 }
 
@@ -133,11 +141,17 @@ fn run<const IN: usize, const OUT: usize>(
     let (outs, _) = out.as_chunks_mut::<OUT>();
     let group = (GROUP_ELEMENTS / OUT).max(1);
     if blocks.len() <= group {
-        blocks.iter().zip(outs.iter_mut()).for_each(|(b, y)| f(b, y));
+        blocks
+            .iter()
+            .zip(outs.iter_mut())
+            .for_each(|(b, y)| f(b, y));
     } else {
-        blocks.par_chunks(group).zip(outs.par_chunks_mut(group)).for_each(|(bs, ys)| {
-            bs.iter().zip(ys.iter_mut()).for_each(|(b, y)| f(b, y));
-        });
+        blocks
+            .par_chunks(group)
+            .zip(outs.par_chunks_mut(group))
+            .for_each(|(bs, ys)| {
+                bs.iter().zip(ys.iter_mut()).for_each(|(b, y)| f(b, y));
+            });
     }
 }
 
@@ -278,7 +292,10 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
     }
 }
 
@@ -398,7 +415,13 @@ mod tests {
         // Enough Q4_0 blocks to take the parallel path; compare with per-block decoding.
         let n_blocks = 3 * GROUP_ELEMENTS / 32 + 5;
         let data: Vec<u8> = (0..n_blocks * 18)
-            .map(|i| if i % 18 == 1 { 0x3c } else { (i * 7 % 251) as u8 })
+            .map(|i| {
+                if i % 18 == 1 {
+                    0x3c
+                } else {
+                    (i * 7 % 251) as u8
+                }
+            })
             .collect();
         let all = dequantize(GgmlType::Q4_0, &data, n_blocks * 32).unwrap();
         for (k, block) in data.chunks_exact(18).enumerate() {

@@ -368,7 +368,11 @@ impl GgufFile {
 
     fn parse(path: PathBuf, mmap: Mmap) -> Result<GgufFile> {
         let (version, metadata, tensors, header_end) = {
-            let mut r = Reader { buf: &mmap, pos: 0, path: &path };
+            let mut r = Reader {
+                buf: &mmap,
+                pos: 0,
+                path: &path,
+            };
             let magic = r.take(4, "magic")?;
             if magic != GGUF_MAGIC {
                 return Err(Error::format(
@@ -417,7 +421,10 @@ impl GgufFile {
                 let a = v.as_integer().ok_or_else(|| {
                     Error::format(
                         &path,
-                        format!("general.alignment holds {}, expected an integer", v.type_name()),
+                        format!(
+                            "general.alignment holds {}, expected an integer",
+                            v.type_name()
+                        ),
                     )
                 })?;
                 if a <= 0 || a > 1 << 30 || (a & (a - 1)) != 0 {
@@ -435,7 +442,10 @@ impl GgufFile {
         let mut by_name = HashMap::with_capacity(tensors.len());
         for (i, t) in tensors.iter().enumerate() {
             if by_name.insert(t.name.clone(), i).is_some() {
-                return Err(Error::format(&path, format!("duplicate tensor name `{}`", t.name)));
+                return Err(Error::format(
+                    &path,
+                    format!("duplicate tensor name `{}`", t.name),
+                ));
             }
             if t.offset % alignment != 0 {
                 return Err(Error::format(
@@ -450,25 +460,32 @@ impl GgufFile {
             let end = start.and_then(|s| s.checked_add(t.n_bytes()));
             match end {
                 Some(end) if end <= file_len => {}
-                _ => {
-                    return Err(Error::format(
-                        &path,
-                        format!(
-                            "tensor `{}` ({} {:?}, {} bytes at data offset {}) extends past the end \
+                _ => return Err(Error::format(
+                    &path,
+                    format!(
+                        "tensor `{}` ({} {:?}, {} bytes at data offset {}) extends past the end \
                              of the file ({file_len} bytes, data section at {data_offset}): \
                              truncated or corrupt file",
-                            t.name,
-                            t.ggml_type,
-                            t.shape(),
-                            t.n_bytes(),
-                            t.offset
-                        ),
-                    ))
-                }
+                        t.name,
+                        t.ggml_type,
+                        t.shape(),
+                        t.n_bytes(),
+                        t.offset
+                    ),
+                )),
             }
         }
 
-        Ok(GgufFile { path, mmap, version, alignment, data_offset, metadata, tensors, by_name })
+        Ok(GgufFile {
+            path,
+            mmap,
+            version,
+            alignment,
+            data_offset,
+            metadata,
+            tensors,
+            by_name,
+        })
     }
 
     /// The file this was read from.
@@ -546,14 +563,19 @@ impl GgufFile {
     }
 
     fn require_tensor(&self, name: &str) -> Result<&GgufTensorInfo> {
-        self.tensor_info(name)
-            .ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: self.path.clone() })
+        self.tensor_info(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            path: self.path.clone(),
+        })
     }
 
     // ---- typed metadata getters -------------------------------------------------------------
 
     fn config_error(&self, message: String) -> Error {
-        Error::Config { path: self.path.clone(), message }
+        Error::Config {
+            path: self.path.clone(),
+            message,
+        }
     }
 
     fn missing(&self, key: &str) -> Error {
@@ -575,7 +597,9 @@ impl GgufFile {
     ) -> Result<Option<T>> {
         match self.metadata.get(key) {
             None => Ok(None),
-            Some(v) => f(v).map(Some).ok_or_else(|| self.mistyped(key, v, expected)),
+            Some(v) => f(v)
+                .map(Some)
+                .ok_or_else(|| self.mistyped(key, v, expected)),
         }
     }
 
@@ -588,7 +612,9 @@ impl GgufFile {
         match self.metadata.get(key) {
             None => Ok(None),
             Some(v) => {
-                let items = v.as_array().ok_or_else(|| self.mistyped(key, v, expected))?;
+                let items = v
+                    .as_array()
+                    .ok_or_else(|| self.mistyped(key, v, expected))?;
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     out.push(f(item).ok_or_else(|| {
@@ -611,17 +637,23 @@ impl GgufFile {
 
     /// Integer value of `key` as `u32` (any integer type whose value fits); `Ok(None)` if absent.
     pub fn opt_u32(&self, key: &str) -> Result<Option<u32>> {
-        self.opt_with(key, "an integer in u32 range", |v| v.as_integer()?.try_into().ok())
+        self.opt_with(key, "an integer in u32 range", |v| {
+            v.as_integer()?.try_into().ok()
+        })
     }
 
     /// Integer value of `key` as `u64` (any integer type whose value fits); `Ok(None)` if absent.
     pub fn opt_u64(&self, key: &str) -> Result<Option<u64>> {
-        self.opt_with(key, "an integer in u64 range", |v| v.as_integer()?.try_into().ok())
+        self.opt_with(key, "an integer in u64 range", |v| {
+            v.as_integer()?.try_into().ok()
+        })
     }
 
     /// Integer value of `key` as `i64` (any integer type whose value fits); `Ok(None)` if absent.
     pub fn opt_i64(&self, key: &str) -> Result<Option<i64>> {
-        self.opt_with(key, "an integer in i64 range", |v| v.as_integer()?.try_into().ok())
+        self.opt_with(key, "an integer in i64 range", |v| {
+            v.as_integer()?.try_into().ok()
+        })
     }
 
     /// Numeric value of `key` as `f32` (f32, f64 or integer); `Ok(None)` if absent.
@@ -719,7 +751,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn error(&self, message: impl std::fmt::Display) -> Error {
-        Error::format(self.path, format!("{message} (at byte offset {})", self.pos))
+        Error::format(
+            self.path,
+            format!("{message} (at byte offset {})", self.pos),
+        )
     }
 
     fn remaining(&self) -> usize {
@@ -801,7 +836,9 @@ impl<'a> Reader<'a> {
                 1 => GgufValue::Bool(true),
                 b => {
                     self.pos -= 1;
-                    return Err(self.error(format!("metadata `{key}`: bool byte {b} is not 0 or 1")));
+                    return Err(
+                        self.error(format!("metadata `{key}`: bool byte {b} is not 0 or 1"))
+                    );
                 }
             },
             8 => GgufValue::String(String::from_utf8_lossy(self.string_bytes(key)?).into_owned()),
@@ -825,7 +862,11 @@ impl<'a> Reader<'a> {
                         )))
                     }
                 };
-                self.check_count(count, min_size, &format!("elements of metadata array `{key}`"))?;
+                self.check_count(
+                    count,
+                    min_size,
+                    &format!("elements of metadata array `{key}`"),
+                )?;
                 // Grow as elements actually parse: a value is larger in memory than on disk.
                 let mut items = Vec::with_capacity((count as usize).min(1 << 16));
                 for _ in 0..count {
@@ -890,9 +931,17 @@ impl<'a> Reader<'a> {
         }
         let offset = self.u64(&format!("offset of tensor `{name}`"))?;
         let offset = usize::try_from(offset).map_err(|_| {
-            self.error(format!("tensor `{name}`: data offset {offset} is out of range"))
+            self.error(format!(
+                "tensor `{name}`: data offset {offset} is out of range"
+            ))
         })?;
-        Ok(GgufTensorInfo { name, dims, ggml_type, offset, n_elements })
+        Ok(GgufTensorInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+            n_elements,
+        })
     }
 }
 
@@ -915,9 +964,15 @@ mod tests {
     #[test]
     fn value_conversions() {
         assert_eq!(GgufValue::I8(-3).as_integer(), Some(-3));
-        assert_eq!(GgufValue::U64(u64::MAX).as_integer(), Some(u64::MAX as i128));
+        assert_eq!(
+            GgufValue::U64(u64::MAX).as_integer(),
+            Some(u64::MAX as i128)
+        );
         assert_eq!(GgufValue::F32(1.5).as_f64(), Some(1.5));
         assert_eq!(GgufValue::String("x".into()).as_integer(), None);
-        assert_eq!(GgufValue::Array(vec![GgufValue::Bool(true)]).type_name(), "array of bool");
+        assert_eq!(
+            GgufValue::Array(vec![GgufValue::Bool(true)]).type_name(),
+            "array of bool"
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod dequant;
 pub mod gguf;
 pub mod gguf_source;
+pub mod hub;
 pub mod hf_config;
 pub mod safetensors_source;
 pub mod weights;

@@ -1,0 +1,169 @@
+//! Text generation with the KV cache (greedy, top-k, top-p) and per-token scoring.
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::backbone::layers::to_vec;
+use crate::backbone::{ForwardInput, KvCache, LogitPositions, LogitsRequest, TokenBatch};
+use crate::model::Model;
+use crate::{Error, Result};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampling {
+    /// Always the most likely token.
+    Greedy,
+    /// Sample among the `k` most likely tokens.
+    TopK { k: usize, temperature: f32 },
+    /// Sample from the smallest set of tokens whose probability reaches `p` (nucleus).
+    TopP { p: f32, temperature: f32 },
+}
+
+/// Generation settings.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Upper bound on new tokens.
+    pub max_new_tokens: usize,
+    /// Token choice.
+    pub sampling: Sampling,
+    /// RNG seed for sampling.
+    pub seed: u64,
+    /// Stop at the model's end-of-sequence token.
+    pub stop_at_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self { max_new_tokens: 32, sampling: Sampling::Greedy, seed: 0, stop_at_eos: true }
+    }
+}
+
+fn validate(opts: &GenerateOptions) -> Result<()> {
+    match opts.sampling {
+        Sampling::TopK { k, temperature } if k == 0 || temperature <= 0.0 => {
+            Err(Error::InvalidInput("top-k needs k >= 1 and a positive temperature".into()))
+        }
+        Sampling::TopP { p, temperature } if !(p > 0.0 && p <= 1.0) || temperature <= 0.0 => {
+            Err(Error::InvalidInput("top-p needs 0 < p <= 1 and a positive temperature".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Picks the next token from full-vocabulary logits.
+pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut StdRng) -> u32 {
+    let argmax = || logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
+    let (keep, temperature) = match *sampling {
+        Sampling::Greedy => return argmax(),
+        Sampling::TopK { k, temperature } => (Some(k), temperature),
+        Sampling::TopP { temperature, .. } => (None, temperature),
+    };
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if let Some(k) = keep {
+        order.truncate(k.min(order.len()));
+    }
+    let max = logits[order[0]];
+    let mut probs: Vec<f32> = order.iter().map(|&i| ((logits[i] - max) / temperature).exp()).collect();
+    let total: f32 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    if let Sampling::TopP { p, .. } = *sampling {
+        let mut acc = 0.0;
+        let cut = probs.iter().position(|&q| {
+            acc += q;
+            acc >= p
+        });
+        let n = cut.map(|c| c + 1).unwrap_or(probs.len());
+        probs.truncate(n);
+        order.truncate(n);
+        let total: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|q| *q /= total);
+    }
+    let r: f32 = rng.random();
+    let mut acc = 0.0;
+    for (q, &i) in probs.iter().zip(&order) {
+        acc += q;
+        if r < acc {
+            return i as u32;
+        }
+    }
+    order[order.len() - 1] as u32
+}
+
+/// Continues `prompt_ids`; returns only the new tokens.
+pub fn generate_ids(model: &Model, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Vec<u32>> {
+    validate(opts)?;
+    if prompt_ids.is_empty() {
+        return Err(Error::InvalidInput("empty prompt: nothing to continue".into()));
+    }
+    if !model.backbone.config().family.is_causal() {
+        return Err(Error::InvalidInput(format!("{} is an encoder; generation needs a decoder", model.backbone.config().family.name())));
+    }
+    let eos = &model.backbone.config().eos_token_ids;
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut cache = KvCache::new(model.backbone.config().num_layers);
+    let mut out = Vec::new();
+    let mut step: Vec<u32> = prompt_ids.to_vec();
+    for _ in 0..opts.max_new_tokens {
+        if cache.len() + step.len() > model.backbone.config().max_positions {
+            break;
+        }
+        let mut input = ForwardInput::new(TokenBatch::single(&step)?);
+        input.logits = LogitsRequest { positions: LogitPositions::Last, rows: None };
+        let fwd = model.backbone.forward(&input, Some(&mut cache))?;
+        let logits = to_vec(fwd.logits.expect("requested"));
+        let next = choose(&logits, &opts.sampling, &mut rng);
+        if opts.stop_at_eos && eos.contains(&next) {
+            break;
+        }
+        out.push(next);
+        step = vec![next];
+    }
+    Ok(out)
+}
+
+/// Continues `prompt`; returns the generated text.
+pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<String> {
+    if prompt.trim().is_empty() {
+        return Err(Error::InvalidInput("empty prompt: nothing to continue".into()));
+    }
+    let ids = model.encode(prompt, true)?;
+    let new = generate_ids(model, &ids, opts)?;
+    model.decode(&new)
+}
+
+/// One scored token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenScore {
+    /// Token id.
+    pub id: u32,
+    /// Token text.
+    pub token: String,
+    /// log p(token | previous tokens); `None` for the first token.
+    pub logprob: Option<f32>,
+}
+
+/// Per-token log-probabilities of `text` under a decoder.
+pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
+    if text.trim().is_empty() {
+        return Err(Error::InvalidInput("empty text: nothing to score".into()));
+    }
+    if !model.backbone.config().family.is_causal() {
+        return Err(Error::InvalidInput("scoring needs a decoder (causal LM)".into()));
+    }
+    let ids = model.encode(text, true)?;
+    let mut input = ForwardInput::new(TokenBatch::single(&ids)?);
+    input.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
+    let fwd = model.backbone.forward(&input, None)?;
+    let logits = fwd.logits.expect("requested");
+    let vocab = logits.dims()[2];
+    let logp = to_vec(burn::tensor::activation::log_softmax(logits, 2));
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| TokenScore {
+            id,
+            token: model.tokenizer.id_to_token(id).unwrap_or_default(),
+            logprob: (i > 0).then(|| logp[(i - 1) * vocab + id as usize]),
+        })
+        .collect())
+}
