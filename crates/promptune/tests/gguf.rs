@@ -468,7 +468,7 @@ fn random_corruption_never_panics() {
         state
     };
     let mut opened = 0;
-    for round in 0..400 {
+    for round in 0..3000 {
         let mut b = good.clone();
         for _ in 0..1 + round % 4 {
             let at = (next() as usize) % header_len;

@@ -317,10 +317,12 @@ impl GgufTensorInfo {
 
     /// Bytes of data the tensor occupies (its type's layout is known once the file is open).
     pub fn n_bytes(&self) -> usize {
-        match self.ggml_type.layout() {
-            Some((block, size)) => self.n_elements / block * size,
-            None => 0,
-        }
+        self.checked_n_bytes().unwrap_or(usize::MAX)
+    }
+
+    fn checked_n_bytes(&self) -> Option<usize> {
+        let (block, size) = self.ggml_type.layout()?;
+        (self.n_elements / block).checked_mul(size)
     }
 }
 
@@ -457,12 +459,13 @@ impl GgufFile {
                 ));
             }
             let start = data_offset.checked_add(t.offset);
-            let end = start.and_then(|s| s.checked_add(t.n_bytes()));
+            let end = start.and_then(|s| s.checked_add(t.checked_n_bytes()?));
             match end {
                 Some(end) if end <= file_len => {}
-                _ => return Err(Error::format(
-                    &path,
-                    format!(
+                _ => {
+                    return Err(Error::format(
+                        &path,
+                        format!(
                         "tensor `{}` ({} {:?}, {} bytes at data offset {}) extends past the end \
                              of the file ({file_len} bytes, data section at {data_offset}): \
                              truncated or corrupt file",
@@ -472,7 +475,8 @@ impl GgufFile {
                         t.n_bytes(),
                         t.offset
                     ),
-                )),
+                    ))
+                }
             }
         }
 
@@ -538,8 +542,9 @@ impl GgufFile {
         let info = self.require_tensor(name)?;
         let start = self.data_offset + info.offset;
         // Extents were checked against the file size in `open`.
-        self.mmap
-            .get(start..start + info.n_bytes())
+        start
+            .checked_add(info.n_bytes())
+            .and_then(|end| self.mmap.get(start..end))
             .ok_or_else(|| Error::format(&self.path, format!("tensor `{name}` out of bounds")))
     }
 

@@ -1,0 +1,48 @@
+//! One module per subcommand, plus what they share: the device, model loading and error output.
+
+pub mod generate;
+pub mod inspect;
+pub mod score;
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use promptune::model::Model;
+
+/// Help text shared by the MODEL arguments.
+pub const MODEL_HELP: &str =
+    "HF model folder, .gguf file, or hub id (org/name, or org/name:file.gguf for one GGUF file)";
+
+/// The compute device (the pure-Rust CPU backend).
+pub fn device() -> Device {
+    Device::flex()
+}
+
+/// Loads `spec` with its tokenizer, reporting the load time on stderr.
+pub fn load_model(spec: &str, device: &Device) -> Result<Model> {
+    let start = Instant::now();
+    let model = Model::load(spec, device).with_context(|| format!("cannot load model `{spec}`"))?;
+    eprintln!(
+        "loaded {} ({}, {} layers) in {:.2} s",
+        model.info.path.display(),
+        model.backbone.config().family.name(),
+        model.backbone.config().num_layers,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(model)
+}
+
+/// Prints `error: <message>` and each cause that adds something, one per line.
+pub fn report_error(err: &anyhow::Error) {
+    let mut shown = err.to_string();
+    eprintln!("error: {shown}");
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        // library errors often repeat their source in their own message
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        shown = text;
+    }
+}

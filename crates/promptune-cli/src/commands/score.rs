@@ -1,0 +1,66 @@
+//! `promptune score MODEL --text TEXT`: per-token log-probabilities under a decoder.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use promptune::generate::{score, TokenScore};
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(help = super::MODEL_HELP)]
+    pub model: String,
+    /// Text to score.
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sum of the log-probabilities and the number of scored tokens (the first has no score).
+fn totals(scores: &[TokenScore]) -> (f64, usize) {
+    scores
+        .iter()
+        .filter_map(|s| s.logprob)
+        .fold((0.0, 0), |(sum, n), lp| (sum + lp as f64, n + 1))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.text.trim().is_empty() {
+        bail!("empty text: give some text to score with --text");
+    }
+    let device = super::device();
+    let model = super::load_model(&args.model, &device)?;
+    let scores = score(&model, &args.text).context("scoring failed")?;
+    let (total, scored) = totals(&scores);
+    let perplexity = (scored > 0).then(|| (-total / scored as f64).exp());
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let tokens: Vec<_> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| json!({ "index": i, "id": s.id, "token": s.token, "logprob": s.logprob }))
+            .collect();
+        let doc = json!({
+            "model": args.model,
+            "tokens": tokens,
+            "total_logprob": total,
+            "scored_tokens": scored,
+            "perplexity": perplexity,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).context("cannot write to stdout")?;
+    } else {
+        writeln!(out, "{:>5}  {:>8}  {:>10}  token", "index", "id", "logprob")?;
+        for (i, s) in scores.iter().enumerate() {
+            let lp = s.logprob.map(|lp| format!("{lp:.4}")).unwrap_or_else(|| "-".into());
+            writeln!(out, "{i:>5}  {:>8}  {lp:>10}  {:?}", s.id, s.token)?;
+        }
+        match perplexity {
+            Some(ppl) => writeln!(out, "total logprob {total:.4} over {scored} tokens, perplexity {ppl:.3}")?,
+            None => writeln!(out, "a single token: nothing to score (the first token has no context)")?,
+        }
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
+}
