@@ -128,6 +128,7 @@ def run_case(case, args):
         "len": t,
         "runs": args.runs,
         "output_elements": out.numel(),
+        "output_mean_abs": out.abs().double().mean().item(),
         "load_s": load_s,
         "warmup_s": warmup_s,
         "run_s": run_s,

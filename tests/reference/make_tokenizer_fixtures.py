@@ -9,6 +9,8 @@ MODELS_DIR is the output folder of shared/models/fetch.sh. Outputs:
 
 * ``smollm2-tokenizer.gguf``: the tokenizer metadata of SmolLM2-135M-Instruct (Apache-2.0) and its
   llama.* hyperparameters, without tensors (and without the chat template).
+* (no file) SmolLM2's vocabulary with ``tokenizer.ggml.pre`` patched to ``llama3``, ``gpt-4o`` and
+  ``tekken``, to check the split regexes transformers substitutes for those.
 * ``spm-tiny.gguf``: a made-up sentencepiece-style (``tokenizer.ggml.model = llama``) vocabulary
   learned here by a few hundred BPE merges over a small English text, with byte tokens, a control
   token and a user-defined token.
@@ -62,6 +64,13 @@ TEXTS = [
     "URL https://example.com/path?q=1&r=2#frag email foo@bar.org",
     " ",
     "   ",
+    "Привет, мир! مرحبا بالعالم नमस्ते दुनिया 안녕하세요 세계 Γειά σου κόσμε",
+    "zero\u200bwidth, soft\u00adhyphen, combining e\u0301 vs \u00e9, fullwidth ＡＢＣ１２３",
+    "!!!???... ---- ==== ____ ~~~~ ```code``` $$$ %%% @@@",
+    "literal pieces: <unk> <0x41> \u2581word \u2581\u2581 <s> </s> [UNK] <|im_end|",
+    "Mixed\n  indented\n\tTabbed\n\n\n\nFour newlines then text   \n",
+    "A longer sentence that goes on and on, with commas, semicolons; colons: and (parentheses) "
+    "so that the merges of common English words get exercised many times over in one text.",
 ]
 
 SPECIAL_TEXTS = {
@@ -192,6 +201,16 @@ def drop_dangling_merges(path):
         path.write_text(json.dumps(j, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
 
+PRE_VARIANTS = ["llama3", "gpt-4o", "tekken"]
+
+
+def patch_pre(data, pre):
+    """data with the 6-byte `tokenizer.ggml.pre` value "smollm" replaced by `pre` (6 bytes)."""
+    old = b"tokenizer.ggml.pre" + (8).to_bytes(4, "little") + (6).to_bytes(8, "little") + b"smollm"
+    assert len(pre) == 6 and data.count(old) == 1
+    return data.replace(old, old[:-6] + pre.encode())
+
+
 def cases(tok, texts):
     out = []
     backend = tok.backend_tokenizer
@@ -233,6 +252,16 @@ def main():
         # The copy must describe the same tokenizer.
         copy = AutoTokenizer.from_pretrained(str(OUT), gguf_file="smollm2-tokenizer.gguf")
         assert cases(copy, TEXTS) == expected["smollm2"]["cases"][: len(TEXTS)]
+        # The same vocabulary with other `tokenizer.ggml.pre` values (same length, patched in
+        # place; the Rust test patches the committed copy the same way).
+        for pre in PRE_VARIANTS:
+            variant = OUT / f"smollm2-pre-{pre}.gguf"
+            variant.write_bytes(patch_pre((OUT / "smollm2-tokenizer.gguf").read_bytes(), pre))
+            try:
+                tok = AutoTokenizer.from_pretrained(str(OUT), gguf_file=variant.name)
+                expected[f"smollm2-pre-{pre}"] = {"cases": cases(tok, TEXTS), **summary(tok)}
+            finally:
+                variant.unlink()
     else:
         print(f"{smol} not found: keeping the old SmolLM2 fixtures")
 

@@ -105,9 +105,16 @@ impl Case {
     }
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Cmd::Forward(args) => forward(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("promptune-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -204,23 +211,30 @@ fn proc_status_mib(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One forward pass, forced to completion by reading the requested output back.
-fn forward_once(model: &Backbone, input: &ForwardInput, logits: bool) -> Result<usize> {
+/// One forward pass, forced to completion by reading the requested output back; returns the
+/// number of output values and their mean absolute value (a cheap cross-check with PyTorch).
+fn forward_once(model: &Backbone, input: &ForwardInput, logits: bool) -> Result<(usize, f64)> {
     let out = model.forward(input, None)?;
     let values = if logits {
         to_vec(out.logits.context("the model returned no logits")?)
     } else {
         to_vec(out.last_hidden)
     };
-    Ok(values.len())
+    let mean_abs = values.iter().map(|v| v.abs() as f64).sum::<f64>() / values.len().max(1) as f64;
+    Ok((values.len(), mean_abs))
 }
 
 fn run_case(case: Case, models_dir: &Path, args: &ForwardArgs) -> Result<serde_json::Value> {
     let baseline_mib = proc_status_mib("VmRSS");
     let path = case.path(models_dir);
     let t0 = Instant::now();
-    let model = load_backbone(&path, &Device::flex())
-        .with_context(|| format!("loading {}", path.display()))?;
+    let model = load_backbone(&path, &Device::flex()).with_context(|| {
+        format!(
+            "loading {} (an HF folder needs the model's own config.json with `model_type`; \
+                 a sentence-transformers export keeps the pooling config in 1_Pooling/)",
+            path.display()
+        )
+    })?;
     let load_s = t0.elapsed().as_secs_f64();
     let after_load_mib = proc_status_mib("VmRSS");
     let (b, t) = (args.batch, args.len);
@@ -240,7 +254,7 @@ fn run_case(case: Case, models_dir: &Path, args: &ForwardArgs) -> Result<serde_j
         };
     }
     let t0 = Instant::now();
-    let out_len = forward_once(&model, &input, logits)?;
+    let (out_len, out_mean_abs) = forward_once(&model, &input, logits)?;
     let warmup_s = t0.elapsed().as_secs_f64();
     let mut run_s = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
@@ -265,6 +279,7 @@ fn run_case(case: Case, models_dir: &Path, args: &ForwardArgs) -> Result<serde_j
         "len": t,
         "runs": args.runs,
         "output_elements": out_len,
+        "output_mean_abs": out_mean_abs,
         "load_s": load_s,
         "warmup_s": warmup_s,
         "run_s": run_s,

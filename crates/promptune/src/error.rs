@@ -43,15 +43,31 @@ pub enum Error {
     /// The caller asked for something invalid (empty prompt, bad option...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A template does not parse.
+    #[error("template: {}", crate::prompt::template::render_error(template, *column, message))]
+    Template { template: String, column: usize, message: String },
     /// The model could not be fetched from the hub.
     #[error("{0}")]
     Hub(String),
+    /// A data file (examples, metrics log) has a bad line, a missing column or an unknown label.
+    #[error("{path}{}: {message}", line_suffix(.line))]
+    Data { path: PathBuf, line: Option<usize>, message: String },
+}
+
+/// `:<line>` when the 1-based line number is known.
+fn line_suffix(line: &Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+
+    /// A data error for `path`, at 1-based `line` when known.
+    pub fn data(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+        Error::Data { path: path.into(), line, message: message.into() }
     }
 
     /// A format error for `path`.

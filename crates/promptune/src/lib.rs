@@ -5,9 +5,14 @@
 
 pub mod backbone;
 pub mod checkpoint;
+pub mod data;
 pub mod error;
+pub mod generate;
+pub mod method;
+pub mod model;
+pub mod prompt;
+pub mod task;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
-// pub mod generate; (enabled once the tokenizer module lands)
-// pub mod model;

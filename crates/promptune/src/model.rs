@@ -59,7 +59,7 @@ impl Model {
         } else if path.is_dir() {
             let config = hf_config::read_config(&path.join("config.json"))?;
             let source = SafetensorsSource::open_dir(path)?;
-            let tokenizer = tokenizer::load_tokenizer_dir(path)?;
+            let tokenizer = tokenizer::load_tokenizer_file(path, None)?;
             let mut types = BTreeMap::new();
             for (_, dtype, _) in source.describe() {
                 *types.entry(dtype).or_insert(0) += 1;

@@ -116,7 +116,7 @@ fn check(ty: GgmlType, bytes: usize, elements: usize) -> Result<(), DequantError
     let (Some(block), Some(size)) = (ty.block_size(), ty.type_size()) else {
         return Err(DequantError::Unsupported(ty));
     };
-    let ok = elements % block == 0 && (elements / block).checked_mul(size) == Some(bytes);
+    let ok = elements.is_multiple_of(block) && (elements / block).checked_mul(size) == Some(bytes);
     if ok {
         Ok(())
     } else {

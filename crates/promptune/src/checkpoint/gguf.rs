@@ -449,7 +449,7 @@ impl GgufFile {
                     format!("duplicate tensor name `{}`", t.name),
                 ));
             }
-            if t.offset % alignment != 0 {
+            if !t.offset.is_multiple_of(alignment) {
                 return Err(Error::format(
                     &path,
                     format!(
@@ -928,7 +928,7 @@ impl<'a> Reader<'a> {
             });
         };
         let row = dims.first().copied().unwrap_or(1);
-        if row % block != 0 {
+        if !row.is_multiple_of(block) {
             return Err(self.error(format!(
                 "tensor `{name}`: row length {row} is not a multiple of the {} block size {block}",
                 ggml_type.name()

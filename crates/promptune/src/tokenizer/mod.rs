@@ -1,2 +1,162 @@
 //! Tokenizers: HF tokenizer.json / vocab.txt, and tokenizers rebuilt from GGUF metadata.
+//!
+//! Everything returns a plain [`tokenizers::Tokenizer`]: encode with `encode(text, true)` (the
+//! `true` adds the model's special tokens, e.g. BERT's `[CLS]`/`[SEP]` or a llama BOS), decode
+//! generated ids with `decode(&ids, true)` (drops special tokens), or stream with
+//! `decode_stream(true)`.
 pub mod from_gguf;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use from_gguf::tokenizer_from_gguf;
+pub use tokenizers::Tokenizer;
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::AddedToken;
+
+use crate::error::{Error, Result};
+
+/// Loads a tokenizer from `path`, which may be
+///
+/// * a `tokenizer.json` (any file ending in `.json`): loaded as is;
+/// * a WordPiece `vocab.txt` (any other file): a BERT tokenizer built as transformers'
+///   `BertTokenizer` builds it (see [`bert_wordpiece_from_vocab`]);
+/// * a directory: its `tokenizer.json` if present, else its `vocab.txt`.
+///
+/// `lowercase` only matters for `vocab.txt`; `None` takes `do_lower_case` from a
+/// `tokenizer_config.json` next to it, defaulting to `true` like `BertTokenizer`.
+pub fn load_tokenizer_file(path: &Path, lowercase: Option<bool>) -> Result<Tokenizer> {
+    if path.is_dir() {
+        let json = path.join("tokenizer.json");
+        if json.is_file() {
+            return load_tokenizer_file(&json, lowercase);
+        }
+        let vocab = path.join("vocab.txt");
+        if vocab.is_file() {
+            return load_tokenizer_file(&vocab, lowercase);
+        }
+        return Err(Error::MissingFile {
+            path: json,
+            hint: "the folder has neither tokenizer.json nor vocab.txt".into(),
+        });
+    }
+    if !path.exists() {
+        return Err(Error::MissingFile {
+            path: path.to_path_buf(),
+            hint: "expected a tokenizer.json or a WordPiece vocab.txt".into(),
+        });
+    }
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())));
+    }
+    let lowercase = match lowercase {
+        Some(l) => l,
+        None => do_lower_case_next_to(path)?.unwrap_or(true),
+    };
+    bert_wordpiece_from_vocab(path, lowercase)
+}
+
+/// `do_lower_case` from the `tokenizer_config.json` beside `vocab_txt`, if there is one.
+fn do_lower_case_next_to(vocab_txt: &Path) -> Result<Option<bool>> {
+    let Some(config) = vocab_txt.parent().map(|d| d.join("tokenizer_config.json")) else {
+        return Ok(None);
+    };
+    if !config.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&config, format!("invalid JSON: {e}")))?;
+    Ok(value
+        .get("do_lower_case")
+        .and_then(serde_json::Value::as_bool))
+}
+
+/// A BERT WordPiece tokenizer from a `vocab.txt` (one token per line, id = line number), with
+/// transformers' `BertTokenizer` pipeline: BERT normalizer (text cleaning, CJK characters split
+/// off, accents stripped iff lowercasing, lowercasing per `lowercase`), BERT pre-tokenizer,
+/// WordPiece with `##` continuations and `[UNK]`, `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]`
+/// post-processing and the `[PAD] [UNK] [CLS] [SEP] [MASK]` special tokens.
+pub fn bert_wordpiece_from_vocab(vocab_txt: &Path, lowercase: bool) -> Result<Tokenizer> {
+    let text = std::fs::read_to_string(vocab_txt).map_err(|e| Error::io(vocab_txt, e))?;
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    // As transformers' `load_vocab`: one token per line (`\n` or `\r\n`), a later duplicate wins.
+    for (id, token) in text.lines().enumerate() {
+        vocab.insert(token.to_string(), id as u32);
+    }
+    let tok_err = |m: String| Error::Tokenizer(format!("{}: {m}", vocab_txt.display()));
+    for required in ["[UNK]", "[CLS]", "[SEP]"] {
+        if !vocab.contains_key(required) {
+            return Err(tok_err(format!("vocab.txt has no {required} token")));
+        }
+    }
+    let (cls, sep) = (vocab["[CLS]"], vocab["[SEP]"]);
+    let model = WordPiece::builder()
+        .vocab(
+            vocab
+                .clone()
+                .into_iter()
+                .collect::<tokenizers::models::bpe::Vocab>(),
+        )
+        .unk_token("[UNK]".into())
+        .continuing_subword_prefix("##".into())
+        .max_input_chars_per_word(100)
+        .build()
+        .map_err(|e| tok_err(format!("WordPiece: {e}")))?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .map_err(|e| tok_err(format!("normalizer: {e}")))?;
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
+    let template = TemplateProcessing::builder()
+        .try_single("[CLS]:0 $A:0 [SEP]:0")
+        .and_then(|b| b.try_pair("[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1"))
+        .map_err(|e| tok_err(format!("template: {e}")))?
+        .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+        .build()
+        .map_err(|e| tok_err(format!("template: {e}")))?;
+    tokenizer.with_post_processor(Some(template));
+    let special: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .into_iter()
+        .filter(|t| vocab.contains_key(*t))
+        .map(|t| AddedToken::from(t, true).normalized(false))
+        .collect();
+    tokenizer
+        .add_special_tokens(special)
+        .map_err(|e| tok_err(format!("special tokens: {e}")))?;
+    Ok(tokenizer)
+}
+
+/// Errors if `tokenizer` can produce an id the model has no embedding for
+/// (`id >= model_vocab_size`), naming the offending token. A tokenizer smaller than the
+/// model's vocabulary is fine (embedding tables are often padded).
+pub fn check_vocab(tokenizer: &Tokenizer, model_vocab_size: usize) -> Result<()> {
+    let vocab = tokenizer.get_vocab(true);
+    let Some((token, &max_id)) = vocab.iter().max_by_key(|(_, &id)| id) else {
+        return Err(Error::Tokenizer(
+            "the tokenizer has an empty vocabulary".into(),
+        ));
+    };
+    if max_id as usize >= model_vocab_size {
+        let too_big = vocab
+            .values()
+            .filter(|&&id| id as usize >= model_vocab_size)
+            .count();
+        return Err(Error::Tokenizer(format!(
+            "tokenizer/model mismatch: the tokenizer has {too_big} token(s) with ids beyond the \
+             model's vocabulary of {model_vocab_size} (largest: `{token}` = {max_id}); load the \
+             tokenizer that belongs to this checkpoint"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The `promptune` subcommands on the tiny fixtures (a tiny-llama folder given a 64-token
+//! word-level tokenizer by the tests).
+
+#[path = "../../promptune/tests/support/bad_files.rs"]
+mod bad_files;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bad_files::*;
+
+fn promptune(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_promptune"))
+        .args(args)
+        .env("PROMPTUNE_CACHE", cache.join("promptune"))
+        .env("HF_HUB_CACHE", cache.join("hf"))
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .expect("the promptune binary runs")
+}
+
+/// Asserts success and returns (stdout, stderr).
+fn ok(out: Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn inspect_safetensors_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stdout, _) = ok(promptune(&["inspect", fixture("tiny-llama").to_str().unwrap()], tmp.path()));
+    for needle in ["llama (decoder)", "layers", "4 query, 2 key/value", "head dim", "vocab size", "F32 x"] {
+        assert!(stdout.contains(needle), "`{needle}` missing:\n{stdout}");
+    }
+}
+
+#[test]
+fn inspect_json_for_every_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, family, format) in [
+        ("tiny-llama", "llama", "safetensors"),
+        ("tiny-gemma3", "gemma3", "safetensors"),
+        ("tiny-bert", "bert", "safetensors"),
+        ("tiny-roberta", "roberta", "safetensors"),
+        ("tiny-llama.gguf", "llama", "gguf"),
+    ] {
+        let (stdout, _) = ok(promptune(&["inspect", "--json", fixture(name).to_str().unwrap()], tmp.path()));
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(doc["family"], family, "{name}");
+        assert_eq!(doc["format"], format, "{name}");
+        assert_eq!(doc["vocab_size"], 64, "{name}");
+        assert!(doc["parameters"].as_u64().unwrap() > 1000, "{name}");
+        assert!(doc["num_layers"].as_u64().unwrap() >= 1, "{name}");
+        assert!(!doc["tensor_types"].as_object().unwrap().is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn generate_greedy_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
+    let args = ["generate", dir.to_str().unwrap(), "--prompt", "the capital of france is", "-n", "5", "--ignore-eos"];
+    let (first, stderr) = ok(promptune(&args, tmp.path()));
+    assert!(stderr.contains("tokens/s"), "{stderr}");
+    assert!(stderr.contains("5 new tokens"), "{stderr}");
+    let (second, _) = ok(promptune(&args, tmp.path()));
+    assert_eq!(first, second);
+    assert!(!first.trim().is_empty());
+}
+
+#[test]
+fn generate_sampling_follows_the_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
+    let run = |flag: &str, value: &str, seed: &str| {
+        let args = [
+            "generate",
+            dir.to_str().unwrap(),
+            "--prompt",
+            "the cat sat",
+            "-n",
+            "8",
+            "--ignore-eos",
+            flag,
+            value,
+            "--temperature",
+            "1.5",
+            "--seed",
+            seed,
+        ];
+        ok(promptune(&args, tmp.path())).0
+    };
+    assert_eq!(run("--top-k", "10", "7"), run("--top-k", "10", "7"));
+    assert_eq!(run("--top-p", "0.9", "3"), run("--top-p", "0.9", "3"));
+}
+
+#[test]
+fn score_table_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
+    let (table, _) = ok(promptune(&["score", dir.to_str().unwrap(), "--text", "the cat sat on the mat"], tmp.path()));
+    assert!(table.contains("logprob") && table.contains("perplexity"), "{table}");
+
+    let (json, _) =
+        ok(promptune(&["score", dir.to_str().unwrap(), "--text", "the cat sat on the mat", "--json"], tmp.path()));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tokens = doc["tokens"].as_array().unwrap();
+    assert!(tokens.len() >= 6, "{doc}");
+    assert!(tokens[0]["logprob"].is_null());
+    let mut total = 0.0;
+    for t in &tokens[1..] {
+        let lp = t["logprob"].as_f64().unwrap();
+        assert!(lp <= 0.0 && lp > -100.0, "{t}");
+        total += lp;
+    }
+    assert!((doc["total_logprob"].as_f64().unwrap() - total).abs() < 1e-3);
+    assert_eq!(doc["scored_tokens"].as_u64().unwrap() as usize, tokens.len() - 1);
+    assert!(doc["perplexity"].as_f64().unwrap() >= 1.0);
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stdout, _) = ok(promptune(&["--help"], tmp.path()));
+    for cmd in ["inspect", "generate", "score"] {
+        assert!(stdout.contains(cmd), "{stdout}");
+    }
+}

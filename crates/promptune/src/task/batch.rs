@@ -1,0 +1,31 @@
+//! Collating encoded prompts into padded batches.
+
+use crate::backbone::{PaddingSide, TokenBatch};
+use crate::prompt::EncodedPrompt;
+use crate::Result;
+
+/// A padded batch with the positions the hooks and heads need.
+#[derive(Debug, Clone)]
+pub struct PromptBatch {
+    /// Ids and mask.
+    pub tokens: TokenBatch,
+    /// Per row, the soft token positions (after padding).
+    pub soft_positions: Vec<Vec<usize>>,
+    /// Per row, the answer position (after padding), when the template has a slot.
+    pub answer_positions: Option<Vec<usize>>,
+    /// Gold labels, when known.
+    pub labels: Option<Vec<usize>>,
+}
+
+/// Pads `prompts` on `side` and shifts the recorded positions accordingly.
+pub fn collate(prompts: &[&EncodedPrompt], labels: Option<Vec<usize>>, pad_id: u32, side: PaddingSide) -> Result<PromptBatch> {
+    let seqs: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
+    let tokens = TokenBatch::pad(&seqs, pad_id, side)?;
+    let shift = |p: &EncodedPrompt| if side == PaddingSide::Left { tokens.len - p.ids.len() } else { 0 };
+    let soft_positions = prompts.iter().map(|p| p.soft_positions.iter().map(|&s| s + shift(p)).collect()).collect();
+    let answer_positions = prompts
+        .iter()
+        .map(|p| p.answer_position.map(|a| a + shift(p)))
+        .collect::<Option<Vec<usize>>>();
+    Ok(PromptBatch { tokens, soft_positions, answer_positions, labels })
+}

@@ -1,0 +1,229 @@
+//! Classification through a prompt: a verbalizer reads label words at the answer slot of an
+//! LM, or a linear head reads the pooled output of an encoder without an LM head.
+
+use burn::module::{Module, Param};
+use burn::tensor::{activation, Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::batch::PromptBatch;
+use crate::backbone::layers::{float_tensor, int_tensor};
+use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
+use crate::method::prompt_tuning::SoftPrompt;
+use crate::prompt::Verbalizer;
+use crate::{Error, Result};
+
+/// A linear layer on the pooled output, trained with the prompt.
+#[derive(Module, Debug)]
+pub struct ClassHead {
+    /// `[hidden, labels]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[labels]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl ClassHead {
+    /// A head with small deterministic-random weights.
+    pub fn init(hidden: usize, labels: usize, seed: u64, device: &Device) -> Self {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        let bound = 1.0 / (hidden as f32).sqrt();
+        let w = (0..hidden * labels).map(|_| rng.random_range(-bound..bound)).collect();
+        Self {
+            weight: Param::from_tensor(float_tensor(w, [hidden, labels], device)),
+            bias: Param::from_tensor(float_tensor(vec![0.0; labels], [labels], device)),
+        }
+    }
+}
+
+/// Everything that is trained for a classification task.
+#[derive(Module, Debug)]
+pub struct TrainableParts {
+    /// Soft prompt (prompt tuning).
+    pub prompt: Option<SoftPrompt>,
+    /// Linear head (encoders without an LM head).
+    pub head: Option<ClassHead>,
+}
+
+/// Fixed parameter ids, so optimizer state saved in a checkpoint maps back on resume.
+const PROMPT_ID: u64 = 1;
+const HEAD_WEIGHT_ID: u64 = 2;
+const HEAD_BIAS_ID: u64 = 3;
+
+fn param<const D: usize>(id: u64, data: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    let t = float_tensor(data, shape, device);
+    let t = if device.is_autodiff() { t.require_grad() } else { t };
+    Param::initialized(burn::module::ParamId::from(id), t)
+}
+
+/// A named host copy of a trainable tensor.
+pub type HostParam = (String, Vec<usize>, Vec<f32>);
+
+impl TrainableParts {
+    /// Number of trainable values.
+    pub fn num_trainable(&self) -> usize {
+        self.num_params()
+    }
+
+    /// Builds the parts from host values (`prompt`: `[n, hidden]`; `head`: `[hidden, labels]`
+    /// weight and `[labels]` bias). On an autodiff device they require gradients.
+    pub fn from_host(named: &[HostParam], device: &Device) -> Result<Self> {
+        let get = |n: &str| named.iter().find(|(name, _, _)| name == n);
+        let two = |(name, shape, data): &HostParam| -> Result<[usize; 2]> {
+            match shape.as_slice() {
+                [a, b] if a * b == data.len() => Ok([*a, *b]),
+                _ => Err(Error::Shape(format!("`{name}` must be 2-D, got {shape:?}"))),
+            }
+        };
+        let prompt = match get("prompt") {
+            Some(p) => Some(SoftPrompt { embedding: param(PROMPT_ID, p.2.clone(), two(p)?, device) }),
+            None => None,
+        };
+        let head = match (get("head.weight"), get("head.bias")) {
+            (Some(w), Some(b)) => {
+                let shape = two(w)?;
+                if b.2.len() != shape[1] {
+                    return Err(Error::Shape(format!("head bias has {} values for {} labels", b.2.len(), shape[1])));
+                }
+                Some(ClassHead {
+                    weight: param(HEAD_WEIGHT_ID, w.2.clone(), shape, device),
+                    bias: param(HEAD_BIAS_ID, b.2.clone(), [shape[1]], device),
+                })
+            }
+            (None, None) => None,
+            _ => return Err(Error::InvalidInput("a head needs both `head.weight` and `head.bias`".into())),
+        };
+        Ok(Self { prompt, head })
+    }
+
+    /// Host copies of every trainable tensor.
+    pub fn to_host(&self) -> Vec<HostParam> {
+        use crate::backbone::layers::to_vec;
+        let mut out = Vec::new();
+        if let Some(p) = &self.prompt {
+            let v = p.embedding.val();
+            out.push(("prompt".into(), v.dims().to_vec(), to_vec(v)));
+        }
+        if let Some(h) = &self.head {
+            let w = h.weight.val();
+            out.push(("head.weight".into(), w.dims().to_vec(), to_vec(w)));
+            let b = h.bias.val();
+            out.push(("head.bias".into(), b.dims().to_vec(), to_vec(b)));
+        }
+        out
+    }
+}
+
+/// Writes named host tensors as safetensors bytes (f32).
+pub fn host_params_to_safetensors(named: &[HostParam]) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
+        .iter()
+        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::InvalidInput(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::InvalidInput(e.to_string()))
+}
+
+/// Reads named f32 tensors from safetensors bytes (`path` for messages).
+pub fn host_params_from_safetensors(bytes: &[u8], path: &std::path::Path) -> Result<Vec<HostParam>> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(Error::format(path, format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        out.push((name, view.shape().to_vec(), data));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// How label scores are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// Label words at the answer slot.
+    #[default]
+    Verbalizer,
+    /// A linear head on the pooled output.
+    Head,
+}
+
+/// Computes label logits `[batch, labels]` for a batch.
+pub fn label_logits(
+    backbone: &Backbone,
+    verbalizer: Option<&Verbalizer>,
+    num_labels: usize,
+    parts: &TrainableParts,
+    batch: &PromptBatch,
+) -> Result<Tensor<2>> {
+    let device = backbone.device();
+    let b = batch.tokens.batch;
+    let mut input = ForwardInput::new(batch.tokens.clone());
+    if let Some(prompt) = &parts.prompt {
+        if batch.soft_positions.iter().any(|p| p.len() != prompt.len()) {
+            return Err(Error::Shape(format!("the template has soft slots for {} tokens, the prompt has {}", batch.soft_positions[0].len(), prompt.len())));
+        }
+        input.soft = Some(prompt.hook(batch.soft_positions.clone()));
+    }
+    match (verbalizer, &parts.head) {
+        (Some(v), _) => {
+            let answers = batch
+                .answer_positions
+                .clone()
+                .ok_or_else(|| Error::InvalidInput("a verbalizer needs a {mask} answer slot in the template".into()))?;
+            input.logits = LogitsRequest {
+                positions: LogitPositions::At(answers.into_iter().map(|a| vec![a]).collect()),
+                rows: Some(v.rows.clone()),
+            };
+            let out = backbone.forward(&input, None)?;
+            let r = v.rows.len();
+            let word_logits = out.logits.expect("requested").reshape([b, r]);
+            let weights = float_tensor(v.weights(), [v.num_labels(), r], &device);
+            Ok(word_logits.matmul(weights.transpose()))
+        }
+        (None, Some(head)) => {
+            let out = backbone.forward(&input, None)?;
+            let pooled = match backbone {
+                Backbone::Encoder(e) if e.pooler.is_some() => e.pool(&out.last_hidden).expect("pooler"),
+                _ => {
+                    let [_, t, h] = out.last_hidden.dims();
+                    let mask: Vec<f32> = out.mask.iter().map(|&m| m as f32).collect();
+                    let mask = float_tensor(mask, [b, t, 1], &device);
+                    let count = mask.clone().sum_dim(1).clamp_min(1.0);
+                    (out.last_hidden * mask).sum_dim(1).div(count).reshape([b, h])
+                }
+            };
+            Ok(pooled.matmul(head.weight.val()) + head.bias.val().unsqueeze())
+        }
+        (None, None) => Err(Error::InvalidInput(format!("no way to read {num_labels} labels: give a verbalizer or a head"))),
+    }
+}
+
+/// Mean cross-entropy of `logits` `[B, L]` against `labels`.
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    let device = logits.device();
+    let idx: Tensor<2, Int> = int_tensor(labels.iter().map(|&l| l as i64).collect(), [b, 1], &device);
+    let logp = activation::log_softmax(logits, 1);
+    logp.gather(1, idx).mean().neg()
+}
+
+/// Arg-max label per row and the softmax scores, read back to the host.
+pub fn predictions(logits: Tensor<2>) -> (Vec<usize>, Vec<Vec<f32>>) {
+    let [_, l] = logits.dims();
+    let probs = crate::backbone::layers::to_vec(activation::softmax(logits, 1));
+    let rows: Vec<Vec<f32>> = probs.chunks(l).map(|c| c.to_vec()).collect();
+    let preds = rows
+        .iter()
+        .map(|r| r.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
+        .collect();
+    (preds, rows)
+}

@@ -1,0 +1,5 @@
+//! Tasks: how a backbone, a prompt encoder, a method's hooks and a head combine into
+//! predictions and a loss.
+
+pub mod batch;
+pub mod classification;

@@ -1,0 +1,8 @@
+//! Training support: the trainer, learning-rate schedules, atomic checkpoints, evaluation
+//! metrics, the JSONL metrics log and its plots.
+
+pub mod atomic;
+pub mod metrics;
+pub mod plot;
+pub mod schedule;
+pub mod trainer;

@@ -1,0 +1,389 @@
+//! The training loop: AdamW with warm-up and decay, gradient clipping and accumulation,
+//! length-bucketed batches, periodic evaluation with early stopping and a kept best state,
+//! atomic checkpoints that an interrupted run resumes from, a progress bar, a JSONL log and
+//! a curve plot.
+//!
+//! Runs are reproducible: the batch order depends only on (seed, epoch), and a resumed run
+//! skips exactly the batches already consumed, so it ends with the same parameters.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::atomic::write_atomic;
+use super::metrics::{accuracy, macro_f1, MetricsLog};
+use super::schedule::{learning_rate, Decay};
+use crate::backbone::{Backbone, PaddingSide};
+use crate::data::batching::{bucketed_batches, sequential_batches};
+use crate::prompt::{EncodedPrompt, Verbalizer};
+use crate::task::batch::collate;
+use crate::task::classification::{
+    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits, predictions, HostParam,
+    TrainableParts,
+};
+use crate::{Error, Result};
+
+/// Every training setting (the `[train]` table of a task config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Examples per forward pass.
+    pub batch_size: usize,
+    /// Forward passes per optimizer step.
+    pub grad_accum: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (overrides `epochs` when smaller).
+    pub max_steps: Option<usize>,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Decay after the warm-up.
+    pub decay: Decay,
+    /// Clip each trainable tensor's gradient to this L2 norm (`None` = no clipping).
+    pub max_grad_norm: Option<f32>,
+    /// Evaluate on the dev set every N optimizer steps (0 = at the end of each epoch only).
+    pub eval_every: usize,
+    /// Stop after this many evaluations without improvement (`None` = never).
+    pub early_stopping_patience: Option<usize>,
+    /// Write a resumable checkpoint every N optimizer steps (0 = only at the end).
+    pub checkpoint_every: usize,
+    /// Seed for initialisation and batch order.
+    pub seed: u64,
+    /// Length bucketing: sort within groups of `bucket_factor` batches (1 = plain shuffle).
+    pub bucket_factor: usize,
+    /// Batch size for evaluation and prediction.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lr: 3e-2,
+            weight_decay: 0.0,
+            batch_size: 16,
+            grad_accum: 1,
+            epochs: 1,
+            max_steps: None,
+            warmup_steps: 0,
+            decay: Decay::Linear,
+            max_grad_norm: Some(1.0),
+            eval_every: 0,
+            early_stopping_patience: None,
+            checkpoint_every: 0,
+            seed: 42,
+            bucket_factor: 4,
+            eval_batch_size: 32,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects settings that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidInput(format!("train config: {m}")));
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return bad("batch sizes must be at least 1");
+        }
+        if self.grad_accum == 0 || self.bucket_factor == 0 {
+            return bad("grad_accum and bucket_factor must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr must be a positive number");
+        }
+        if self.epochs == 0 && self.max_steps.is_none() {
+            return bad("epochs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// What is classified and how labels are read.
+pub struct ClassificationTask<'a> {
+    /// The frozen model.
+    pub backbone: &'a Backbone,
+    /// Label words (LM readout), or `None` for a head.
+    pub verbalizer: Option<&'a Verbalizer>,
+    /// Number of labels.
+    pub num_labels: usize,
+    /// Id used for padding.
+    pub pad_id: u32,
+    /// Padding side.
+    pub padding: PaddingSide,
+}
+
+/// Encoded examples with gold labels.
+#[derive(Clone, Copy)]
+pub struct Labelled<'a> {
+    /// Prompts.
+    pub prompts: &'a [EncodedPrompt],
+    /// Gold label per prompt.
+    pub labels: &'a [usize],
+}
+
+/// Predictions on a data set.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Arg-max label per example.
+    pub predictions: Vec<usize>,
+    /// Softmax over labels per example.
+    pub scores: Vec<Vec<f32>>,
+    /// Accuracy (when gold labels were given).
+    pub accuracy: Option<f64>,
+    /// Macro-F1 (when gold labels were given).
+    pub macro_f1: Option<f64>,
+    /// Scoring throughput.
+    pub examples_per_second: f64,
+}
+
+/// Scores `prompts` with `parts` (no gradients are recorded).
+pub fn evaluate(
+    task: &ClassificationTask,
+    parts: &TrainableParts,
+    prompts: &[EncodedPrompt],
+    gold: Option<&[usize]>,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    if prompts.is_empty() {
+        return Err(Error::InvalidInput("nothing to evaluate: no examples".into()));
+    }
+    let parts = burn::module::Module::valid(parts);
+    let start = Instant::now();
+    let mut preds = Vec::with_capacity(prompts.len());
+    let mut scores = Vec::with_capacity(prompts.len());
+    for idx in sequential_batches(prompts.len(), batch_size) {
+        let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
+        let batch = collate(&refs, None, task.pad_id, task.padding)?;
+        let logits = label_logits(task.backbone, task.verbalizer, task.num_labels, &parts, &batch)?;
+        let (p, s) = predictions(logits);
+        preds.extend(p);
+        scores.extend(s);
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let (acc, f1) = match gold {
+        Some(g) => (Some(accuracy(&preds, g)), Some(macro_f1(&preds, g, task.num_labels))),
+        None => (None, None),
+    };
+    Ok(Evaluation { predictions: preds, scores, accuracy: acc, macro_f1: f1, examples_per_second: prompts.len() as f64 / secs })
+}
+
+/// Progress saved in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct TrainState {
+    /// Optimizer steps done.
+    step: usize,
+    /// Forward batches consumed in total.
+    batches_done: usize,
+    best_metric: Option<f64>,
+    best_step: Option<usize>,
+    bad_evals: usize,
+    stopped_early: bool,
+}
+
+/// The result of a training run.
+pub struct TrainOutcome {
+    /// Parameters at the end (on the training device).
+    pub last: Vec<HostParam>,
+    /// Parameters with the best dev metric (the last ones without a dev set).
+    pub best: Vec<HostParam>,
+    /// Best dev accuracy.
+    pub best_metric: Option<f64>,
+    /// Optimizer steps done.
+    pub steps: usize,
+    /// Mean seconds per optimizer step in this process.
+    pub seconds_per_step: f64,
+    /// Where the JSONL log is.
+    pub metrics_path: PathBuf,
+}
+
+fn checkpoint_dir(out: &Path) -> PathBuf {
+    out.join("checkpoint")
+}
+
+fn save_checkpoint(out: &Path, state: &TrainState, parts: &TrainableParts, optim_bytes: &[u8], best: &[HostParam]) -> Result<()> {
+    let dir = checkpoint_dir(out);
+    // parameters and optimizer first, the state file last: the state names the step they hold
+    write_atomic(&dir.join("params.safetensors"), &host_params_to_safetensors(&parts.to_host())?)?;
+    write_atomic(&dir.join("best.safetensors"), &host_params_to_safetensors(best)?)?;
+    write_atomic(&dir.join("optimizer.bin"), optim_bytes)?;
+    let json = serde_json::to_vec_pretty(&json!({ "state": state, "params_step": state.step }))
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    write_atomic(&dir.join("state.json"), &json)
+}
+
+fn load_checkpoint(out: &Path) -> Result<Option<(TrainState, Vec<HostParam>, Vec<HostParam>, Vec<u8>)>> {
+    let dir = checkpoint_dir(out);
+    let state_path = dir.join("state.json");
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|e| Error::io(p, e));
+    let value: serde_json::Value =
+        serde_json::from_slice(&read(state_path.clone())?).map_err(|e| Error::format(&state_path, e.to_string()))?;
+    let state: TrainState =
+        serde_json::from_value(value["state"].clone()).map_err(|e| Error::format(&state_path, e.to_string()))?;
+    let params = host_params_from_safetensors(&read(dir.join("params.safetensors"))?, &dir.join("params.safetensors"))?;
+    let best = host_params_from_safetensors(&read(dir.join("best.safetensors"))?, &dir.join("best.safetensors"))?;
+    Ok(Some((state, params, best, read(dir.join("optimizer.bin"))?)))
+}
+
+/// Trains `init` on `train`, evaluating on `dev`; writes `metrics.jsonl`, `curves.svg` and the
+/// resumable `checkpoint/` under `out`. With `resume`, continues from the checkpoint there.
+pub fn train(
+    task: &ClassificationTask,
+    init: Vec<HostParam>,
+    train: Labelled,
+    dev: Option<Labelled>,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    device: &Device,
+) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    if train.prompts.is_empty() {
+        return Err(Error::InvalidInput("the training set is empty".into()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let ad = device.clone().autodiff();
+    let lengths: Vec<usize> = train.prompts.iter().map(|p| p.ids.len()).collect();
+    let batches_per_epoch = train.prompts.len().div_ceil(cfg.batch_size);
+    let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum);
+    let total_steps = cfg.max_steps.unwrap_or(usize::MAX).min(steps_per_epoch * cfg.epochs.max(1));
+
+    let mut optim_cfg = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8);
+    if let Some(norm) = cfg.max_grad_norm {
+        optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
+    }
+    let mut optim = optim_cfg.init();
+    let metrics_path = out.join("metrics.jsonl");
+
+    let (mut state, mut parts, mut best, mut log) = match (resume, load_checkpoint(out)?) {
+        (true, Some((state, params, best, optim_bytes))) => {
+            optim = optim
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
+                .map_err(|e| Error::format(checkpoint_dir(out).join("optimizer.bin"), format!("{e:?}")))?;
+            (state, TrainableParts::from_host(&params, &ad)?, best, MetricsLog::append(&metrics_path)?)
+        }
+        (true, None) => return Err(Error::InvalidInput(format!("--resume: no checkpoint in {}", out.display()))),
+        (false, _) => {
+            let state = TrainState { step: 0, batches_done: 0, best_metric: None, best_step: None, bad_evals: 0, stopped_early: false };
+            (state, TrainableParts::from_host(&init, &ad)?, init.clone(), MetricsLog::create(&metrics_path)?)
+        }
+    };
+
+    let bar = indicatif::ProgressBar::new(total_steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed}<{eta}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(state.step as u64);
+
+    let run_eval = |parts: &TrainableParts| -> Result<Option<f64>> {
+        match dev {
+            Some(d) => Ok(evaluate(task, parts, d.prompts, Some(d.labels), cfg.eval_batch_size)?.accuracy),
+            None => Ok(None),
+        }
+    };
+
+    let started = Instant::now();
+    let steps_at_start = state.step;
+    let mut accumulator = GradientsAccumulator::<TrainableParts>::new();
+    let mut pending = 0usize;
+    let mut loss_sum = 0f64;
+    let mut examples = 0usize;
+    'epochs: for epoch in 0..cfg.epochs.max(1) {
+        let order = bucketed_batches(&lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket_factor);
+        for (b, idx) in order.iter().enumerate() {
+            let global = epoch * batches_per_epoch + b;
+            if global < state.batches_done {
+                continue;
+            }
+            if state.step >= total_steps || state.stopped_early {
+                break 'epochs;
+            }
+            let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &train.prompts[i]).collect();
+            let gold: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
+            let batch = collate(&refs, Some(gold.clone()), task.pad_id, task.padding)?;
+            let logits = label_logits(task.backbone, task.verbalizer, task.num_labels, &parts, &batch)?;
+            let loss = cross_entropy(logits, &gold);
+            let loss = if cfg.grad_accum > 1 { loss.div_scalar(cfg.grad_accum as f64) } else { loss };
+            let loss_value = crate::backbone::layers::to_vec(loss.clone())[0] as f64 * cfg.grad_accum as f64;
+            if !loss_value.is_finite() {
+                return Err(Error::InvalidInput(format!("loss became {loss_value} at step {}: lower the learning rate", state.step)));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &parts);
+            accumulator.accumulate(&parts, grads);
+            pending += 1;
+            state.batches_done = global + 1;
+            loss_sum += loss_value;
+            examples += idx.len();
+            let end_of_epoch = b + 1 == order.len();
+            if pending < cfg.grad_accum && !end_of_epoch {
+                continue;
+            }
+            let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
+            parts = optim.step(lr, parts, accumulator.grads());
+            state.step += 1;
+            let mean_loss = loss_sum / pending as f64;
+            pending = 0;
+            loss_sum = 0.0;
+            let rate = examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_position(state.step as u64);
+            bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
+            log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "lr": lr, "examples_per_second": rate }))?;
+
+            let eval_now = dev.is_some()
+                && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || end_of_epoch || state.step == total_steps);
+            if eval_now {
+                if let Some(metric) = run_eval(&parts)? {
+                    log.log(&json!({ "step": state.step, "dev_metric": metric, "metric_name": "accuracy" }))?;
+                    bar.println(format!("step {}: dev accuracy {:.4}", state.step, metric));
+                    if state.best_metric.is_none_or(|b| metric > b) {
+                        state.best_metric = Some(metric);
+                        state.best_step = Some(state.step);
+                        state.bad_evals = 0;
+                        best = parts.to_host();
+                    } else {
+                        state.bad_evals += 1;
+                        if cfg.early_stopping_patience.is_some_and(|p| state.bad_evals >= p) {
+                            state.stopped_early = true;
+                            log.log(&json!({ "step": state.step, "event": "early_stop" }))?;
+                        }
+                    }
+                }
+            }
+            if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 {
+                let bytes = optim.into_bytes().map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
+                save_checkpoint(out, &state, &parts, &bytes, if dev.is_some() { &best } else { &[] })?;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let last = parts.to_host();
+    if dev.is_none() {
+        best = last.clone();
+    }
+    let bytes = optim.into_bytes().map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
+    save_checkpoint(out, &state, &parts, &bytes, &best)?;
+    let steps_here = (state.step - steps_at_start).max(1);
+    let records = super::plot::read_metrics(&metrics_path)?;
+    if records.iter().any(|r| r.get("loss").is_some()) {
+        super::plot::plot_curves(&records, &out.join("curves.svg"))?;
+    }
+    Ok(TrainOutcome {
+        last,
+        best,
+        best_metric: state.best_metric,
+        steps: state.step,
+        seconds_per_step: started.elapsed().as_secs_f64() / steps_here as f64,
+        metrics_path,
+    })
+}

@@ -1,0 +1,152 @@
+//! Bad inputs reach the caller as `Err`s whose message names the problem (never a panic).
+//! The same cases run through the CLI in `crates/promptune-cli/tests/bad_input.rs`.
+
+#[path = "support/bad_files.rs"]
+mod bad_files;
+
+use std::path::Path;
+
+use bad_files::*;
+use burn::tensor::Device;
+use promptune::checkpoint::load_backbone;
+use promptune::Error;
+
+/// Loads the backbone at `path`, expecting an error; returns it with its message.
+fn load_err(path: &Path) -> (Error, String) {
+    match load_backbone(path, &Device::flex()) {
+        Ok(_) => panic!("{} loaded, expected an error", path.display()),
+        Err(e) => {
+            let message = e.to_string();
+            (e, message)
+        }
+    }
+}
+
+#[test]
+fn missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, msg) = load_err(&dir.path().join("no-such-model"));
+    assert!(matches!(err, Error::MissingFile { .. }), "{err:?}");
+    assert!(msg.contains("no-such-model"), "{msg}");
+}
+
+#[test]
+fn missing_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let (err, msg) = load_err(dir.path());
+    assert!(matches!(err, Error::MissingFile { .. }), "{err:?}");
+    assert!(msg.contains("config.json"), "{msg}");
+}
+
+#[test]
+fn truncated_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    let weights = dir.path().join("model.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len() as usize;
+    truncate(&weights, len / 2);
+    let (err, msg) = load_err(dir.path());
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("model.safetensors") && msg.contains("safetensors file"), "{msg}");
+}
+
+#[test]
+fn corrupt_safetensors_header() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    // the JSON header starts right after the 8-byte length
+    overwrite(&dir.path().join("model.safetensors"), 8, b"#garbage#");
+    let (err, msg) = load_err(dir.path());
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("model.safetensors"), "{msg}");
+}
+
+#[test]
+fn truncated_gguf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    std::fs::copy(fixture("tiny-llama.gguf"), &path).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    truncate(&path, len - 100);
+    let (err, msg) = load_err(&path);
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("truncated") || msg.contains("end of the file"), "{msg}");
+}
+
+#[test]
+fn gguf_cut_inside_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    std::fs::copy(fixture("tiny-llama.gguf"), &path).unwrap();
+    truncate(&path, 200);
+    let (err, msg) = load_err(&path);
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("tiny.gguf"), "{msg}");
+}
+
+#[test]
+fn bad_gguf_magic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    std::fs::copy(fixture("tiny-llama.gguf"), &path).unwrap();
+    overwrite(&path, 0, b"GGML");
+    let (err, msg) = load_err(&path);
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("not a GGUF file"), "{msg}");
+}
+
+#[test]
+fn unknown_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    edit_config(dir.path(), |c| {
+        c.insert("model_type".into(), "foo".into());
+    });
+    let (err, msg) = load_err(dir.path());
+    assert!(matches!(err, Error::UnknownArchitecture(_)), "{err:?}");
+    assert!(msg.contains("`foo`"), "{msg}");
+}
+
+#[test]
+fn config_missing_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    edit_config(dir.path(), |c| {
+        c.remove("hidden_size");
+    });
+    let (err, msg) = load_err(dir.path());
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(msg.contains("hidden_size"), "{msg}");
+}
+
+#[test]
+fn unsupported_quant_type_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iq2.gguf");
+    write_iq2_xxs_gguf(&path);
+    let (err, msg) = load_err(&path);
+    assert!(matches!(err, Error::UnsupportedQuant { .. }), "{err:?}");
+    assert!(msg.contains("IQ2_XXS"), "{msg}");
+}
+
+#[test]
+fn crafted_gguf_with_f32_matrices_loads() {
+    // the writer used above makes loadable files: only the quant type is at fault there
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f32.gguf");
+    write_llama_gguf(&path, GGML_F32, 256 * 4);
+    let backbone = load_backbone(&path, &Device::flex()).expect("a valid F32 GGUF loads");
+    assert_eq!(backbone.config().hidden_size, 256);
+}
+
+#[test]
+fn not_a_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.bin");
+    std::fs::write(&path, b"hello").unwrap();
+    let (err, msg) = load_err(&path);
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(msg.contains("not a model"), "{msg}");
+}
