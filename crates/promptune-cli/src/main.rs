@@ -25,6 +25,16 @@ enum Command {
     Generate(commands::generate::Args),
     /// Per-token log-probabilities of a text under a decoder.
     Score(commands::score::Args),
+    /// Train a prompt from a task config (TOML); writes an adapter, metrics and curves.
+    Train(commands::train::Args),
+    /// Accuracy and macro-F1 of a trained adapter on a labelled file.
+    Eval(commands::eval::Args),
+    /// Predict labels (with scores) for a file of examples; JSONL out.
+    Predict(commands::predict::Args),
+    /// Write a prompt-tuning adapter in PEFT's layout.
+    ExportPeft(commands::export::Args),
+    /// Dev accuracy of a task's template without its soft tokens (the zero-shot baseline).
+    ZeroShot(commands::zero_shot::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,9 +43,16 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::ExportPeft(args) => commands::export::run(args),
+        Command::ZeroShot(args) => commands::zero_shot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `promptune ... | head`: the reader left; nothing to report
+        Err(err) if commands::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             commands::report_error(&err);
             ExitCode::FAILURE

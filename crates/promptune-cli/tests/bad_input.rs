@@ -27,12 +27,21 @@ fn promptune(args: &[&str], cache: &Path) -> Output {
 /// Asserts a clean failure whose stderr contains every needle.
 fn assert_fails(out: &Output, needles: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected failure, got success; stderr:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr:\n{stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
-    assert!(stderr.starts_with("error: "), "stderr:\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("error: ")),
+        "stderr:\n{stderr}"
+    );
     for needle in needles {
-        assert!(stderr.contains(needle), "`{needle}` missing from stderr:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "`{needle}` missing from stderr:\n{stderr}"
+        );
     }
     stderr
 }
@@ -73,7 +82,10 @@ fn truncated_safetensors() {
     let dir = tmp.path().join("m");
     copy_fixture_folder("tiny-llama", &dir);
     let weights = dir.join("model.safetensors");
-    truncate(&weights, std::fs::metadata(&weights).unwrap().len() as usize / 2);
+    truncate(
+        &weights,
+        std::fs::metadata(&weights).unwrap().len() as usize / 2,
+    );
     let out = promptune(&["inspect", s(&dir)], tmp.path());
     assert_fails(&out, &["model.safetensors", "not a valid safetensors file"]);
 }
@@ -93,7 +105,10 @@ fn truncated_gguf() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("tiny.gguf");
     std::fs::copy(fixture("tiny-llama.gguf"), &path).unwrap();
-    truncate(&path, std::fs::metadata(&path).unwrap().len() as usize - 100);
+    truncate(
+        &path,
+        std::fs::metadata(&path).unwrap().len() as usize - 100,
+    );
     let out = promptune(&["inspect", s(&path)], tmp.path());
     assert_fails(&out, &["tiny.gguf", "truncated"]);
 }
@@ -175,8 +190,10 @@ fn generate_with_an_encoder() {
     let dir = tmp.path().join("m");
     copy_fixture_folder("tiny-bert", &dir);
     write_tokenizer(&dir, 32);
-    let vocab = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("config.json")).unwrap())
-        .unwrap()["vocab_size"]
+    let vocab = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(dir.join("config.json")).unwrap(),
+    )
+    .unwrap()["vocab_size"]
         .as_u64()
         .unwrap();
     assert!(vocab >= 32, "tiny-bert vocab {vocab}");
@@ -188,18 +205,39 @@ fn generate_with_an_encoder() {
 fn invalid_sampling_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
-    let out = promptune(&["generate", s(&dir), "--prompt", "the cat", "--top-k", "0"], tmp.path());
+    let out = promptune(
+        &["generate", s(&dir), "--prompt", "the cat", "--top-k", "0"],
+        tmp.path(),
+    );
     assert_fails(&out, &["top-k"]);
-    let out = promptune(&["generate", s(&dir), "--prompt", "the cat", "--top-p", "1.5"], tmp.path());
+    let out = promptune(
+        &["generate", s(&dir), "--prompt", "the cat", "--top-p", "1.5"],
+        tmp.path(),
+    );
     assert_fails(&out, &["top-p"]);
-    let out = promptune(&["generate", s(&dir), "--prompt", "the cat", "--temperature", "0"], tmp.path());
+    let out = promptune(
+        &[
+            "generate",
+            s(&dir),
+            "--prompt",
+            "the cat",
+            "--temperature",
+            "0",
+        ],
+        tmp.path(),
+    );
     assert_fails(&out, &["temperature"]);
 }
 
 #[test]
 fn conflicting_flags_are_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = promptune(&["generate", "m", "--prompt", "x", "--top-k", "5", "--top-p", "0.9"], tmp.path());
+    let out = promptune(
+        &[
+            "generate", "m", "--prompt", "x", "--top-k", "5", "--top-p", "0.9",
+        ],
+        tmp.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
@@ -210,8 +248,15 @@ fn hub_id_offline_fails_fast_with_guidance() {
     let tmp = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let out = promptune(&["inspect", "someorg/somemodel"], tmp.path());
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    assert_fails(&out, &["someorg/somemodel", "unreachable", "fetch-models.sh"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_fails(
+        &out,
+        &["someorg/somemodel", "unreachable", "fetch-models.sh"],
+    );
 }
 
 #[test]
@@ -223,7 +268,10 @@ fn hub_id_found_in_promptune_cache() {
     assert!(out.status.success(), "{stderr}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["family"], "llama");
-    assert!(doc["path"].as_str().unwrap().ends_with("someorg--tiny"), "{doc}");
+    assert!(
+        doc["path"].as_str().unwrap().ends_with("someorg--tiny"),
+        "{doc}"
+    );
 }
 
 #[test]

@@ -23,7 +23,11 @@ fn promptune(args: &[&str], cache: &Path) -> Output {
 fn ok(out: Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     (stdout, stderr)
 }
@@ -31,8 +35,18 @@ fn ok(out: Output) -> (String, String) {
 #[test]
 fn inspect_safetensors_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let (stdout, _) = ok(promptune(&["inspect", fixture("tiny-llama").to_str().unwrap()], tmp.path()));
-    for needle in ["llama (decoder)", "layers", "4 query, 2 key/value", "head dim", "vocab size", "F32 x"] {
+    let (stdout, _) = ok(promptune(
+        &["inspect", fixture("tiny-llama").to_str().unwrap()],
+        tmp.path(),
+    ));
+    for needle in [
+        "llama (decoder)",
+        "layers",
+        "4 query, 2 key/value",
+        "head dim",
+        "vocab size",
+        "F32 x",
+    ] {
         assert!(stdout.contains(needle), "`{needle}` missing:\n{stdout}");
     }
 }
@@ -47,14 +61,20 @@ fn inspect_json_for_every_family() {
         ("tiny-roberta", "roberta", "safetensors"),
         ("tiny-llama.gguf", "llama", "gguf"),
     ] {
-        let (stdout, _) = ok(promptune(&["inspect", "--json", fixture(name).to_str().unwrap()], tmp.path()));
+        let (stdout, _) = ok(promptune(
+            &["inspect", "--json", fixture(name).to_str().unwrap()],
+            tmp.path(),
+        ));
         let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(doc["family"], family, "{name}");
         assert_eq!(doc["format"], format, "{name}");
         assert_eq!(doc["vocab_size"], 64, "{name}");
         assert!(doc["parameters"].as_u64().unwrap() > 1000, "{name}");
         assert!(doc["num_layers"].as_u64().unwrap() >= 1, "{name}");
-        assert!(!doc["tensor_types"].as_object().unwrap().is_empty(), "{name}");
+        assert!(
+            !doc["tensor_types"].as_object().unwrap().is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -62,7 +82,15 @@ fn inspect_json_for_every_family() {
 fn generate_greedy_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
-    let args = ["generate", dir.to_str().unwrap(), "--prompt", "the capital of france is", "-n", "5", "--ignore-eos"];
+    let args = [
+        "generate",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "the capital of france is",
+        "-n",
+        "5",
+        "--ignore-eos",
+    ];
     let (first, stderr) = ok(promptune(&args, tmp.path()));
     assert!(stderr.contains("tokens/s"), "{stderr}");
     assert!(stderr.contains("5 new tokens"), "{stderr}");
@@ -101,11 +129,30 @@ fn generate_sampling_follows_the_seed() {
 fn score_table_and_json() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
-    let (table, _) = ok(promptune(&["score", dir.to_str().unwrap(), "--text", "the cat sat on the mat"], tmp.path()));
-    assert!(table.contains("logprob") && table.contains("perplexity"), "{table}");
+    let (table, _) = ok(promptune(
+        &[
+            "score",
+            dir.to_str().unwrap(),
+            "--text",
+            "the cat sat on the mat",
+        ],
+        tmp.path(),
+    ));
+    assert!(
+        table.contains("logprob") && table.contains("perplexity"),
+        "{table}"
+    );
 
-    let (json, _) =
-        ok(promptune(&["score", dir.to_str().unwrap(), "--text", "the cat sat on the mat", "--json"], tmp.path()));
+    let (json, _) = ok(promptune(
+        &[
+            "score",
+            dir.to_str().unwrap(),
+            "--text",
+            "the cat sat on the mat",
+            "--json",
+        ],
+        tmp.path(),
+    ));
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let tokens = doc["tokens"].as_array().unwrap();
     assert!(tokens.len() >= 6, "{doc}");
@@ -117,7 +164,10 @@ fn score_table_and_json() {
         total += lp;
     }
     assert!((doc["total_logprob"].as_f64().unwrap() - total).abs() < 1e-3);
-    assert_eq!(doc["scored_tokens"].as_u64().unwrap() as usize, tokens.len() - 1);
+    assert_eq!(
+        doc["scored_tokens"].as_u64().unwrap() as usize,
+        tokens.len() - 1
+    );
     assert!(doc["perplexity"].as_f64().unwrap() >= 1.0);
 }
 

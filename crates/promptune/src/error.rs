@@ -36,7 +36,11 @@ pub enum Error {
     Shape(String),
     /// A GGUF tensor uses a quantization we do not decode.
     #[error("unsupported quantization type {name} (id {id}) for tensor `{tensor}`")]
-    UnsupportedQuant { name: String, id: u32, tensor: String },
+    UnsupportedQuant {
+        name: String,
+        id: u32,
+        tensor: String,
+    },
     /// Tokenizer trouble (loading, vocabulary mismatch, encoding).
     #[error("tokenizer: {0}")]
     Tokenizer(String),
@@ -45,13 +49,21 @@ pub enum Error {
     InvalidInput(String),
     /// A template does not parse.
     #[error("template: {}", crate::prompt::template::render_error(template, *column, message))]
-    Template { template: String, column: usize, message: String },
+    Template {
+        template: String,
+        column: usize,
+        message: String,
+    },
     /// The model could not be fetched from the hub.
     #[error("{0}")]
     Hub(String),
     /// A data file (examples, metrics log) has a bad line, a missing column or an unknown label.
     #[error("{path}{}: {message}", line_suffix(.line))]
-    Data { path: PathBuf, line: Option<usize>, message: String },
+    Data {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
 }
 
 /// `:<line>` when the 1-based line number is known.
@@ -62,16 +74,26 @@ fn line_suffix(line: &Option<usize>) -> String {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A data error for `path`, at 1-based `line` when known.
     pub fn data(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        Error::Data { path: path.into(), line, message: message.into() }
+        Error::Data {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
 
     /// A format error for `path`.
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Format { path: path.into(), message: message.into() }
+        Error::Format {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

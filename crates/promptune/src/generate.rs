@@ -33,25 +33,39 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 32, sampling: Sampling::Greedy, seed: 0, stop_at_eos: true }
+        Self {
+            max_new_tokens: 32,
+            sampling: Sampling::Greedy,
+            seed: 0,
+            stop_at_eos: true,
+        }
     }
 }
 
 fn validate(opts: &GenerateOptions) -> Result<()> {
     match opts.sampling {
-        Sampling::TopK { k, temperature } if k == 0 || temperature <= 0.0 => {
-            Err(Error::InvalidInput("top-k needs k >= 1 and a positive temperature".into()))
-        }
-        Sampling::TopP { p, temperature } if !(p > 0.0 && p <= 1.0) || temperature <= 0.0 => {
-            Err(Error::InvalidInput("top-p needs 0 < p <= 1 and a positive temperature".into()))
-        }
+        Sampling::TopK { k, temperature } if k == 0 || temperature <= 0.0 => Err(
+            Error::InvalidInput("top-k needs k >= 1 and a positive temperature".into()),
+        ),
+        Sampling::TopP { p, temperature } if !(p > 0.0 && p <= 1.0) || temperature <= 0.0 => Err(
+            Error::InvalidInput("top-p needs 0 < p <= 1 and a positive temperature".into()),
+        ),
         _ => Ok(()),
     }
 }
 
 /// Picks the next token from full-vocabulary logits.
 pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut StdRng) -> u32 {
-    let argmax = || logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
+    let argmax = || {
+        logits
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            )
+            .0 as u32
+    };
     let (keep, temperature) = match *sampling {
         Sampling::Greedy => return argmax(),
         Sampling::TopK { k, temperature } => (Some(k), temperature),
@@ -63,7 +77,10 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut StdRng) -> u32 {
         order.truncate(k.min(order.len()));
     }
     let max = logits[order[0]];
-    let mut probs: Vec<f32> = order.iter().map(|&i| ((logits[i] - max) / temperature).exp()).collect();
+    let mut probs: Vec<f32> = order
+        .iter()
+        .map(|&i| ((logits[i] - max) / temperature).exp())
+        .collect();
     let total: f32 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if let Sampling::TopP { p, .. } = *sampling {
@@ -93,10 +110,15 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut StdRng) -> u32 {
 pub fn generate_ids(model: &Model, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Vec<u32>> {
     validate(opts)?;
     if prompt_ids.is_empty() {
-        return Err(Error::InvalidInput("empty prompt: nothing to continue".into()));
+        return Err(Error::InvalidInput(
+            "empty prompt: nothing to continue".into(),
+        ));
     }
     if !model.backbone.config().family.is_causal() {
-        return Err(Error::InvalidInput(format!("{} is an encoder; generation needs a decoder", model.backbone.config().family.name())));
+        return Err(Error::InvalidInput(format!(
+            "{} is an encoder; generation needs a decoder",
+            model.backbone.config().family.name()
+        )));
     }
     let eos = &model.backbone.config().eos_token_ids;
     let mut rng = StdRng::seed_from_u64(opts.seed);
@@ -108,7 +130,10 @@ pub fn generate_ids(model: &Model, prompt_ids: &[u32], opts: &GenerateOptions) -
             break;
         }
         let mut input = ForwardInput::new(TokenBatch::single(&step)?);
-        input.logits = LogitsRequest { positions: LogitPositions::Last, rows: None };
+        input.logits = LogitsRequest {
+            positions: LogitPositions::Last,
+            rows: None,
+        };
         let fwd = model.backbone.forward(&input, Some(&mut cache))?;
         let logits = to_vec(fwd.logits.expect("requested"));
         let next = choose(&logits, &opts.sampling, &mut rng);
@@ -124,7 +149,9 @@ pub fn generate_ids(model: &Model, prompt_ids: &[u32], opts: &GenerateOptions) -
 /// Continues `prompt`; returns the generated text.
 pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<String> {
     if prompt.trim().is_empty() {
-        return Err(Error::InvalidInput("empty prompt: nothing to continue".into()));
+        return Err(Error::InvalidInput(
+            "empty prompt: nothing to continue".into(),
+        ));
     }
     let ids = model.encode(prompt, true)?;
     let new = generate_ids(model, &ids, opts)?;
@@ -148,11 +175,16 @@ pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
         return Err(Error::InvalidInput("empty text: nothing to score".into()));
     }
     if !model.backbone.config().family.is_causal() {
-        return Err(Error::InvalidInput("scoring needs a decoder (causal LM)".into()));
+        return Err(Error::InvalidInput(
+            "scoring needs a decoder (causal LM)".into(),
+        ));
     }
     let ids = model.encode(text, true)?;
     let mut input = ForwardInput::new(TokenBatch::single(&ids)?);
-    input.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
+    input.logits = LogitsRequest {
+        positions: LogitPositions::All,
+        rows: None,
+    };
     let fwd = model.backbone.forward(&input, None)?;
     let logits = fwd.logits.expect("requested");
     let vocab = logits.dims()[2];

@@ -3,6 +3,7 @@
 //! Layout: [`checkpoint`] reads weights (HF folders, GGUF), [`tokenizer`] builds tokenizers,
 //! [`backbone`] holds the frozen transformer families with their prompt hooks.
 
+pub mod adapter;
 pub mod backbone;
 pub mod checkpoint;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod generate;
 pub mod method;
 pub mod model;
+pub mod pipeline;
 pub mod prompt;
 pub mod task;
 pub mod tokenizer;

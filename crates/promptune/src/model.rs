@@ -8,7 +8,9 @@ use burn::tensor::Device;
 use tokenizers::Tokenizer;
 
 use crate::backbone::Backbone;
-use crate::checkpoint::{gguf_source::GgufSource, hf_config, safetensors_source::SafetensorsSource};
+use crate::checkpoint::{
+    gguf_source::GgufSource, hf_config, safetensors_source::SafetensorsSource,
+};
 use crate::{checkpoint, tokenizer, Error, Result};
 
 /// Where the weights came from and how they are stored.
@@ -47,7 +49,10 @@ impl Model {
                 hint: "give an HF model folder (config.json + model.safetensors + tokenizer.json) or a .gguf file".into(),
             });
         }
-        let is_gguf = path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        let is_gguf = path.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
         let (backbone, tokenizer, format, tensor_types) = if is_gguf {
             let (source, config) = GgufSource::open(path)?;
             let tokenizer = tokenizer::from_gguf::tokenizer_from_gguf(source.file())?;
@@ -55,7 +60,12 @@ impl Model {
             for info in source.file().tensor_infos() {
                 *types.entry(info.ggml_type.name().to_string()).or_insert(0) += 1;
             }
-            (Backbone::load(config, &source, device)?, tokenizer, "gguf", types)
+            (
+                Backbone::load(config, &source, device)?,
+                tokenizer,
+                "gguf",
+                types,
+            )
         } else if path.is_dir() {
             let config = hf_config::read_config(&path.join("config.json"))?;
             let source = SafetensorsSource::open_dir(path)?;
@@ -64,23 +74,44 @@ impl Model {
             for (_, dtype, _) in source.describe() {
                 *types.entry(dtype).or_insert(0) += 1;
             }
-            (Backbone::load(config, &source, device)?, tokenizer, "safetensors", types)
+            (
+                Backbone::load(config, &source, device)?,
+                tokenizer,
+                "safetensors",
+                types,
+            )
         } else {
-            return Err(Error::format(path, "not a model: expected an HF folder or a .gguf file"));
+            return Err(Error::format(
+                path,
+                "not a model: expected an HF folder or a .gguf file",
+            ));
         };
         tokenizer::check_vocab(&tokenizer, backbone.config().vocab_size)?;
-        Ok(Self { backbone, tokenizer, info: ModelInfo { path: path.into(), format, tensor_types } })
+        Ok(Self {
+            backbone,
+            tokenizer,
+            info: ModelInfo {
+                path: path.into(),
+                format,
+                tensor_types,
+            },
+        })
     }
 
     /// Token ids of `text` (with the model's special tokens when `special` is set).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, special).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = self
+            .tokenizer
+            .encode(text, special)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids` (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode(ids, true).map_err(|e| Error::Tokenizer(e.to_string()))
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 }
 

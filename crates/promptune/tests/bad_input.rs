@@ -49,7 +49,10 @@ fn truncated_safetensors() {
     truncate(&weights, len / 2);
     let (err, msg) = load_err(dir.path());
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
-    assert!(msg.contains("model.safetensors") && msg.contains("safetensors file"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("safetensors file"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -72,7 +75,10 @@ fn truncated_gguf() {
     truncate(&path, len - 100);
     let (err, msg) = load_err(&path);
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
-    assert!(msg.contains("truncated") || msg.contains("end of the file"), "{msg}");
+    assert!(
+        msg.contains("truncated") || msg.contains("end of the file"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -149,4 +155,41 @@ fn not_a_model_file() {
     let (err, msg) = load_err(&path);
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
     assert!(msg.contains("not a model"), "{msg}");
+}
+
+#[test]
+fn tokenizer_larger_than_model_vocab() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    write_tokenizer(dir.path(), 100); // the model has 64 embedding rows
+    let err = match promptune::model::Model::load_path(dir.path(), &Device::flex()) {
+        Ok(_) => panic!("a 100-token tokenizer on a 64-token model loaded"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Tokenizer(_)), "{err:?}");
+    assert!(err.to_string().contains("64"), "{err}");
+}
+
+#[test]
+fn empty_prompt_and_text() {
+    use promptune::generate::{generate, generate_ids, score, GenerateOptions};
+    let dir = tempfile::tempdir().unwrap();
+    tiny_llama_with_tokenizer(dir.path());
+    let model =
+        promptune::model::Model::load_path(dir.path(), &Device::flex()).expect("tiny model loads");
+    let opts = GenerateOptions::default();
+    for prompt in ["", "  \n"] {
+        let err = generate(&model, prompt, &opts).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput(_)) && err.to_string().contains("empty prompt"),
+            "{err}"
+        );
+        let err = score(&model, prompt).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput(_)) && err.to_string().contains("empty text"),
+            "{err}"
+        );
+    }
+    let err = generate_ids(&model, &[], &opts).unwrap_err();
+    assert!(err.to_string().contains("empty prompt"), "{err}");
 }

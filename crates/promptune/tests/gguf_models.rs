@@ -12,8 +12,17 @@ use promptune::checkpoint::load_backbone;
 
 fn full_logits(model: &promptune::backbone::Backbone, tokens: TokenBatch) -> Vec<f32> {
     let mut input = ForwardInput::new(tokens);
-    input.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
-    to_vec(model.forward(&input, None).expect("forward").logits.expect("logits"))
+    input.logits = LogitsRequest {
+        positions: LogitPositions::All,
+        rows: None,
+    };
+    to_vec(
+        model
+            .forward(&input, None)
+            .expect("forward")
+            .logits
+            .expect("logits"),
+    )
 }
 
 #[test]
@@ -34,7 +43,10 @@ fn llama_gguf_matches_transformers_gguf_loader() {
     let vocab = expected.shape[2];
     let got = full_logits(&model, tokens.clone());
     let diff = max_abs_diff(&got, &expected.f32, |i| tokens.mask[i / vocab] != 0);
-    assert!(diff < 1e-4, "GGUF llama logits differ from transformers by {diff}");
+    assert!(
+        diff < 1e-4,
+        "GGUF llama logits differ from transformers by {diff}"
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@ use promptune::checkpoint::hub::{resolve_with, HubId, HubOptions};
 use promptune::Error;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Settings with temporary caches and an endpoint where nothing listens (connection refused).
@@ -43,8 +45,18 @@ fn unreachable_hub_fails_fast_with_guidance() {
     let opts = offline_options(root.path());
     let start = Instant::now();
     let msg = hub_message(resolve_with("someorg/somemodel", &opts));
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    for needle in ["someorg/somemodel", "unreachable", "fetch-models.sh", ".gguf", "config.json"] {
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    for needle in [
+        "someorg/somemodel",
+        "unreachable",
+        "fetch-models.sh",
+        ".gguf",
+        "config.json",
+    ] {
         assert!(msg.contains(needle), "`{needle}` missing from: {msg}");
     }
 }
@@ -66,8 +78,15 @@ fn silent_hub_is_bounded_by_the_timeouts() {
     opts.connect_timeout = Duration::from_millis(500);
     let start = Instant::now();
     let msg = hub_message(resolve_with("someorg/somemodel:model.Q4_0.gguf", &opts));
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    assert!(msg.contains("unreachable") && msg.contains("someorg/somemodel"), "{msg}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        msg.contains("unreachable") && msg.contains("someorg/somemodel"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -78,7 +97,11 @@ fn offline_flag_never_touches_the_network() {
     opts.endpoint = "http://10.255.255.1:81".into();
     let start = Instant::now();
     let msg = hub_message(resolve_with("someorg/somemodel", &opts));
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(msg.contains("HF_HUB_OFFLINE"), "{msg}");
 }
 
@@ -92,7 +115,10 @@ fn promptune_cache_is_used_without_network() {
     let gguf = root.path().join("promptune/someorg--tiny-gguf/tiny.gguf");
     std::fs::create_dir_all(gguf.parent().unwrap()).unwrap();
     std::fs::copy(fixture("tiny-llama.gguf"), &gguf).unwrap();
-    assert_eq!(resolve_with("someorg/tiny-gguf:tiny.gguf", &opts).unwrap(), gguf);
+    assert_eq!(
+        resolve_with("someorg/tiny-gguf:tiny.gguf", &opts).unwrap(),
+        gguf
+    );
 }
 
 #[test]
@@ -101,7 +127,11 @@ fn incomplete_cache_folder_is_not_used() {
     let opts = offline_options(root.path());
     let cached = root.path().join("promptune/someorg--tiny");
     std::fs::create_dir_all(&cached).unwrap();
-    std::fs::copy(fixture("tiny-llama/config.json"), cached.join("config.json")).unwrap();
+    std::fs::copy(
+        fixture("tiny-llama/config.json"),
+        cached.join("config.json"),
+    )
+    .unwrap();
     hub_message(resolve_with("someorg/tiny", &opts));
 }
 
@@ -138,13 +168,19 @@ fn local_paths_win_and_missing_paths_are_not_hub_ids() {
 #[test]
 fn hub_id_syntax() {
     assert_eq!(HubId::parse("org/name").map(|i| i.file), Some(None));
-    assert_eq!(HubId::parse("org/name:m.gguf").and_then(|i| i.file).as_deref(), Some("m.gguf"));
+    assert_eq!(
+        HubId::parse("org/name:m.gguf")
+            .and_then(|i| i.file)
+            .as_deref(),
+        Some("m.gguf")
+    );
     assert!(HubId::parse("org/name.gguf").is_none());
     assert!(HubId::parse("models/a/b").is_none());
 }
 
 /// A minimal HTTP/1.1 file server in a thread: `GET /<repo>/resolve/main/<file>` answers the
 /// bytes of `files[file]`, anything else 404. Returns its base URL.
+#[cfg(feature = "hub")]
 fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -161,7 +197,11 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
             while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
                 line.clear();
             }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
             let body = files
                 .iter()
                 .find(|(name, _)| path == format!("/someorg/tiny/resolve/main/{name}"))
@@ -169,10 +209,17 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
             let mut stream = stream;
             let _ = match body {
                 Some(bytes) => {
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
-                    stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&bytes))
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        bytes.len()
+                    );
+                    stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(&bytes))
                 }
-                None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                None => stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
             };
         }
     });
@@ -189,18 +236,25 @@ fn downloads_into_the_cache_then_reuses_it() {
         ("config.json", read("config.json")),
         ("model.safetensors", read("model.safetensors")),
         ("tokenizer.json", b"{}".to_vec()),
-        ("tiny.gguf", std::fs::read(fixture("tiny-llama.gguf")).unwrap()),
+        (
+            "tiny.gguf",
+            std::fs::read(fixture("tiny-llama.gguf")).unwrap(),
+        ),
     ]);
     let dir = resolve_with("someorg/tiny", &opts).unwrap();
     assert_eq!(dir, root.path().join("promptune/someorg--tiny"));
-    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), read("model.safetensors"));
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        read("model.safetensors")
+    );
     assert!(dir.join("tokenizer.json").is_file());
     // only complete files under their final names
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(!name.contains("partial"), "{name}");
     }
-    promptune::checkpoint::load_backbone(&dir, &burn::tensor::Device::flex()).expect("downloaded model loads");
+    promptune::checkpoint::load_backbone(&dir, &burn::tensor::Device::flex())
+        .expect("downloaded model loads");
 
     let gguf = resolve_with("someorg/tiny:tiny.gguf", &opts).unwrap();
     assert_eq!(gguf, dir.join("tiny.gguf"));
@@ -218,11 +272,17 @@ fn missing_repository_or_file_is_named() {
     let mut opts = offline_options(root.path());
     opts.endpoint = serve(vec![]);
     let msg = hub_message(resolve_with("someorg/tiny", &opts));
-    assert!(msg.contains("config.json") && msg.contains("404") && msg.contains("someorg/tiny"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("404") && msg.contains("someorg/tiny"),
+        "{msg}"
+    );
     let msg = hub_message(resolve_with("someorg/tiny:nope.gguf", &opts));
     assert!(msg.contains("nope.gguf") && msg.contains("404"), "{msg}");
     // nothing half-written is left behind
-    let leftovers: Vec<_> = walk(root.path()).into_iter().filter(|p| p.is_file()).collect();
+    let leftovers: Vec<_> = walk(root.path())
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

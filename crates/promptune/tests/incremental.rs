@@ -6,7 +6,9 @@ mod common;
 use burn::tensor::Device;
 use common::{fixture, max_abs_diff};
 use promptune::backbone::layers::{float_tensor, to_vec};
-use promptune::backbone::{Backbone, ForwardInput, KvCache, LayerPrefix, LogitPositions, LogitsRequest, TokenBatch};
+use promptune::backbone::{
+    Backbone, ForwardInput, KvCache, LayerPrefix, LogitPositions, LogitsRequest, TokenBatch,
+};
 use promptune::checkpoint::load_backbone;
 
 fn prefixes(model: &Backbone, len: usize) -> Vec<LayerPrefix> {
@@ -16,10 +18,15 @@ fn prefixes(model: &Backbone, len: usize) -> Vec<LayerPrefix> {
     (0..cfg.num_layers)
         .map(|l| {
             let make = |seed: usize| {
-                let data = (0..n).map(|i| (((i * 7919 + seed * 104729 + l * 31) % 1000) as f32 / 500.0) - 1.0).collect();
+                let data = (0..n)
+                    .map(|i| (((i * 7919 + seed * 104729 + l * 31) % 1000) as f32 / 500.0) - 1.0)
+                    .collect();
                 float_tensor(data, [1, cfg.num_kv_heads, len, cfg.head_dim], &device)
             };
-            LayerPrefix { key: make(1), value: make(2) }
+            LayerPrefix {
+                key: make(1),
+                value: make(2),
+            }
         })
         .collect()
 }
@@ -31,7 +38,10 @@ fn check(name: &str, with_prefix: bool) {
 
     let mut full = ForwardInput::new(TokenBatch::single(&ids).unwrap());
     full.prefixes = prefix.clone();
-    full.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
+    full.logits = LogitsRequest {
+        positions: LogitPositions::All,
+        rows: None,
+    };
     let expected = to_vec(model.forward(&full, None).unwrap().logits.unwrap());
     let vocab = model.config().vocab_size;
 
@@ -44,13 +54,25 @@ fn check(name: &str, with_prefix: bool) {
         if start == 0 {
             step.prefixes = prefix.clone();
         }
-        step.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
-        got.extend(to_vec(model.forward(&step, Some(&mut cache)).unwrap().logits.unwrap()));
+        step.logits = LogitsRequest {
+            positions: LogitPositions::All,
+            rows: None,
+        };
+        got.extend(to_vec(
+            model
+                .forward(&step, Some(&mut cache))
+                .unwrap()
+                .logits
+                .unwrap(),
+        ));
         start = end;
     }
     assert_eq!(got.len(), ids.len() * vocab);
     let diff = max_abs_diff(&got, &expected, |_| true);
-    assert!(diff < 1e-4, "{name} (prefix: {with_prefix}): incremental logits differ by {diff}");
+    assert!(
+        diff < 1e-4,
+        "{name} (prefix: {with_prefix}): incremental logits differ by {diff}"
+    );
 }
 
 #[test]
@@ -69,7 +91,12 @@ fn gemma3_cache_matches_full_forward_across_sliding_window() {
 fn prefixes_after_the_first_step_are_rejected() {
     let model = load_backbone(&fixture("tiny-llama"), &Device::flex()).unwrap();
     let mut cache = KvCache::new(model.config().num_layers);
-    model.forward(&ForwardInput::new(TokenBatch::single(&[4, 5]).unwrap()), Some(&mut cache)).unwrap();
+    model
+        .forward(
+            &ForwardInput::new(TokenBatch::single(&[4, 5]).unwrap()),
+            Some(&mut cache),
+        )
+        .unwrap();
     let mut step = ForwardInput::new(TokenBatch::single(&[6]).unwrap());
     step.prefixes = Some(prefixes(&model, 2));
     assert!(model.forward(&step, Some(&mut cache)).is_err());

@@ -8,7 +8,8 @@ use burn::tensor::Device;
 use common::{fixture, max_abs_diff, read_cases, CaseTensor};
 use promptune::backbone::layers::{float_tensor, to_vec};
 use promptune::backbone::{
-    Backbone, DeepTokens, ForwardInput, LayerPrefix, LogitPositions, LogitsRequest, SoftEmbeddings, TokenBatch,
+    Backbone, DeepTokens, ForwardInput, LayerPrefix, LogitPositions, LogitsRequest, SoftEmbeddings,
+    TokenBatch,
 };
 use promptune::checkpoint;
 use std::collections::HashMap;
@@ -20,15 +21,24 @@ fn device() -> Device {
 }
 
 fn load(name: &str) -> Backbone {
-    checkpoint::load_backbone(&fixture(name), &device()).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    checkpoint::load_backbone(&fixture(name), &device())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
 fn tensor3(t: &CaseTensor) -> burn::tensor::Tensor<3> {
-    float_tensor(t.f32.clone(), [t.shape[0], t.shape[1], t.shape[2]], &device())
+    float_tensor(
+        t.f32.clone(),
+        [t.shape[0], t.shape[1], t.shape[2]],
+        &device(),
+    )
 }
 
 fn tensor4(t: &CaseTensor) -> burn::tensor::Tensor<4> {
-    float_tensor(t.f32.clone(), [t.shape[0], t.shape[1], t.shape[2], t.shape[3]], &device())
+    float_tensor(
+        t.f32.clone(),
+        [t.shape[0], t.shape[1], t.shape[2], t.shape[3]],
+        &device(),
+    )
 }
 
 fn input_for(cases: &HashMap<String, CaseTensor>, case: &str, layers: usize) -> ForwardInput {
@@ -47,13 +57,20 @@ fn input_for(cases: &HashMap<String, CaseTensor>, case: &str, layers: usize) -> 
     }
     let mut input = ForwardInput::new(tokens);
     input.output_hidden_states = true;
-    input.logits = LogitsRequest { positions: LogitPositions::All, rows: None };
+    input.logits = LogitsRequest {
+        positions: LogitPositions::All,
+        rows: None,
+    };
     if let Some(v) = cases.get(&format!("{case}.soft_values")) {
         let pos = &cases[&format!("{case}.soft_positions")];
         let n = pos.shape[1];
         input.soft = Some(SoftEmbeddings {
             values: tensor3(v),
-            positions: pos.i64.chunks(n).map(|r| r.iter().map(|&p| p as usize).collect()).collect(),
+            positions: pos
+                .i64
+                .chunks(n)
+                .map(|r| r.iter().map(|&p| p as usize).collect())
+                .collect(),
         });
     }
     if let Some(p) = cases.get(&format!("{case}.position_ids")) {
@@ -72,7 +89,9 @@ fn input_for(cases: &HashMap<String, CaseTensor>, case: &str, layers: usize) -> 
     if let Some(at) = cases.get(&format!("{case}.deep_at")) {
         input.deep = Some(DeepTokens {
             at: at.i64[0] as usize,
-            layers: (0..layers).map(|l| cases.get(&format!("{case}.deep.{l}")).map(tensor3)).collect(),
+            layers: (0..layers)
+                .map(|l| cases.get(&format!("{case}.deep.{l}")).map(tensor3))
+                .collect(),
         });
     }
     input
@@ -82,12 +101,22 @@ fn input_for(cases: &HashMap<String, CaseTensor>, case: &str, layers: usize) -> 
 fn check_case(model: &Backbone, cases: &HashMap<String, CaseTensor>, case: &str) {
     let layers = model.config().num_layers;
     let input = input_for(cases, case, layers);
-    let out = model.forward(&input, None).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let out = model
+        .forward(&input, None)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
     let mask = out.mask.clone();
-    assert_eq!(out.hidden_states.len(), layers + 1, "{case}: number of hidden states");
+    assert_eq!(
+        out.hidden_states.len(),
+        layers + 1,
+        "{case}: number of hidden states"
+    );
     for (l, h) in out.hidden_states.iter().enumerate() {
         let expected = &cases[&format!("{case}.hidden.{l}")];
-        assert_eq!(h.dims().to_vec(), expected.shape, "{case}: hidden {l} shape");
+        assert_eq!(
+            h.dims().to_vec(),
+            expected.shape,
+            "{case}: hidden {l} shape"
+        );
         let width = expected.shape[2];
         let got = to_vec(h.clone());
         let diff = max_abs_diff(&got, &expected.f32, |i| mask[i / width] != 0);
@@ -95,7 +124,11 @@ fn check_case(model: &Backbone, cases: &HashMap<String, CaseTensor>, case: &str)
     }
     let logits = out.logits.expect("logits requested");
     let expected = &cases[&format!("{case}.logits")];
-    assert_eq!(logits.dims().to_vec(), expected.shape, "{case}: logits shape");
+    assert_eq!(
+        logits.dims().to_vec(),
+        expected.shape,
+        "{case}: logits shape"
+    );
     let width = expected.shape[2];
     let diff = max_abs_diff(&to_vec(logits), &expected.f32, |i| mask[i / width] != 0);
     assert!(diff < TOL, "{case}: logits differ by {diff}");

@@ -17,19 +17,26 @@ fn models_dir(what: &str) -> Option<PathBuf> {
     match std::env::var_os("MODELS_DIR") {
         Some(d) => Some(PathBuf::from(d)),
         None => {
-            eprintln!("skipping {what}: set MODELS_DIR to the folder written by scripts/fetch-models.sh");
+            eprintln!(
+                "skipping {what}: set MODELS_DIR to the folder written by scripts/fetch-models.sh"
+            );
             None
         }
     }
 }
 
 fn reference(name: &str) -> Value {
-    let text = std::fs::read_to_string(fixture("real").join(format!("{name}.json"))).expect("reference fixture");
+    let text = std::fs::read_to_string(fixture("real").join(format!("{name}.json")))
+        .expect("reference fixture");
     serde_json::from_str(&text).expect("json")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
 }
 
 /// Next-token logits at the reference rows within 1e-3, and the same greedy continuation.
@@ -45,12 +52,28 @@ fn check_decoder(name: &str, file: &str) {
     for case in reference["cases"].as_array().expect("cases") {
         let prompt_ids = ids(&case["ids"]);
         let rows = ids(&case["rows"]);
-        let expected: Vec<f32> = case["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let expected: Vec<f32> = case["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         let mut input = ForwardInput::new(TokenBatch::single(&prompt_ids).unwrap());
-        input.logits = LogitsRequest { positions: LogitPositions::Last, rows: Some(rows.clone()) };
+        input.logits = LogitsRequest {
+            positions: LogitPositions::Last,
+            rows: Some(rows.clone()),
+        };
         let got = to_vec(model.forward(&input, None).unwrap().logits.unwrap());
-        let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(diff < 1e-3, "{name} `{}`: next-token logits differ from transformers by {diff}", case["prompt"]);
+        let diff = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-3,
+            "{name} `{}`: next-token logits differ from transformers by {diff}",
+            case["prompt"]
+        );
 
         let greedy = ids(&case["greedy_ids"]);
         let mut cache = promptune::backbone::KvCache::new(model.config().num_layers);
@@ -58,19 +81,39 @@ fn check_decoder(name: &str, file: &str) {
         let mut out = Vec::new();
         for _ in 0..greedy.len() {
             let mut input = ForwardInput::new(TokenBatch::single(&step).unwrap());
-            input.logits = LogitsRequest { positions: LogitPositions::Last, rows: None };
-            let logits = to_vec(model.forward(&input, Some(&mut cache)).unwrap().logits.unwrap());
-            let next = logits.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
+            input.logits = LogitsRequest {
+                positions: LogitPositions::Last,
+                rows: None,
+            };
+            let logits = to_vec(
+                model
+                    .forward(&input, Some(&mut cache))
+                    .unwrap()
+                    .logits
+                    .unwrap(),
+            );
+            let next = logits
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                .0 as u32;
             out.push(next);
             step = vec![next];
         }
-        assert_eq!(out, greedy, "{name} `{}`: greedy continuation differs (transformers: {:?})", case["prompt"], case["greedy_text"]);
+        assert_eq!(
+            out, greedy,
+            "{name} `{}`: greedy continuation differs (transformers: {:?})",
+            case["prompt"], case["greedy_text"]
+        );
     }
 }
 
 #[test]
 fn smollm2_matches_transformers() {
-    check_decoder("smollm2", "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    check_decoder(
+        "smollm2",
+        "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+    );
 }
 
 #[test]
@@ -80,7 +123,9 @@ fn gemma3_matches_transformers() {
 
 #[test]
 fn minilm_hidden_states_match_transformers() {
-    let Some(dir) = models_dir("minilm") else { return };
+    let Some(dir) = models_dir("minilm") else {
+        return;
+    };
     let path = dir.join("all-minilm-l6-v2");
     if !path.exists() {
         eprintln!("skipping minilm: {} not found", path.display());
@@ -88,8 +133,18 @@ fn minilm_hidden_states_match_transformers() {
     }
     let model = load_backbone(&path, &Device::flex()).expect("load MiniLM");
     let reference = reference("minilm");
-    let rows: Vec<Vec<u32>> = reference["input_ids"].as_array().unwrap().iter().map(ids).collect();
-    let masks: Vec<Vec<u32>> = reference["attention_mask"].as_array().unwrap().iter().map(ids).collect();
+    let rows: Vec<Vec<u32>> = reference["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    let masks: Vec<Vec<u32>> = reference["attention_mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
     let (b, t) = (rows.len(), rows[0].len());
     let tokens = TokenBatch {
         ids: rows.concat(),
@@ -101,8 +156,22 @@ fn minilm_hidden_states_match_transformers() {
     let mask = tokens.mask.clone();
     let out = model.forward(&ForwardInput::new(tokens), None).unwrap();
     let got = to_vec(out.last_hidden);
-    let expected: Vec<f32> = reference["last_hidden"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let expected: Vec<f32> = reference["last_hidden"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     let h = got.len() / (b * t);
-    let diff = got.iter().zip(&expected).enumerate().filter(|(i, _)| mask[i / h] != 0).map(|(_, (a, e))| (a - e).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-4, "MiniLM last hidden state differs from transformers by {diff}");
+    let diff = got
+        .iter()
+        .zip(&expected)
+        .enumerate()
+        .filter(|(i, _)| mask[i / h] != 0)
+        .map(|(_, (a, e))| (a - e).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "MiniLM last hidden state differs from transformers by {diff}"
+    );
 }

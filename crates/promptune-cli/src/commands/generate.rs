@@ -40,7 +40,10 @@ fn sampling(args: &Args) -> Sampling {
     match (args.top_k, args.top_p, args.temperature) {
         (Some(k), _, _) => Sampling::TopK { k, temperature },
         (None, Some(p), _) => Sampling::TopP { p, temperature },
-        (None, None, Some(_)) => Sampling::TopP { p: 1.0, temperature },
+        (None, None, Some(_)) => Sampling::TopP {
+            p: 1.0,
+            temperature,
+        },
         (None, None, None) => Sampling::Greedy,
     }
 }
@@ -49,12 +52,23 @@ pub fn run(args: Args) -> Result<()> {
     if args.prompt.trim().is_empty() {
         bail!("empty prompt: give some text to continue with --prompt");
     }
-    if args.temperature.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+    if args
+        .temperature
+        .is_some_and(|t| !(t > 0.0 && t.is_finite()))
+    {
         bail!("--temperature must be a positive number");
+    }
+    if args.top_k == Some(0) {
+        bail!("--top-k must be at least 1");
+    }
+    if args.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+        bail!("--top-p must be in (0, 1]");
     }
     let device = super::device();
     let model = super::load_model(&args.model, &device)?;
-    let prompt_ids = model.encode(&args.prompt, true).context("cannot tokenize the prompt")?;
+    let prompt_ids = model
+        .encode(&args.prompt, true)
+        .context("cannot tokenize the prompt")?;
     let opts = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling: sampling(&args),
@@ -64,7 +78,9 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let new_ids = generate_ids(&model, &prompt_ids, &opts).context("generation failed")?;
     let elapsed = start.elapsed().as_secs_f64();
-    let text = model.decode(&new_ids).context("cannot decode the generated tokens")?;
+    let text = model
+        .decode(&new_ids)
+        .context("cannot decode the generated tokens")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use promptune::backbone::{Backbone, BackboneConfig};
-use promptune::checkpoint::{gguf_source::GgufSource, hf_config, hub, safetensors_source::SafetensorsSource};
+use promptune::checkpoint::{
+    gguf_source::GgufSource, hf_config, hub, safetensors_source::SafetensorsSource,
+};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +42,13 @@ fn size_on_disk(path: &Path) -> u64 {
         return path.metadata().map(|m| m.len()).unwrap_or(0);
     }
     std::fs::read_dir(path)
-        .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -48,7 +56,10 @@ fn gather(spec: &str) -> Result<Report> {
     let path = hub::resolve(spec)?;
     let device = super::device();
     let start = Instant::now();
-    let is_gguf = path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let is_gguf = path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
     let (format, config, backbone, tensor_types) = if is_gguf {
         let (source, config) = GgufSource::open(&path)?;
         let mut types = BTreeMap::new();
@@ -67,7 +78,11 @@ fn gather(spec: &str) -> Result<Report> {
         let backbone = Backbone::load(config.clone(), &source, &device)?;
         ("safetensors", config, backbone, types)
     } else {
-        return Err(promptune::Error::format(&path, "not a model: expected an HF folder or a .gguf file").into());
+        return Err(promptune::Error::format(
+            &path,
+            "not a model: expected an HF folder or a .gguf file",
+        )
+        .into());
     };
     Ok(Report {
         file_bytes: size_on_disk(&path),
@@ -85,7 +100,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -93,23 +108,55 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// `134515008` → `134.5M`.
+fn short_count(n: usize) -> String {
+    let x = n as f64;
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{:.1}K", x / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}M", x / 1e6),
+        _ => format!("{:.2}B", x / 1e9),
+    }
+}
+
 fn print_text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let c = &r.config;
-    let kind = if c.family.is_causal() { "decoder" } else { "encoder" };
-    let types: Vec<String> = r.tensor_types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
+    let kind = if c.family.is_causal() {
+        "decoder"
+    } else {
+        "encoder"
+    };
+    let types: Vec<String> = r
+        .tensor_types
+        .iter()
+        .map(|(t, n)| format!("{t} x{n}"))
+        .collect();
     let rows: Vec<(&str, String)> = vec![
         ("path", r.path.display().to_string()),
         ("format", r.format.to_string()),
         ("family", format!("{} ({kind})", c.family.name())),
         ("layers", c.num_layers.to_string()),
         ("hidden size", c.hidden_size.to_string()),
-        ("heads", format!("{} query, {} key/value", c.num_heads, c.num_kv_heads)),
+        (
+            "heads",
+            format!("{} query, {} key/value", c.num_heads, c.num_kv_heads),
+        ),
         ("head dim", c.head_dim.to_string()),
         ("intermediate size", c.intermediate_size.to_string()),
         ("vocab size", c.vocab_size.to_string()),
         ("max positions", c.max_positions.to_string()),
-        ("parameters", format!("{} ({:.1}M)", thousands(r.parameters), r.parameters as f64 / 1e6)),
-        ("size on disk", format!("{:.1} MiB", r.file_bytes as f64 / (1024.0 * 1024.0))),
+        (
+            "parameters",
+            format!(
+                "{} ({})",
+                thousands(r.parameters),
+                short_count(r.parameters)
+            ),
+        ),
+        (
+            "size on disk",
+            format!("{:.1} MiB", r.file_bytes as f64 / (1024.0 * 1024.0)),
+        ),
         ("tensor types", types.join(", ")),
     ];
     for (key, value) in rows {
@@ -142,7 +189,8 @@ pub fn run(args: Args) -> Result<()> {
             "tensor_types": report.tensor_types,
             "config": c,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).context("cannot write to stdout")?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
+            .context("cannot write to stdout")?;
     } else {
         print_text(&report, &mut out).context("cannot write to stdout")?;
     }
@@ -158,5 +206,7 @@ mod tests {
         assert_eq!(super::thousands(999), "999");
         assert_eq!(super::thousands(1000), "1,000");
         assert_eq!(super::thousands(134515008), "134,515,008");
+        assert_eq!(super::short_count(22688), "22.7K");
+        assert_eq!(super::short_count(134515008), "134.5M");
     }
 }

@@ -1,8 +1,13 @@
 //! One module per subcommand, plus what they share: the device, model loading and error output.
 
+pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod inspect;
+pub mod predict;
 pub mod score;
+pub mod train;
+pub mod zero_shot;
 
 use std::time::Instant;
 
@@ -31,6 +36,14 @@ pub fn load_model(spec: &str, device: &Device) -> Result<Model> {
         start.elapsed().as_secs_f64()
     );
     Ok(model)
+}
+
+/// True when `err` comes from writing to a closed pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints `error: <message>` and each cause that adds something, one per line.

@@ -34,13 +34,25 @@ pub fn run(args: Args) -> Result<()> {
     let model = super::load_model(&args.model, &device)?;
     let scores = score(&model, &args.text).context("scoring failed")?;
     let (total, scored) = totals(&scores);
+    // each token's own text (`" Paris"` rather than the vocabulary entry `"ĠParis"`)
+    let texts: Vec<String> = scores
+        .iter()
+        .map(|s| {
+            model
+                .tokenizer
+                .decode(&[s.id], false)
+                .unwrap_or_else(|_| s.token.clone())
+        })
+        .collect();
     let perplexity = (scored > 0).then(|| (-total / scored as f64).exp());
     let mut out = std::io::stdout().lock();
     if args.json {
         let tokens: Vec<_> = scores
             .iter()
             .enumerate()
-            .map(|(i, s)| json!({ "index": i, "id": s.id, "token": s.token, "logprob": s.logprob }))
+            .map(|(i, s)| {
+                json!({ "index": i, "id": s.id, "token": s.token, "text": texts[i], "logprob": s.logprob })
+            })
             .collect();
         let doc = json!({
             "model": args.model,
@@ -49,16 +61,26 @@ pub fn run(args: Args) -> Result<()> {
             "scored_tokens": scored,
             "perplexity": perplexity,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).context("cannot write to stdout")?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
+            .context("cannot write to stdout")?;
     } else {
-        writeln!(out, "{:>5}  {:>8}  {:>10}  token", "index", "id", "logprob")?;
+        writeln!(out, "{:>5}  {:>8}  {:>10}  text", "index", "id", "logprob")?;
         for (i, s) in scores.iter().enumerate() {
-            let lp = s.logprob.map(|lp| format!("{lp:.4}")).unwrap_or_else(|| "-".into());
-            writeln!(out, "{i:>5}  {:>8}  {lp:>10}  {:?}", s.id, s.token)?;
+            let lp = s
+                .logprob
+                .map(|lp| format!("{lp:.4}"))
+                .unwrap_or_else(|| "-".into());
+            writeln!(out, "{i:>5}  {:>8}  {lp:>10}  {:?}", s.id, texts[i])?;
         }
         match perplexity {
-            Some(ppl) => writeln!(out, "total logprob {total:.4} over {scored} tokens, perplexity {ppl:.3}")?,
-            None => writeln!(out, "a single token: nothing to score (the first token has no context)")?,
+            Some(ppl) => writeln!(
+                out,
+                "total logprob {total:.4} over {scored} tokens, perplexity {ppl:.3}"
+            )?,
+            None => writeln!(
+                out,
+                "a single token: nothing to score (the first token has no context)"
+            )?,
         }
     }
     out.flush().context("cannot write to stdout")?;

@@ -28,7 +28,11 @@ pub fn attend(
     if let Some(cap) = softcap {
         scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
     }
-    let mask = if rep > 1 { mask.clone().repeat_dim(2, rep) } else { mask.clone() };
+    let mask = if rep > 1 {
+        mask.clone().repeat_dim(2, rep)
+    } else {
+        mask.clone()
+    };
     let scores = scores.mask_fill(mask.expand([b, kv, rep * t, s]), f32::MIN);
     let probs = activation::softmax(scores, 3);
     probs
@@ -120,7 +124,12 @@ impl Rope {
     }
 
     /// `cos` and `sin` tables `[B, 1, T, D]` for per-row positions `[B, T]`.
-    pub fn tables(&self, positions: &[i64], batch: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    pub fn tables(
+        &self,
+        positions: &[i64],
+        batch: usize,
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<4>) {
         let t = positions.len() / batch;
         let half = self.inv_freq.len();
         let d = half * 2;

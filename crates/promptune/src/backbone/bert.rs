@@ -75,12 +75,20 @@ impl Loader<'_> {
     }
 
     fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
-        Ok(float_tensor(self.raw(name, &[rows, cols])?, [rows, cols], &self.device))
+        Ok(float_tensor(
+            self.raw(name, &[rows, cols])?,
+            [rows, cols],
+            &self.device,
+        ))
     }
 
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
         let full = format!("{name}.weight");
-        let w = self.source.tensor(&full)?.expect_shape(&full, &[out, inp])?.transposed();
+        let w = self
+            .source
+            .tensor(&full)?
+            .expect_shape(&full, &[out, inp])?
+            .transposed();
         self.count += out * inp;
         Ok(Linear {
             weight: float_tensor(w.data, [inp, out], &self.device),
@@ -94,23 +102,47 @@ impl Loader<'_> {
         } else {
             ("weight", "bias")
         };
-        Ok(Norm { weight: self.vector(&format!("{name}.{w}"), len)?, bias: self.vector(&format!("{name}.{b}"), len)? })
+        Ok(Norm {
+            weight: self.vector(&format!("{name}.{w}"), len)?,
+            bias: self.vector(&format!("{name}.{b}"), len)?,
+        })
     }
 }
 
 impl Encoder {
     /// Reads the weights (HF names) for `config` from `source`.
-    pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: BackboneConfig,
+        source: &dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self> {
         let candidates = ["", "bert.", "roberta.", "model."];
-        let p = resolve_prefix(source, &candidates, "embeddings.word_embeddings.weight").ok_or_else(|| {
-            Error::MissingTensor { name: "embeddings.word_embeddings.weight".into(), path: source.origin().into() }
-        })?;
+        let p = resolve_prefix(source, &candidates, "embeddings.word_embeddings.weight")
+            .ok_or_else(|| Error::MissingTensor {
+                name: "embeddings.word_embeddings.weight".into(),
+                path: source.origin().into(),
+            })?;
         let (h, ff) = (config.hidden_size, config.intermediate_size);
-        let mut ld = Loader { source, device: device.clone(), count: 0 };
-        let word_embeddings = ld.matrix(&format!("{p}embeddings.word_embeddings.weight"), config.vocab_size, h)?;
-        let position_embeddings = ld.matrix(&format!("{p}embeddings.position_embeddings.weight"), config.max_positions, h)?;
-        let token_type_embeddings =
-            ld.matrix(&format!("{p}embeddings.token_type_embeddings.weight"), config.type_vocab_size, h)?;
+        let mut ld = Loader {
+            source,
+            device: device.clone(),
+            count: 0,
+        };
+        let word_embeddings = ld.matrix(
+            &format!("{p}embeddings.word_embeddings.weight"),
+            config.vocab_size,
+            h,
+        )?;
+        let position_embeddings = ld.matrix(
+            &format!("{p}embeddings.position_embeddings.weight"),
+            config.max_positions,
+            h,
+        )?;
+        let token_type_embeddings = ld.matrix(
+            &format!("{p}embeddings.token_type_embeddings.weight"),
+            config.type_vocab_size,
+            h,
+        )?;
         let embed_norm = ld.norm(&format!("{p}embeddings.LayerNorm"), h)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
@@ -148,15 +180,34 @@ impl Encoder {
     fn load_mlm(ld: &mut Loader, config: &BackboneConfig) -> Result<Option<MlmHead>> {
         let h = config.hidden_size;
         let v = config.vocab_size;
-        let (dense, norm, bias, decoder) = if ld.source.contains("cls.predictions.transform.dense.weight") {
-            let bias = if ld.source.contains("cls.predictions.bias") { "cls.predictions.bias" } else { "cls.predictions.decoder.bias" };
-            ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", bias, "cls.predictions.decoder.weight")
-        } else if ld.source.contains("lm_head.dense.weight") {
-            let bias = if ld.source.contains("lm_head.bias") { "lm_head.bias" } else { "lm_head.decoder.bias" };
-            ("lm_head.dense", "lm_head.layer_norm", bias, "lm_head.decoder.weight")
-        } else {
-            return Ok(None);
-        };
+        let (dense, norm, bias, decoder) =
+            if ld.source.contains("cls.predictions.transform.dense.weight") {
+                let bias = if ld.source.contains("cls.predictions.bias") {
+                    "cls.predictions.bias"
+                } else {
+                    "cls.predictions.decoder.bias"
+                };
+                (
+                    "cls.predictions.transform.dense",
+                    "cls.predictions.transform.LayerNorm",
+                    bias,
+                    "cls.predictions.decoder.weight",
+                )
+            } else if ld.source.contains("lm_head.dense.weight") {
+                let bias = if ld.source.contains("lm_head.bias") {
+                    "lm_head.bias"
+                } else {
+                    "lm_head.decoder.bias"
+                };
+                (
+                    "lm_head.dense",
+                    "lm_head.layer_norm",
+                    bias,
+                    "lm_head.decoder.weight",
+                )
+            } else {
+                return Ok(None);
+            };
         let dense = ld.linear(dense, h, h)?;
         let norm = ld.norm(norm, h)?;
         let bias = ld.vector(bias, v)?;
@@ -165,7 +216,12 @@ impl Encoder {
         } else {
             None
         };
-        Ok(Some(MlmHead { dense, norm, decoder, bias }))
+        Ok(Some(MlmHead {
+            dense,
+            norm,
+            decoder,
+            bias,
+        }))
     }
 
     /// Parameters read from the checkpoint.
@@ -202,8 +258,16 @@ impl Encoder {
         let tokens = input.tokens.as_ref().expect("validated");
         let device = self.word_embeddings.device();
         let (b, t) = (tokens.batch, tokens.len);
-        let prefix_len = input.prefixes.as_ref().map(|p| p[0].key.dims()[2]).unwrap_or(0);
-        let ids = int_tensor(tokens.ids.iter().map(|&i| i as i64).collect(), [b, t], &device);
+        let prefix_len = input
+            .prefixes
+            .as_ref()
+            .map(|p| p[0].key.dims()[2])
+            .unwrap_or(0);
+        let ids = int_tensor(
+            tokens.ids.iter().map(|&i| i as i64).collect(),
+            [b, t],
+            &device,
+        );
         let mut x = embed(&self.word_embeddings, ids);
         if let Some(soft) = &input.soft {
             x = prepare::splice_soft(x, soft, &device);
@@ -214,7 +278,9 @@ impl Encoder {
             // explicit positions cover the deep-extended sequence; the embedding sees the tokens'
             Some(p) if n_deep > 0 => {
                 let at = deep.map(|d| d.at).unwrap_or(0);
-                p.chunks(t + n_deep).flat_map(|row| row[..at].iter().chain(&row[at + n_deep..]).copied()).collect()
+                p.chunks(t + n_deep)
+                    .flat_map(|row| row[..at].iter().chain(&row[at + n_deep..]).copied())
+                    .collect()
             }
             Some(p) => p.clone(),
             None => self.positions(input, prefix_len),
@@ -226,14 +292,28 @@ impl Encoder {
         };
         let types = int_tensor(types, [b, t], &device);
         x = x + embed(&self.position_embeddings, pos) + embed(&self.token_type_embeddings, types);
-        x = layer_norm(x, &self.embed_norm.weight, &self.embed_norm.bias, cfg.norm_eps);
+        x = layer_norm(
+            x,
+            &self.embed_norm.weight,
+            &self.embed_norm.bias,
+            cfg.norm_eps,
+        );
         if let Some(d) = deep {
             x = prepare::insert_deep(x, d);
         }
         let seq_mask = prepare::sequence_mask(tokens, deep);
         let len = seq_mask.len() / b;
         let keys_valid = prepare::key_mask(&seq_mask, b, None, prefix_len);
-        let mask = build_mask(b, len, &keys_valid, MaskSpec { causal: false, window: None }, &device);
+        let mask = build_mask(
+            b,
+            len,
+            &keys_valid,
+            MaskSpec {
+                causal: false,
+                window: None,
+            },
+            &device,
+        );
         let mut hidden_states = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             x = prepare::overwrite_deep(x, deep, i);
@@ -247,10 +327,21 @@ impl Encoder {
             hidden_states.push(x.clone());
         }
         let logits = self.mlm_logits(input, &x, &seq_mask, b, &device);
-        ForwardOutput { last_hidden: x, hidden_states, logits, mask: seq_mask }
+        ForwardOutput {
+            last_hidden: x,
+            hidden_states,
+            logits,
+            mask: seq_mask,
+        }
     }
 
-    fn layer_forward(&self, layer: &EncoderLayer, x: Tensor<3>, mask: &Tensor<4, burn::tensor::Bool>, prefix: Option<&LayerPrefix>) -> Tensor<3> {
+    fn layer_forward(
+        &self,
+        layer: &EncoderLayer,
+        x: Tensor<3>,
+        mask: &Tensor<4, burn::tensor::Bool>,
+        prefix: Option<&LayerPrefix>,
+    ) -> Tensor<3> {
         let cfg = &self.config;
         let b = x.dims()[0];
         let q = split_heads(layer.q.forward(x.clone()), cfg.num_heads);
@@ -261,9 +352,19 @@ impl Encoder {
             v = Tensor::cat(vec![prepare::expand_batch(p.value.clone(), b), v], 2);
         }
         let attn = attend(q, k, v, mask, cfg.attention_scale, None);
-        let a = layer_norm(x + layer.attn_out.forward(attn), &layer.attn_norm.weight, &layer.attn_norm.bias, cfg.norm_eps);
+        let a = layer_norm(
+            x + layer.attn_out.forward(attn),
+            &layer.attn_norm.weight,
+            &layer.attn_norm.bias,
+            cfg.norm_eps,
+        );
         let i = activate(&cfg.hidden_act, layer.intermediate.forward(a.clone()));
-        layer_norm(a + layer.output.forward(i), &layer.out_norm.weight, &layer.out_norm.bias, cfg.norm_eps)
+        layer_norm(
+            a + layer.output.forward(i),
+            &layer.out_norm.weight,
+            &layer.out_norm.bias,
+            cfg.norm_eps,
+        )
     }
 
     /// The pooler output `tanh(W h[CLS] + b)`, `[B, hidden]`; `None` without a pooler.
@@ -274,7 +375,14 @@ impl Encoder {
         Some(activation::tanh(pooler.forward(first)))
     }
 
-    fn mlm_logits(&self, input: &ForwardInput, x: &Tensor<3>, seq_mask: &[u8], b: usize, device: &Device) -> Option<Tensor<3>> {
+    fn mlm_logits(
+        &self,
+        input: &ForwardInput,
+        x: &Tensor<3>,
+        seq_mask: &[u8],
+        b: usize,
+        device: &Device,
+    ) -> Option<Tensor<3>> {
         if input.logits.positions == LogitPositions::None {
             return None;
         }
@@ -288,8 +396,15 @@ impl Encoder {
         let table = head.decoder.as_ref().unwrap_or(&self.word_embeddings);
         let (table, bias) = match &input.logits.rows {
             Some(rows) => {
-                let idx = int_tensor(rows.iter().map(|&r| r as i64).collect(), [rows.len()], device);
-                (table.clone().select(0, idx.clone()), head.bias.clone().select(0, idx))
+                let idx = int_tensor(
+                    rows.iter().map(|&r| r as i64).collect(),
+                    [rows.len()],
+                    device,
+                );
+                (
+                    table.clone().select(0, idx.clone()),
+                    head.bias.clone().select(0, idx),
+                )
             }
             None => (table.clone(), head.bias.clone()),
         };

@@ -47,7 +47,11 @@ pub struct RopeConfig {
 impl RopeConfig {
     /// Plain RoPE with the given base.
     pub fn plain(theta: f64) -> Self {
-        Self { theta, linear_factor: 1.0, llama3: None }
+        Self {
+            theta,
+            linear_factor: 1.0,
+            llama3: None,
+        }
     }
 }
 
@@ -113,10 +117,14 @@ impl BackboneConfig {
     /// Checks the internal consistency of the sizes, so tensor code can trust them.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Shape(m));
-        if self.num_layers == 0 || self.hidden_size == 0 || self.num_heads == 0 || self.vocab_size == 0 {
+        if self.num_layers == 0
+            || self.hidden_size == 0
+            || self.num_heads == 0
+            || self.vocab_size == 0
+        {
             return bad(format!("degenerate config: {self:?}"));
         }
-        if self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return bad(format!(
                 "{} query heads are not a multiple of {} key/value heads",
                 self.num_heads, self.num_kv_heads
@@ -129,8 +137,11 @@ impl BackboneConfig {
                 self.num_layers
             ));
         }
-        if self.family.is_causal() && self.head_dim % 2 != 0 {
-            return bad(format!("RoPE needs an even head_dim, got {}", self.head_dim));
+        if self.family.is_causal() && !self.head_dim.is_multiple_of(2) {
+            return bad(format!(
+                "RoPE needs an even head_dim, got {}",
+                self.head_dim
+            ));
         }
         if matches!(self.family, Family::Bert | Family::Roberta)
             && self.num_heads * self.head_dim != self.hidden_size

@@ -69,12 +69,19 @@ impl Loader<'_> {
 
     fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let full = format!("{}{name}.weight", self.prefix);
-        let w = self.source.tensor(&full)?.expect_shape(&full, &[out, inp])?.transposed();
+        let w = self
+            .source
+            .tensor(&full)?
+            .expect_shape(&full, &[out, inp])?
+            .transposed();
         self.count += out * inp;
         let weight = float_tensor(w.data, [inp, out], &self.device);
         let bias_name = format!("{}{name}.bias", self.prefix);
         let bias = if bias || self.source.contains(&bias_name) {
-            let b = self.source.tensor(&bias_name)?.expect_shape(&bias_name, &[out])?;
+            let b = self
+                .source
+                .tensor(&bias_name)?
+                .expect_shape(&bias_name, &[out])?;
             self.count += out;
             Some(float_tensor(b.data, [out], &self.device))
         } else {
@@ -84,7 +91,10 @@ impl Loader<'_> {
     }
 
     fn matrix(&mut self, full: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
-        let t = self.source.tensor(full)?.expect_shape(full, &[rows, cols])?;
+        let t = self
+            .source
+            .tensor(full)?
+            .expect_shape(full, &[rows, cols])?;
         self.count += rows * cols;
         Ok(float_tensor(t.data, [rows, cols], &self.device))
     }
@@ -92,16 +102,39 @@ impl Loader<'_> {
 
 impl Decoder {
     /// Reads the weights (HF names) for `config` from `source`.
-    pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) -> Result<Self> {
-        let candidates = ["model.", "model.language_model.", "language_model.model.", ""];
-        let prefix = resolve_prefix(source, &candidates, "embed_tokens.weight").ok_or_else(|| {
-            Error::MissingTensor { name: "model.embed_tokens.weight".into(), path: source.origin().into() }
-        })?;
+    pub fn load(
+        config: BackboneConfig,
+        source: &dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self> {
+        let candidates = [
+            "model.",
+            "model.language_model.",
+            "language_model.model.",
+            "",
+        ];
+        let prefix =
+            resolve_prefix(source, &candidates, "embed_tokens.weight").ok_or_else(|| {
+                Error::MissingTensor {
+                    name: "model.embed_tokens.weight".into(),
+                    path: source.origin().into(),
+                }
+            })?;
         let gemma = config.family == Family::Gemma3;
         let (h, hd) = (config.hidden_size, config.head_dim);
         let (q_out, kv_out) = (config.num_heads * hd, config.num_kv_heads * hd);
-        let mut ld = Loader { source, prefix: prefix.clone(), device: device.clone(), count: 0, norm_offset: 0.0 };
-        let embed = ld.matrix(&format!("{prefix}embed_tokens.weight"), config.vocab_size, h)?;
+        let mut ld = Loader {
+            source,
+            prefix: prefix.clone(),
+            device: device.clone(),
+            count: 0,
+            norm_offset: 0.0,
+        };
+        let embed = ld.matrix(
+            &format!("{prefix}embed_tokens.weight"),
+            config.vocab_size,
+            h,
+        )?;
         let bias = config.attention_bias;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
@@ -111,19 +144,45 @@ impl Decoder {
             let k = ld.linear(&format!("{p}self_attn.k_proj"), kv_out, h, bias)?;
             let v = ld.linear(&format!("{p}self_attn.v_proj"), kv_out, h, bias)?;
             let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, false)?;
-            let gate = ld.linear(&format!("{p}mlp.gate_proj"), config.intermediate_size, h, false)?;
-            let up = ld.linear(&format!("{p}mlp.up_proj"), config.intermediate_size, h, false)?;
-            let down = ld.linear(&format!("{p}mlp.down_proj"), h, config.intermediate_size, false)?;
+            let gate = ld.linear(
+                &format!("{p}mlp.gate_proj"),
+                config.intermediate_size,
+                h,
+                false,
+            )?;
+            let up = ld.linear(
+                &format!("{p}mlp.up_proj"),
+                config.intermediate_size,
+                h,
+                false,
+            )?;
+            let down = ld.linear(
+                &format!("{p}mlp.down_proj"),
+                h,
+                config.intermediate_size,
+                false,
+            )?;
             ld.norm_offset = if gemma { 1.0 } else { 0.0 };
             let attn_in_norm = ld.vector(&format!("{p}input_layernorm.weight"), h)?;
             let layer = if gemma {
                 DecoderLayer {
-                    attn_out_norm: Some(ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?),
+                    attn_out_norm: Some(
+                        ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?,
+                    ),
                     mlp_in_norm: ld.vector(&format!("{p}pre_feedforward_layernorm.weight"), h)?,
-                    mlp_out_norm: Some(ld.vector(&format!("{p}post_feedforward_layernorm.weight"), h)?),
+                    mlp_out_norm: Some(
+                        ld.vector(&format!("{p}post_feedforward_layernorm.weight"), h)?,
+                    ),
                     q_norm: Some(ld.vector(&format!("{p}self_attn.q_norm.weight"), hd)?),
                     k_norm: Some(ld.vector(&format!("{p}self_attn.k_norm.weight"), hd)?),
-                    q, k, v, o, gate, up, down, attn_in_norm,
+                    q,
+                    k,
+                    v,
+                    o,
+                    gate,
+                    up,
+                    down,
+                    attn_in_norm,
                 }
             } else {
                 DecoderLayer {
@@ -132,7 +191,14 @@ impl Decoder {
                     mlp_out_norm: None,
                     q_norm: None,
                     k_norm: None,
-                    q, k, v, o, gate, up, down, attn_in_norm,
+                    q,
+                    k,
+                    v,
+                    o,
+                    gate,
+                    up,
+                    down,
+                    attn_in_norm,
                 }
             };
             layers.push(layer);
@@ -144,12 +210,31 @@ impl Decoder {
         } else if config.tie_word_embeddings {
             None
         } else {
-            return Err(Error::MissingTensor { name: "lm_head.weight".into(), path: source.origin().into() });
+            return Err(Error::MissingTensor {
+                name: "lm_head.weight".into(),
+                path: source.origin().into(),
+            });
         };
-        let rope = Rope::new(config.rope.as_ref().ok_or_else(|| Error::Shape("decoder config without RoPE".into()))?, hd);
+        let rope = Rope::new(
+            config
+                .rope
+                .as_ref()
+                .ok_or_else(|| Error::Shape("decoder config without RoPE".into()))?,
+            hd,
+        );
         let rope_local = config.rope_local.as_ref().map(|r| Rope::new(r, hd));
         let embed_scale = gemma.then(|| (h as f32).sqrt());
-        Ok(Self { num_parameters: ld.count, config, embed, embed_scale, layers, final_norm, lm_head, rope, rope_local })
+        Ok(Self {
+            num_parameters: ld.count,
+            config,
+            embed,
+            embed_scale,
+            layers,
+            final_norm,
+            lm_head,
+            rope,
+            rope_local,
+        })
     }
 
     /// Parameters read from the checkpoint.
@@ -163,7 +248,11 @@ impl Decoder {
         let tokens = input.tokens.as_ref().expect("validated");
         let device = self.embed.device();
         let (b, t) = (tokens.batch, tokens.len);
-        let ids = int_tensor(tokens.ids.iter().map(|&i| i as i64).collect(), [b, t], &device);
+        let ids = int_tensor(
+            tokens.ids.iter().map(|&i| i as i64).collect(),
+            [b, t],
+            &device,
+        );
         let mut x = embed(&self.embed, ids);
         if let Some(s) = self.embed_scale {
             x = x.mul_scalar(s);
@@ -177,19 +266,52 @@ impl Decoder {
         }
         let seq_mask = prepare::sequence_mask(tokens, deep);
         let len = seq_mask.len() / b;
-        let prefix_len = input.prefixes.as_ref().map(|p| p[0].key.dims()[2]).unwrap_or(0);
-        let cached = cache.as_ref().filter(|c| !c.is_empty()).map(|c| c.mask().to_vec());
+        let prefix_len = input
+            .prefixes
+            .as_ref()
+            .map(|p| p[0].key.dims()[2])
+            .unwrap_or(0);
+        let cached = cache
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .map(|c| c.mask().to_vec());
         let past = prefix_len + cached.as_ref().map(|c| c.len() / b).unwrap_or(0);
         let keys_valid = prepare::key_mask(&seq_mask, b, cached.as_deref(), prefix_len);
-        let positions = input.position_ids.clone().unwrap_or_else(|| prepare::default_positions(b, len, past));
+        let positions = input
+            .position_ids
+            .clone()
+            .unwrap_or_else(|| prepare::default_positions(b, len, past));
 
-        let global_mask = build_mask(b, len, &keys_valid, MaskSpec { causal: true, window: None }, &device);
+        let global_mask = build_mask(
+            b,
+            len,
+            &keys_valid,
+            MaskSpec {
+                causal: true,
+                window: None,
+            },
+            &device,
+        );
         let local_mask = cfg
             .sliding_window
             .filter(|_| cfg.sliding_layers.iter().any(|&s| s))
-            .map(|w| build_mask(b, len, &keys_valid, MaskSpec { causal: true, window: Some(w) }, &device));
+            .map(|w| {
+                build_mask(
+                    b,
+                    len,
+                    &keys_valid,
+                    MaskSpec {
+                        causal: true,
+                        window: Some(w),
+                    },
+                    &device,
+                )
+            });
         let (cos, sin) = self.rope.tables(&positions, b, &device);
-        let local_tables = self.rope_local.as_ref().map(|r| r.tables(&positions, b, &device));
+        let local_tables = self
+            .rope_local
+            .as_ref()
+            .map(|r| r.tables(&positions, b, &device));
 
         let mut hidden_states = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
@@ -210,11 +332,16 @@ impl Decoder {
         if input.output_hidden_states {
             hidden_states.push(x.clone());
         }
-        if let Some(c) = cache.as_deref_mut() {
+        if let Some(c) = cache {
             c.set_mask(b, keys_valid);
         }
         let logits = self.logits(input, &x, &seq_mask, b, &device);
-        ForwardOutput { last_hidden: x, hidden_states, logits, mask: seq_mask }
+        ForwardOutput {
+            last_hidden: x,
+            hidden_states,
+            logits,
+            mask: seq_mask,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -277,7 +404,14 @@ impl Decoder {
         x + mlp
     }
 
-    fn logits(&self, input: &ForwardInput, x: &Tensor<3>, seq_mask: &[u8], b: usize, device: &Device) -> Option<Tensor<3>> {
+    fn logits(
+        &self,
+        input: &ForwardInput,
+        x: &Tensor<3>,
+        seq_mask: &[u8],
+        b: usize,
+        device: &Device,
+    ) -> Option<Tensor<3>> {
         if input.logits.positions == super::hooks::LogitPositions::None {
             return None;
         }
@@ -287,7 +421,14 @@ impl Decoder {
         };
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         let head = match &input.logits.rows {
-            Some(rows) => head.clone().select(0, int_tensor(rows.iter().map(|&r| r as i64).collect(), [rows.len()], device)),
+            Some(rows) => head.clone().select(
+                0,
+                int_tensor(
+                    rows.iter().map(|&r| r as i64).collect(),
+                    [rows.len()],
+                    device,
+                ),
+            ),
             None => head.clone(),
         };
         let [bb, k, hdim] = selected.dims();

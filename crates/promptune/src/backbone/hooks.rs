@@ -44,7 +44,9 @@ impl TokenBatch {
             return Err(crate::Error::InvalidInput("empty batch".into()));
         }
         if seqs.iter().any(|s| s.is_empty()) {
-            return Err(crate::Error::InvalidInput("a sequence in the batch has no tokens".into()));
+            return Err(crate::Error::InvalidInput(
+                "a sequence in the batch has no tokens".into(),
+            ));
         }
         let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(seqs.len() * len);
@@ -62,7 +64,13 @@ impl TokenBatch {
                 mask.extend(std::iter::repeat_n(0u8, pad));
             }
         }
-        Ok(Self { ids, mask, token_types: None, batch: seqs.len(), len })
+        Ok(Self {
+            ids,
+            mask,
+            token_types: None,
+            batch: seqs.len(),
+            len,
+        })
     }
 
     /// A batch with a single unpadded sequence.
@@ -113,7 +121,12 @@ pub struct DeepTokens {
 impl DeepTokens {
     /// Number of inserted tokens.
     pub fn len(&self) -> usize {
-        self.layers.iter().flatten().next().map(|t| t.dims()[1]).unwrap_or(0)
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|t| t.dims()[1])
+            .unwrap_or(0)
     }
 
     /// True when nothing is inserted.
@@ -168,7 +181,10 @@ pub struct ForwardInput {
 impl ForwardInput {
     /// A plain forward over `tokens`.
     pub fn new(tokens: TokenBatch) -> Self {
-        Self { tokens: Some(tokens), ..Default::default() }
+        Self {
+            tokens: Some(tokens),
+            ..Default::default()
+        }
     }
 }
 

@@ -15,7 +15,12 @@ pub struct KvCache {
 impl KvCache {
     /// An empty cache for a model with `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
-        Self { layers: vec![None; num_layers], mask: Vec::new(), batch: 0, len: 0 }
+        Self {
+            layers: vec![None; num_layers],
+            mask: Vec::new(),
+            batch: 0,
+            len: 0,
+        }
     }
 
     /// Number of cached positions (prefixes included).

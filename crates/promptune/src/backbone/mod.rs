@@ -30,18 +30,26 @@ use crate::Result;
 #[derive(Debug, Clone)]
 pub enum Backbone {
     /// BERT / RoBERTa encoder.
-    Encoder(bert::Encoder),
+    Encoder(Box<bert::Encoder>),
     /// Llama / Gemma 3 decoder.
-    Decoder(decoder::Decoder),
+    Decoder(Box<decoder::Decoder>),
 }
 
 impl Backbone {
     /// Builds the backbone described by `config` from `weights` onto `device`.
-    pub fn load(config: BackboneConfig, weights: &dyn WeightSource, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: BackboneConfig,
+        weights: &dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self> {
         config.validate()?;
         Ok(match config.family {
-            Family::Bert | Family::Roberta => Backbone::Encoder(bert::Encoder::load(config, weights, device)?),
-            Family::Llama | Family::Gemma3 => Backbone::Decoder(decoder::Decoder::load(config, weights, device)?),
+            Family::Bert | Family::Roberta => {
+                Backbone::Encoder(Box::new(bert::Encoder::load(config, weights, device)?))
+            }
+            Family::Llama | Family::Gemma3 => {
+                Backbone::Decoder(Box::new(decoder::Decoder::load(config, weights, device)?))
+            }
         })
     }
 
@@ -82,10 +90,16 @@ impl Backbone {
     pub fn embed_tokens(&self, ids: &[u32]) -> Result<Tensor<2>> {
         let vocab = self.config().vocab_size;
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-            return Err(crate::Error::Shape(format!("token id {bad} is outside the vocabulary of {vocab}")));
+            return Err(crate::Error::Shape(format!(
+                "token id {bad} is outside the vocabulary of {vocab}"
+            )));
         }
         let device = self.device();
-        let idx = layers::int_tensor(ids.iter().map(|&i| i as i64).collect(), [ids.len()], &device);
+        let idx = layers::int_tensor(
+            ids.iter().map(|&i| i as i64).collect(),
+            [ids.len()],
+            &device,
+        );
         Ok(match self {
             Backbone::Encoder(m) => m.word_embeddings.clone().select(0, idx),
             Backbone::Decoder(m) => {
@@ -99,13 +113,25 @@ impl Backbone {
     }
 
     /// Runs the model. `cache` (decoders only) is read and extended for incremental decoding.
-    pub fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<ForwardOutput> {
+    pub fn forward(
+        &self,
+        input: &ForwardInput,
+        cache: Option<&mut KvCache>,
+    ) -> Result<ForwardOutput> {
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        prepare::validate(self.config(), self.output_vocab(), input, cache.as_deref(), past)?;
+        prepare::validate(
+            self.config(),
+            self.output_vocab(),
+            input,
+            cache.as_deref(),
+            past,
+        )?;
         match self {
             Backbone::Encoder(m) => {
                 if cache.is_some() {
-                    return Err(crate::Error::InvalidInput("encoders take no KV cache".into()));
+                    return Err(crate::Error::InvalidInput(
+                        "encoders take no KV cache".into(),
+                    ));
                 }
                 Ok(m.forward(input))
             }

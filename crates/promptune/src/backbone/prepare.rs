@@ -30,36 +30,63 @@ pub(crate) fn validate(
         return Err(Error::InvalidInput("empty input: no tokens to run".into()));
     }
     if tokens.ids.len() != b * t || tokens.mask.len() != b * t {
-        return shape_err(format!("token batch of {b}x{t} holds {} ids and {} mask entries", tokens.ids.len(), tokens.mask.len()));
+        return shape_err(format!(
+            "token batch of {b}x{t} holds {} ids and {} mask entries",
+            tokens.ids.len(),
+            tokens.mask.len()
+        ));
     }
     if let Some(bad) = tokens.ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
-        return shape_err(format!("token id {bad} is outside the model vocabulary of {}", cfg.vocab_size));
+        return shape_err(format!(
+            "token id {bad} is outside the model vocabulary of {}",
+            cfg.vocab_size
+        ));
     }
     if let Some(types) = &tokens.token_types {
         if types.len() != b * t {
-            return shape_err(format!("{} token type ids for a {b}x{t} batch", types.len()));
+            return shape_err(format!(
+                "{} token type ids for a {b}x{t} batch",
+                types.len()
+            ));
         }
-        if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size.max(1)) {
-            return shape_err(format!("token type {bad} is outside the {} types of the model", cfg.type_vocab_size));
+        if let Some(bad) = types
+            .iter()
+            .find(|&&i| i as usize >= cfg.type_vocab_size.max(1))
+        {
+            return shape_err(format!(
+                "token type {bad} is outside the {} types of the model",
+                cfg.type_vocab_size
+            ));
         }
     }
     let batch_ok = |n: usize| n == 1 || n == b;
     if let Some(soft) = &input.soft {
         let [sb, n, h] = soft.values.dims();
         if !batch_ok(sb) || h != cfg.hidden_size {
-            return shape_err(format!("soft embeddings are [{sb}, {n}, {h}]; expected [1 or {b}, n, {}]", cfg.hidden_size));
+            return shape_err(format!(
+                "soft embeddings are [{sb}, {n}, {h}]; expected [1 or {b}, n, {}]",
+                cfg.hidden_size
+            ));
         }
         if soft.positions.len() != b {
-            return shape_err(format!("soft embedding positions given for {} rows, batch has {b}", soft.positions.len()));
+            return shape_err(format!(
+                "soft embedding positions given for {} rows, batch has {b}",
+                soft.positions.len()
+            ));
         }
         for row in &soft.positions {
             if row.len() != n {
-                return shape_err(format!("a row places {} soft vectors, {n} were given", row.len()));
+                return shape_err(format!(
+                    "a row places {} soft vectors, {n} were given",
+                    row.len()
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             for &p in row {
                 if p >= t || !seen.insert(p) {
-                    return shape_err(format!("soft position {p} is out of range or repeated (sequence length {t})"));
+                    return shape_err(format!(
+                        "soft position {p} is out of range or repeated (sequence length {t})"
+                    ));
                 }
             }
         }
@@ -67,10 +94,16 @@ pub(crate) fn validate(
     let mut prefix_len = 0;
     if let Some(prefixes) = &input.prefixes {
         if prefixes.len() != cfg.num_layers {
-            return shape_err(format!("{} key/value prefixes for {} layers", prefixes.len(), cfg.num_layers));
+            return shape_err(format!(
+                "{} key/value prefixes for {} layers",
+                prefixes.len(),
+                cfg.num_layers
+            ));
         }
         if cache.is_some_and(|c| !c.is_empty()) {
-            return Err(Error::InvalidInput("prefixes go in the first step only; the cache already holds them".into()));
+            return Err(Error::InvalidInput(
+                "prefixes go in the first step only; the cache already holds them".into(),
+            ));
         }
         prefix_len = prefixes[0].key.dims()[2];
         for (l, p) in prefixes.iter().enumerate() {
@@ -88,14 +121,21 @@ pub(crate) fn validate(
     let mut deep_len = 0;
     if let Some(deep) = &input.deep {
         if deep.layers.len() != cfg.num_layers {
-            return shape_err(format!("deep tokens given for {} layers, model has {}", deep.layers.len(), cfg.num_layers));
+            return shape_err(format!(
+                "deep tokens given for {} layers, model has {}",
+                deep.layers.len(),
+                cfg.num_layers
+            ));
         }
         if deep.layers[0].is_none() {
             return shape_err("deep tokens need an entry for layer 0 (the insertion)".into());
         }
         deep_len = deep.len();
         if deep.at > t {
-            return shape_err(format!("deep tokens inserted at {} past the sequence length {t}", deep.at));
+            return shape_err(format!(
+                "deep tokens inserted at {} past the sequence length {t}",
+                deep.at
+            ));
         }
         for (l, d) in deep.layers.iter().enumerate() {
             if let Some(d) = d {
@@ -111,7 +151,11 @@ pub(crate) fn validate(
             return shape_err(format!("cache holds {} rows, input has {b}", c.batch()));
         }
         if c.num_layers() != cfg.num_layers {
-            return shape_err(format!("cache made for {} layers, model has {}", c.num_layers(), cfg.num_layers));
+            return shape_err(format!(
+                "cache made for {} layers, model has {}",
+                c.num_layers(),
+                cfg.num_layers
+            ));
         }
     }
     let total = past + prefix_len + t + deep_len;
@@ -123,18 +167,32 @@ pub(crate) fn validate(
     }
     if let Some(pos) = &input.position_ids {
         if pos.len() != b * (t + deep_len) {
-            return shape_err(format!("{} position ids for {b} rows of {} positions", pos.len(), t + deep_len));
+            return shape_err(format!(
+                "{} position ids for {b} rows of {} positions",
+                pos.len(),
+                t + deep_len
+            ));
         }
-        if pos.iter().any(|&p| p < 0 || p as usize >= cfg.max_positions) {
+        if pos
+            .iter()
+            .any(|&p| p < 0 || p as usize >= cfg.max_positions)
+        {
             return shape_err(format!("position ids must lie in 0..{}", cfg.max_positions));
         }
     }
     if input.logits.positions != LogitPositions::None && output_vocab == 0 {
-        return Err(Error::InvalidInput("logits requested but the checkpoint has no LM head".into()));
+        return Err(Error::InvalidInput(
+            "logits requested but the checkpoint has no LM head".into(),
+        ));
     }
     if let LogitPositions::At(rows) = &input.logits.positions {
         let k = rows.first().map(Vec::len).unwrap_or(0);
-        if rows.len() != b || rows.iter().any(|r| r.len() != k || r.iter().any(|&p| p >= t)) || k == 0 {
+        if rows.len() != b
+            || rows
+                .iter()
+                .any(|r| r.len() != k || r.iter().any(|&p| p >= t))
+            || k == 0
+        {
             return shape_err(format!("logit positions must give the same number of in-range positions (< {t}) for each of {b} rows"));
         }
     }
@@ -143,7 +201,9 @@ pub(crate) fn validate(
             return Err(Error::InvalidInput("empty list of vocabulary rows".into()));
         }
         if let Some(bad) = rows.iter().find(|&&r| r as usize >= output_vocab.max(1)) {
-            return shape_err(format!("vocabulary row {bad} is outside the LM head of {output_vocab} rows"));
+            return shape_err(format!(
+                "vocabulary row {bad} is outside the LM head of {output_vocab} rows"
+            ));
         }
     }
     Ok(())
@@ -180,7 +240,9 @@ pub(crate) fn splice_soft(emb: Tensor<3>, soft: &SoftEmbeddings, device: &Device
 /// Inserts layer 0's deep tokens into `x` before index `at`.
 pub(crate) fn insert_deep(x: Tensor<3>, deep: &DeepTokens) -> Tensor<3> {
     let [b, t, _] = x.dims();
-    let Some(tokens) = deep.layers[0].clone() else { return x };
+    let Some(tokens) = deep.layers[0].clone() else {
+        return x;
+    };
     let tokens = expand_batch(tokens, b);
     let mut parts = Vec::with_capacity(3);
     if deep.at > 0 {
@@ -199,7 +261,9 @@ pub(crate) fn overwrite_deep(x: Tensor<3>, deep: Option<&DeepTokens>, layer: usi
     if layer == 0 {
         return x;
     }
-    let Some(Some(tokens)) = deep.layers.get(layer) else { return x };
+    let Some(Some(tokens)) = deep.layers.get(layer) else {
+        return x;
+    };
     let [b, l, _] = x.dims();
     let n = tokens.dims()[1];
     let tokens = expand_batch(tokens.clone(), b);
@@ -232,11 +296,18 @@ pub(crate) fn sequence_mask(tokens: &TokenBatch, deep: Option<&DeepTokens>) -> V
 
 /// `past + arange(len)` for every row.
 pub(crate) fn default_positions(batch: usize, len: usize, past: usize) -> Vec<i64> {
-    (0..batch).flat_map(|_| (0..len).map(move |i| (past + i) as i64)).collect()
+    (0..batch)
+        .flat_map(|_| (0..len).map(move |i| (past + i) as i64))
+        .collect()
 }
 
 /// Prepends `prefix` ones and the cached mask to the sequence mask: the key validity `[B, S]`.
-pub(crate) fn key_mask(seq_mask: &[u8], batch: usize, cached: Option<&[u8]>, prefix: usize) -> Vec<u8> {
+pub(crate) fn key_mask(
+    seq_mask: &[u8],
+    batch: usize,
+    cached: Option<&[u8]>,
+    prefix: usize,
+) -> Vec<u8> {
     let len = seq_mask.len() / batch;
     let cached_len = cached.map(|c| c.len() / batch).unwrap_or(0);
     let mut out = Vec::with_capacity(batch * (prefix + cached_len + len));
@@ -252,9 +323,17 @@ pub(crate) fn key_mask(seq_mask: &[u8], batch: usize, cached: Option<&[u8]>, pre
 
 /// Resolves the logit request into per-row indices of the (deep-extended) sequence,
 /// or `None` for every position.
-pub(crate) fn logit_rows(input: &ForwardInput, seq_mask: &[u8], batch: usize) -> Option<Vec<Vec<usize>>> {
+pub(crate) fn logit_rows(
+    input: &ForwardInput,
+    seq_mask: &[u8],
+    batch: usize,
+) -> Option<Vec<Vec<usize>>> {
     let len = seq_mask.len() / batch;
-    let (at, n) = input.deep.as_ref().map(|d| (d.at, d.len())).unwrap_or((0, 0));
+    let (at, n) = input
+        .deep
+        .as_ref()
+        .map(|d| (d.at, d.len()))
+        .unwrap_or((0, 0));
     let shift = |p: usize| if n > 0 && p >= at { p + n } else { p };
     match &input.logits.positions {
         LogitPositions::None | LogitPositions::All => None,
@@ -264,15 +343,26 @@ pub(crate) fn logit_rows(input: &ForwardInput, seq_mask: &[u8], batch: usize) ->
                 .map(|row| vec![row.iter().rposition(|&m| m != 0).unwrap_or(len - 1)])
                 .collect(),
         ),
-        LogitPositions::At(rows) => Some(rows.iter().map(|r| r.iter().map(|&p| shift(p)).collect()).collect()),
+        LogitPositions::At(rows) => Some(
+            rows.iter()
+                .map(|r| r.iter().map(|&p| shift(p)).collect())
+                .collect(),
+        ),
     }
 }
 
 /// Gathers `hidden[b, positions[b][k]]` into `[B, K, H]`.
-pub(crate) fn gather_rows(hidden: Tensor<3>, positions: &[Vec<usize>], device: &Device) -> Tensor<3> {
+pub(crate) fn gather_rows(
+    hidden: Tensor<3>,
+    positions: &[Vec<usize>],
+    device: &Device,
+) -> Tensor<3> {
     let [b, _, h] = hidden.dims();
     let k = positions[0].len();
-    let idx: Vec<i64> = positions.iter().flat_map(|r| r.iter().flat_map(|&p| std::iter::repeat_n(p as i64, h))).collect();
+    let idx: Vec<i64> = positions
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|&p| std::iter::repeat_n(p as i64, h)))
+        .collect();
     let idx: Tensor<3, Int> = int_tensor(idx, [b, k, h], device);
     hidden.gather(1, idx)
 }

@@ -36,7 +36,10 @@ fn layer_map(family: Family) -> Vec<(&'static str, &'static str)> {
     ];
     match family {
         Family::Gemma3 => m.extend([
-            ("post_attention_layernorm.weight", "post_attention_norm.weight"),
+            (
+                "post_attention_layernorm.weight",
+                "post_attention_norm.weight",
+            ),
             ("pre_feedforward_layernorm.weight", "ffn_norm.weight"),
             ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
             ("self_attn.q_norm.weight", "attn_q_norm.weight"),
@@ -58,26 +61,43 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     let hidden = file.get_u32(&key("embedding_length"))? as usize;
     let heads = file.get_u32(&key("attention.head_count"))? as usize;
-    let kv_heads = file.opt_u32(&key("attention.head_count_kv"))?.map(|v| v as usize).unwrap_or(heads);
+    let kv_heads = file
+        .opt_u32(&key("attention.head_count_kv"))?
+        .map(|v| v as usize)
+        .unwrap_or(heads);
     let layers = file.get_u32(&key("block_count"))? as usize;
     if heads == 0 {
         return Err(Error::format(file.path(), "attention.head_count is 0"));
     }
     let head_dim = match file.opt_u32(&key("attention.key_length"))? {
         Some(d) => d as usize,
-        None => file.opt_u32(&key("rope.dimension_count"))?.map(|d| d as usize).unwrap_or(hidden / heads),
+        None => file
+            .opt_u32(&key("rope.dimension_count"))?
+            .map(|d| d as usize)
+            .unwrap_or(hidden / heads),
     };
     let vocab = match file.opt_u32(&key("vocab_size"))? {
         Some(v) => v as usize,
         None => match file.tensor_info("token_embd.weight") {
             Some(info) => *info.shape().first().unwrap_or(&0),
-            None => return Err(Error::MissingTensor { name: "token_embd.weight".into(), path: file.path().into() }),
+            None => {
+                return Err(Error::MissingTensor {
+                    name: "token_embd.weight".into(),
+                    path: file.path().into(),
+                })
+            }
         },
     };
     let theta = file.opt_f32(&key("rope.freq_base"))?.map(f64::from);
     let gemma = family == Family::Gemma3;
-    let window = file.opt_u32(&key("attention.sliding_window"))?.map(|w| w as usize);
-    let sliding_layers: Vec<bool> = if gemma { (0..layers).map(|i| (i + 1) % 6 != 0).collect() } else { vec![false; layers] };
+    let window = file
+        .opt_u32(&key("attention.sliding_window"))?
+        .map(|w| w as usize);
+    let sliding_layers: Vec<bool> = if gemma {
+        (0..layers).map(|i| (i + 1) % 6 != 0).collect()
+    } else {
+        vec![false; layers]
+    };
     let u32_id = |k: &str| file.opt_u32(k).ok().flatten();
     let config = BackboneConfig {
         family,
@@ -88,14 +108,30 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         num_kv_heads: kv_heads,
         head_dim,
         intermediate_size: file.get_u32(&key("feed_forward_length"))? as usize,
-        max_positions: file.opt_u32(&key("context_length"))?.map(|v| v as usize).unwrap_or(2048),
-        norm_eps: file.opt_f32(&key("attention.layer_norm_rms_epsilon"))?.map(f64::from).unwrap_or(1e-6),
-        rope: Some(RopeConfig::plain(theta.unwrap_or(if gemma { 1_000_000.0 } else { 10_000.0 }))),
+        max_positions: file
+            .opt_u32(&key("context_length"))?
+            .map(|v| v as usize)
+            .unwrap_or(2048),
+        norm_eps: file
+            .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
+            .map(f64::from)
+            .unwrap_or(1e-6),
+        rope: Some(RopeConfig::plain(theta.unwrap_or(if gemma {
+            1_000_000.0
+        } else {
+            10_000.0
+        }))),
         rope_local: gemma.then(|| RopeConfig::plain(10_000.0)),
-        sliding_window: if gemma { Some(window.unwrap_or(512)) } else { None },
+        sliding_window: if gemma {
+            Some(window.unwrap_or(512))
+        } else {
+            None
+        },
         sliding_layers,
         attention_scale: 1.0 / (head_dim as f64).sqrt(),
-        final_logit_softcap: file.opt_f32(&key("final_logit_softcapping"))?.map(f64::from),
+        final_logit_softcap: file
+            .opt_f32(&key("final_logit_softcapping"))?
+            .map(f64::from),
         attn_logit_softcap: file.opt_f32(&key("attn_logit_softcapping"))?.map(f64::from),
         type_vocab_size: 0,
         pad_token_id: u32_id("tokenizer.ggml.padding_token_id"),
@@ -115,7 +151,10 @@ impl GgufSource {
         let file = GgufFile::open(path)?;
         let config = gguf_config(&file)?;
         let mut names = BTreeMap::new();
-        names.insert("model.embed_tokens.weight".to_string(), "token_embd.weight".to_string());
+        names.insert(
+            "model.embed_tokens.weight".to_string(),
+            "token_embd.weight".to_string(),
+        );
         names.insert("model.norm.weight".into(), "output_norm.weight".into());
         names.insert("lm_head.weight".into(), "output.weight".into());
         for i in 0..config.num_layers {
@@ -124,7 +163,13 @@ impl GgufSource {
             }
         }
         names.retain(|_, gg| file.tensor_info(gg).is_some());
-        let source = Self { file, family: config.family, names, num_heads: config.num_heads, num_kv_heads: config.num_kv_heads };
+        let source = Self {
+            file,
+            family: config.family,
+            names,
+            num_heads: config.num_heads,
+            num_kv_heads: config.num_kv_heads,
+        };
         Ok((source, config))
     }
 
@@ -146,27 +191,36 @@ fn unpermute(t: HostTensor, heads: usize) -> HostTensor {
             for j in 0..2 {
                 let src = h * per_head + i * 2 + j;
                 let dst = h * per_head + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
             }
         }
     }
-    HostTensor { shape: t.shape, data: out }
+    HostTensor {
+        shape: t.shape,
+        data: out,
+    }
 }
 
 impl WeightSource for GgufSource {
     fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let gg = self
-            .names
-            .get(name)
-            .ok_or_else(|| Error::MissingTensor { name: name.into(), path: self.file.path().into() })?;
+        let gg = self.names.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.into(),
+            path: self.file.path().into(),
+        })?;
         let (shape, data) = self.file.tensor_f32(gg)?;
         let t = HostTensor { shape, data };
         Ok(match self.family {
-            Family::Llama if gg.ends_with("attn_q.weight") && t.shape.len() == 2 => unpermute(t, self.num_heads),
-            Family::Llama if gg.ends_with("attn_k.weight") && t.shape.len() == 2 => unpermute(t, self.num_kv_heads),
-            Family::Gemma3 if gg.contains("norm") => {
-                HostTensor { shape: t.shape, data: t.data.into_iter().map(|w| w - 1.0).collect() }
+            Family::Llama if gg.ends_with("attn_q.weight") && t.shape.len() == 2 => {
+                unpermute(t, self.num_heads)
             }
+            Family::Llama if gg.ends_with("attn_k.weight") && t.shape.len() == 2 => {
+                unpermute(t, self.num_kv_heads)
+            }
+            Family::Gemma3 if gg.contains("norm") => HostTensor {
+                shape: t.shape,
+                data: t.data.into_iter().map(|w| w - 1.0).collect(),
+            },
             _ => t,
         })
     }

@@ -14,12 +14,17 @@ struct Json<'a> {
 
 impl Json<'_> {
     fn err(&self, message: String) -> Error {
-        Error::Config { path: self.path.to_path_buf(), message }
+        Error::Config {
+            path: self.path.to_path_buf(),
+            message,
+        }
     }
 
     fn usize(&self, key: &str) -> Result<usize> {
         match self.value.get(key) {
-            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| self.err(format!("`{key}` must be a non-negative integer, got {v}"))),
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                self.err(format!("`{key}` must be a non-negative integer, got {v}"))
+            }),
             None => Err(self.err(format!("missing key `{key}`"))),
         }
     }
@@ -34,29 +39,44 @@ impl Json<'_> {
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.value.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
         }
     }
 
     fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.value.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(format!("`{key}` must be a number, got {v}"))),
         }
     }
 
     fn str_or<'b>(&'b self, key: &str, default: &'b str) -> &'b str {
-        self.value.get(key).and_then(Value::as_str).unwrap_or(default)
+        self.value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
     }
 
     fn bool_or(&self, key: &str, default: bool) -> bool {
-        self.value.get(key).and_then(Value::as_bool).unwrap_or(default)
+        self.value
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
     }
 
     fn token_ids(&self, key: &str) -> Vec<u32> {
         match self.value.get(key) {
             Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|n| n as u32)
+                .collect(),
             _ => vec![],
         }
     }
@@ -64,9 +84,18 @@ impl Json<'_> {
 
 /// Parses a rope block (`rope_parameters` or legacy `rope_theta` + `rope_scaling`).
 fn rope_from(block: Option<&Value>, default_theta: f64) -> RopeConfig {
-    let mut rope = RopeConfig::plain(block.and_then(|b| b.get("rope_theta")).and_then(Value::as_f64).unwrap_or(default_theta));
+    let mut rope = RopeConfig::plain(
+        block
+            .and_then(|b| b.get("rope_theta"))
+            .and_then(Value::as_f64)
+            .unwrap_or(default_theta),
+    );
     if let Some(b) = block {
-        let kind = b.get("rope_type").or_else(|| b.get("type")).and_then(Value::as_str).unwrap_or("default");
+        let kind = b
+            .get("rope_type")
+            .or_else(|| b.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("default");
         let num = |k: &str, d: f64| b.get(k).and_then(Value::as_f64).unwrap_or(d);
         match kind {
             "linear" => rope.linear_factor = num("factor", 1.0),
@@ -87,16 +116,23 @@ fn rope_from(block: Option<&Value>, default_theta: f64) -> RopeConfig {
 /// Reads `config.json` at `path`.
 pub fn read_config(path: &Path) -> Result<BackboneConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::MissingFile { path: path.into(), hint: "an HF model folder needs config.json".into() },
+        std::io::ErrorKind::NotFound => Error::MissingFile {
+            path: path.into(),
+            hint: "an HF model folder needs config.json".into(),
+        },
         _ => Error::io(path, e),
     })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
     parse_config(&value, path)
 }
 
 /// Parses an HF config object (`path` is used in messages).
 pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
-    let model_type = value.get("model_type").and_then(Value::as_str).unwrap_or("");
+    let model_type = value
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     // multimodal Gemma 3 keeps the text model's settings under `text_config`
     let value = match model_type {
         "gemma3" => value.get("text_config").unwrap_or(value),
@@ -117,10 +153,16 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     if num_heads == 0 {
         return Err(j.err("`num_attention_heads` is 0".into()));
     }
-    let default_head_dim = if family == Family::Gemma3 { 256 } else { hidden_size / num_heads };
+    let default_head_dim = if family == Family::Gemma3 {
+        256
+    } else {
+        hidden_size / num_heads
+    };
     let head_dim = j.usize_or("head_dim", default_head_dim)?;
     let encoder = matches!(family, Family::Bert | Family::Roberta);
-    let rope_params = value.get("rope_parameters").or_else(|| value.get("rope_scaling"));
+    let rope_params = value
+        .get("rope_parameters")
+        .or_else(|| value.get("rope_scaling"));
     let (rope, rope_local, sliding_window, sliding_layers) = match family {
         Family::Bert | Family::Roberta => (None, None, None, vec![false; num_layers]),
         Family::Llama => {
@@ -134,7 +176,10 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         Family::Gemma3 => {
             let global = rope_params.and_then(|p| p.get("full_attention"));
             let local = rope_params.and_then(|p| p.get("sliding_attention"));
-            let mut rope = rope_from(global.or(value.get("rope_scaling")), j.f64_or("rope_theta", 1_000_000.0)?);
+            let mut rope = rope_from(
+                global.or(value.get("rope_scaling")),
+                j.f64_or("rope_theta", 1_000_000.0)?,
+            );
             if global.is_none() {
                 rope.theta = j.f64_or("rope_theta", 1_000_000.0)?;
             }
@@ -143,13 +188,21 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
                 rope_local.theta = j.f64_or("rope_local_base_freq", 10_000.0)?;
             }
             let layers = match value.get("layer_types").and_then(Value::as_array) {
-                Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
+                Some(types) => types
+                    .iter()
+                    .map(|t| t.as_str() == Some("sliding_attention"))
+                    .collect(),
                 None => {
                     let pattern = j.usize_or("sliding_window_pattern", 6)?.max(1);
                     (0..num_layers).map(|i| (i + 1) % pattern != 0).collect()
                 }
             };
-            (Some(rope), Some(rope_local), Some(j.usize_or("sliding_window", 4096)?), layers)
+            (
+                Some(rope),
+                Some(rope_local),
+                Some(j.usize_or("sliding_window", 4096)?),
+                layers,
+            )
         }
     };
     let attention_scale = match family {
@@ -157,7 +210,10 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         _ => 1.0 / (head_dim as f64).sqrt(),
     };
     let hidden_act = match family {
-        Family::Gemma3 => j.str_or("hidden_activation", j.str_or("hidden_act", "gelu_pytorch_tanh")),
+        Family::Gemma3 => j.str_or(
+            "hidden_activation",
+            j.str_or("hidden_act", "gelu_pytorch_tanh"),
+        ),
         Family::Llama => j.str_or("hidden_act", "silu"),
         _ => j.str_or("hidden_act", "gelu"),
     }
@@ -171,7 +227,11 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         Family::Llama => 1e-6,
         Family::Gemma3 => 1e-6,
     };
-    let norm_eps = if encoder { j.f64_or("layer_norm_eps", eps_default)? } else { j.f64_or("rms_norm_eps", eps_default)? };
+    let norm_eps = if encoder {
+        j.f64_or("layer_norm_eps", eps_default)?
+    } else {
+        j.f64_or("rms_norm_eps", eps_default)?
+    };
     let config = BackboneConfig {
         family,
         vocab_size: j.usize("vocab_size")?,
@@ -190,11 +250,18 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         attention_scale,
         final_logit_softcap: j.opt_f64("final_logit_softcapping")?,
         attn_logit_softcap: j.opt_f64("attn_logit_softcapping")?,
-        type_vocab_size: if encoder { j.usize_or("type_vocab_size", 2)? } else { 0 },
+        type_vocab_size: if encoder {
+            j.usize_or("type_vocab_size", 2)?
+        } else {
+            0
+        },
         pad_token_id: j.token_ids("pad_token_id").first().copied(),
         bos_token_id: j.token_ids("bos_token_id").first().copied(),
         eos_token_ids: j.token_ids("eos_token_id"),
-        tie_word_embeddings: j.bool_or("tie_word_embeddings", matches!(family, Family::Gemma3 | Family::Bert | Family::Roberta)),
+        tie_word_embeddings: j.bool_or(
+            "tie_word_embeddings",
+            matches!(family, Family::Gemma3 | Family::Bert | Family::Roberta),
+        ),
         hidden_act,
         attention_bias: j.bool_or("attention_bias", false),
     };

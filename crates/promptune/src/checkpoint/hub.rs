@@ -62,7 +62,8 @@ impl HubId {
             !s.is_empty()
                 && !s.starts_with(['.', '-'])
                 && !s.contains("..")
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !part_ok(org) || !part_ok(name) {
             return None;
@@ -71,15 +72,17 @@ impl HubId {
             None if name.to_ascii_lowercase().ends_with(".gguf") => return None,
             None => None,
             Some(f) => {
-                let ok = f.to_ascii_lowercase().ends_with(".gguf")
-                    && f.split('/').all(|seg| part_ok(seg));
+                let ok = f.to_ascii_lowercase().ends_with(".gguf") && f.split('/').all(part_ok);
                 if !ok {
                     return None;
                 }
                 Some(f.to_string())
             }
         };
-        Some(HubId { repo: repo.to_string(), file })
+        Some(HubId {
+            repo: repo.to_string(),
+            file,
+        })
     }
 
     /// `org--name`, the folder name used by the caches.
@@ -133,8 +136,9 @@ impl HubOptions {
             .unwrap_or_else(|| "https://huggingface.co".into())
             .trim_end_matches('/')
             .to_string();
-        let offline = env_nonempty("HF_HUB_OFFLINE")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        let offline = env_nonempty("HF_HUB_OFFLINE").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
         Self {
             cache_dir,
             hf_cache_dir,
@@ -189,10 +193,17 @@ pub fn find_cached(id: &HubId, opts: &HubOptions) -> Option<PathBuf> {
             None => Some(dir.to_path_buf()).filter(|d| folder_complete(d)),
         }
     };
-    if let Some(found) = opts.cache_dir.as_ref().and_then(|root| fits(&root.join(id.folder_name()))) {
+    if let Some(found) = opts
+        .cache_dir
+        .as_ref()
+        .and_then(|root| fits(&root.join(id.folder_name())))
+    {
         return Some(found);
     }
-    let repo_dir = opts.hf_cache_dir.as_ref()?.join(format!("models--{}", id.folder_name()));
+    let repo_dir = opts
+        .hf_cache_dir
+        .as_ref()?
+        .join(format!("models--{}", id.folder_name()));
     let snapshots = repo_dir.join("snapshots");
     let mut candidates = Vec::new();
     if let Ok(main) = std::fs::read_to_string(repo_dir.join("refs/main")) {
@@ -211,7 +222,12 @@ fn unreachable_error(id: &HubId, opts: &HubOptions, cause: &str) -> Error {
     let cache = opts
         .cache_dir
         .as_ref()
-        .map(|c| format!(", or put the files in {}", c.join(id.folder_name()).display()))
+        .map(|c| {
+            format!(
+                ", or put the files in {}",
+                c.join(id.folder_name()).display()
+            )
+        })
         .unwrap_or_default();
     Error::Hub(format!(
         "`{}` is not a local path and the model hub is unreachable ({} at {}: {cause}). \
@@ -226,7 +242,11 @@ fn unreachable_error(id: &HubId, opts: &HubOptions, cause: &str) -> Error {
 
 #[cfg(not(feature = "hub"))]
 fn download(id: &HubId, opts: &HubOptions) -> Result<PathBuf> {
-    Err(unreachable_error(id, opts, "this build has no hub support (cargo feature `hub` is off)"))
+    Err(unreachable_error(
+        id,
+        opts,
+        "this build has no hub support (cargo feature `hub` is off)",
+    ))
 }
 
 #[cfg(feature = "hub")]
@@ -293,14 +313,23 @@ mod net {
             };
             let dir = target.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir).map_err(|e| FetchError::Local(Error::io(dir, e)))?;
-            let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
             let result = (|| {
-                let mut out = std::fs::File::create(&partial).map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
+                let mut out = std::fs::File::create(&partial)
+                    .map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
                 let mut body = response.into_body().into_reader();
-                std::io::copy(&mut body, &mut out).map_err(|e| FetchError::Network(format!("download of {file} broke off: {e}")))?;
-                out.flush().and_then(|_| out.sync_all()).map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
-                std::fs::rename(&partial, target).map_err(|e| FetchError::Local(Error::io(target, e)))
+                std::io::copy(&mut body, &mut out).map_err(|e| {
+                    FetchError::Network(format!("download of {file} broke off: {e}"))
+                })?;
+                out.flush()
+                    .and_then(|_| out.sync_all())
+                    .map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
+                std::fs::rename(&partial, target)
+                    .map_err(|e| FetchError::Local(Error::io(target, e)))
             })();
             if result.is_err() {
                 let _ = std::fs::remove_file(&partial);
@@ -348,7 +377,9 @@ mod net {
         }
 
         // config first, weights last: a folder with config.json and weights is complete
-        client.fetch("config.json", &dir.join("config.json")).map_err(|e| fail("config.json", e))?;
+        client
+            .fetch("config.json", &dir.join("config.json"))
+            .map_err(|e| fail("config.json", e))?;
         match client.fetch("tokenizer.json", &dir.join("tokenizer.json")) {
             Ok(()) => {}
             Err(FetchError::NotFound) => match client.fetch("vocab.txt", &dir.join("vocab.txt")) {
@@ -378,7 +409,9 @@ mod net {
                 })?;
                 let shards = shard_names(&index_tmp)?;
                 for shard in &shards {
-                    client.fetch(shard, &dir.join(shard)).map_err(|e| fail(shard, e))?;
+                    client
+                        .fetch(shard, &dir.join(shard))
+                        .map_err(|e| fail(shard, e))?;
                 }
                 let index_path = dir.join(index);
                 std::fs::rename(&index_tmp, &index_path).map_err(|e| Error::io(&index_path, e))?;
@@ -391,16 +424,22 @@ mod net {
     /// The distinct shard file names of a safetensors index.
     fn shard_names(index: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::format(index, format!("invalid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(index, format!("invalid JSON: {e}")))?;
         let map = value
             .get("weight_map")
             .and_then(|m| m.as_object())
             .ok_or_else(|| Error::format(index, "no `weight_map` object"))?;
-        let mut names: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+        let mut names: Vec<String> = map
+            .values()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
         names.sort();
         names.dedup();
-        if let Some(bad) = names.iter().find(|n| n.contains("..") || n.starts_with('/')) {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.contains("..") || n.starts_with('/'))
+        {
             return Err(Error::format(index, format!("unsafe shard name `{bad}`")));
         }
         Ok(names)

@@ -3,8 +3,8 @@
 pub mod dequant;
 pub mod gguf;
 pub mod gguf_source;
-pub mod hub;
 pub mod hf_config;
+pub mod hub;
 pub mod safetensors_source;
 pub mod weights;
 
@@ -21,18 +21,25 @@ pub fn open_weights(path: &Path) -> Result<(Box<dyn WeightSource>, BackboneConfi
     if !path.exists() {
         return Err(Error::MissingFile {
             path: path.into(),
-            hint: "give an HF model folder (config.json + model.safetensors) or a .gguf file".into(),
+            hint: "give an HF model folder (config.json + model.safetensors) or a .gguf file"
+                .into(),
         });
     }
     if path.is_dir() {
         let config = hf_config::read_config(&path.join("config.json"))?;
         let source = safetensors_source::SafetensorsSource::open_dir(path)?;
         Ok((Box::new(source), config))
-    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
         let (source, config) = gguf_source::GgufSource::open(path)?;
         Ok((Box::new(source), config))
     } else {
-        Err(Error::format(path, "not a model: expected an HF folder or a .gguf file"))
+        Err(Error::format(
+            path,
+            "not a model: expected an HF folder or a .gguf file",
+        ))
     }
 }
 

@@ -34,8 +34,8 @@ impl SafetensorsSource {
             Self::open_files(&[single], dir)
         } else if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::format(&index, format!("invalid JSON: {e}")))?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::format(&index, format!("invalid JSON: {e}")))?;
             let map = json
                 .get("weight_map")
                 .and_then(|m| m.as_object())
@@ -51,7 +51,8 @@ impl SafetensorsSource {
         } else {
             Err(Error::MissingFile {
                 path: single,
-                hint: "an HF model folder needs model.safetensors or model.safetensors.index.json".into(),
+                hint: "an HF model folder needs model.safetensors or model.safetensors.index.json"
+                    .into(),
             })
         }
     }
@@ -69,9 +70,18 @@ impl SafetensorsSource {
             for name in metadata.tensors().keys() {
                 index.insert(name.clone(), shards.len());
             }
-            shards.push(Shard { path: path.clone(), mmap, header_len, metadata });
+            shards.push(Shard {
+                path: path.clone(),
+                mmap,
+                header_len,
+                metadata,
+            });
         }
-        Ok(Self { shards, index, origin: origin.display().to_string() })
+        Ok(Self {
+            shards,
+            index,
+            origin: origin.display().to_string(),
+        })
     }
 
     /// Name → (dtype, shape) of every tensor, for `inspect`.
@@ -80,7 +90,11 @@ impl SafetensorsSource {
             .iter()
             .filter_map(|(name, &s)| {
                 let info = self.shards[s].metadata.info(name)?;
-                Some((name.clone(), format!("{:?}", info.dtype), info.shape.clone()))
+                Some((
+                    name.clone(),
+                    format!("{:?}", info.dtype),
+                    info.shape.clone(),
+                ))
             })
             .collect()
     }
@@ -88,7 +102,10 @@ impl SafetensorsSource {
 
 fn decode(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     Some(match dtype {
-        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         Dtype::F16 => bytes
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -107,19 +124,36 @@ fn decode(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
 
 impl WeightSource for SafetensorsSource {
     fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let &s = self.index.get(name).ok_or_else(|| Error::MissingTensor { name: name.into(), path: self.origin.clone().into() })?;
+        let &s = self.index.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.into(),
+            path: self.origin.clone().into(),
+        })?;
         let shard = &self.shards[s];
-        let info = shard.metadata.info(name).ok_or_else(|| Error::format(&shard.path, format!("index lists `{name}`")))?;
+        let info = shard
+            .metadata
+            .info(name)
+            .ok_or_else(|| Error::format(&shard.path, format!("index lists `{name}`")))?;
         let start = 8 + shard.header_len + info.data_offsets.0;
         let end = 8 + shard.header_len + info.data_offsets.1;
-        let bytes = shard
-            .mmap
-            .get(start..end)
-            .ok_or_else(|| Error::format(&shard.path, format!("tensor `{name}` lies past the end of the file")))?;
-        let data = decode(info.dtype, bytes).ok_or_else(|| {
-            Error::format(&shard.path, format!("tensor `{name}` has dtype {:?}; only F32, F16, BF16, F64 are read", info.dtype))
+        let bytes = shard.mmap.get(start..end).ok_or_else(|| {
+            Error::format(
+                &shard.path,
+                format!("tensor `{name}` lies past the end of the file"),
+            )
         })?;
-        Ok(HostTensor { shape: info.shape.clone(), data })
+        let data = decode(info.dtype, bytes).ok_or_else(|| {
+            Error::format(
+                &shard.path,
+                format!(
+                    "tensor `{name}` has dtype {:?}; only F32, F16, BF16, F64 are read",
+                    info.dtype
+                ),
+            )
+        })?;
+        Ok(HostTensor {
+            shape: info.shape.clone(),
+            data,
+        })
     }
 
     fn contains(&self, name: &str) -> bool {

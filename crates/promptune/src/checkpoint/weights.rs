@@ -40,7 +40,10 @@ impl HostTensor {
                 }
             }
         }
-        Self { shape: vec![cols, rows], data: out }
+        Self {
+            shape: vec![cols, rows],
+            data: out,
+        }
     }
 }
 
@@ -58,7 +61,11 @@ pub trait WeightSource {
 
 /// Finds the first of several candidate prefixes under which `suffix` exists
 /// (checkpoints save `bert.`, `model.`, `language_model.model.`... in front of the same names).
-pub fn resolve_prefix(source: &dyn WeightSource, candidates: &[&str], suffix: &str) -> Option<String> {
+pub fn resolve_prefix(
+    source: &dyn WeightSource,
+    candidates: &[&str],
+    suffix: &str,
+) -> Option<String> {
     candidates
         .iter()
         .find(|p| source.contains(&format!("{p}{suffix}")))

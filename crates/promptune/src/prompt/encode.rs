@@ -52,19 +52,47 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 
 impl PromptEncoder {
     /// `placeholder` is the id written at soft positions (its embedding is replaced).
-    pub fn new(template: Template, tokenizer: Tokenizer, answer: AnswerStyle, placeholder: u32, max_len: usize) -> Result<Self> {
+    pub fn new(
+        template: Template,
+        tokenizer: Tokenizer,
+        answer: AnswerStyle,
+        placeholder: u32,
+        max_len: usize,
+    ) -> Result<Self> {
         // find the special tokens the tokenizer wraps a sequence with
-        let with = tokenizer.encode("a", true).map_err(tok_err)?.get_ids().to_vec();
-        let without = tokenizer.encode("a", false).map_err(tok_err)?.get_ids().to_vec();
-        let at = with.windows(without.len()).position(|w| w == without.as_slice()).unwrap_or(0);
+        let with = tokenizer
+            .encode("a", true)
+            .map_err(tok_err)?
+            .get_ids()
+            .to_vec();
+        let without = tokenizer
+            .encode("a", false)
+            .map_err(tok_err)?
+            .get_ids()
+            .to_vec();
+        let at = with
+            .windows(without.len())
+            .position(|w| w == without.as_slice())
+            .unwrap_or(0);
         let prefix = with[..at].to_vec();
         let suffix = with[(at + without.len()).min(with.len())..].to_vec();
         if matches!(answer, AnswerStyle::NextToken) {
             if let Some(Part::Mask) = template.parts.first() {
-                return Err(Error::InvalidInput("a decoder template cannot start with {mask}: nothing precedes the answer".into()));
+                return Err(Error::InvalidInput(
+                    "a decoder template cannot start with {mask}: nothing precedes the answer"
+                        .into(),
+                ));
             }
         }
-        Ok(Self { template, tokenizer, answer, placeholder, max_len, prefix, suffix })
+        Ok(Self {
+            template,
+            tokenizer,
+            answer,
+            placeholder,
+            max_len,
+            prefix,
+            suffix,
+        })
     }
 
     /// The template.
@@ -93,7 +121,10 @@ impl PromptEncoder {
         let mut text = String::new();
         let flush = |text: &mut String, ids: &mut Vec<u32>| -> Result<()> {
             if !text.is_empty() {
-                let enc = self.tokenizer.encode(text.as_str(), false).map_err(tok_err)?;
+                let enc = self
+                    .tokenizer
+                    .encode(text.as_str(), false)
+                    .map_err(tok_err)?;
                 ids.extend_from_slice(enc.get_ids());
                 text.clear();
             }
@@ -119,7 +150,9 @@ impl PromptEncoder {
                         }
                         AnswerStyle::NextToken => {
                             if ids.is_empty() {
-                                return Err(Error::InvalidInput("nothing precedes the answer slot".into()));
+                                return Err(Error::InvalidInput(
+                                    "nothing precedes the answer slot".into(),
+                                ));
                             }
                             answer_position = Some(ids.len() - 1);
                         }
@@ -129,7 +162,11 @@ impl PromptEncoder {
         }
         flush(&mut text, &mut ids)?;
         ids.extend_from_slice(&self.suffix);
-        Ok(EncodedPrompt { ids, soft_positions, answer_position })
+        Ok(EncodedPrompt {
+            ids,
+            soft_positions,
+            answer_position,
+        })
     }
 
     /// Encodes one example, cutting its longest field when the prompt exceeds `max_len`.
@@ -146,7 +183,10 @@ impl PromptEncoder {
                 .map(str::to_string);
             let Some(name) = longest else { break };
             let value = fields[&name].clone();
-            let enc = self.tokenizer.encode(value.as_str(), false).map_err(tok_err)?;
+            let enc = self
+                .tokenizer
+                .encode(value.as_str(), false)
+                .map_err(tok_err)?;
             let n = enc.get_ids().len();
             if n == 0 {
                 break;

@@ -41,7 +41,11 @@ pub struct Template {
 }
 
 fn error(source: &str, column: usize, message: impl Into<String>) -> Error {
-    Error::Template { template: source.to_string(), column, message: message.into() }
+    Error::Template {
+        template: source.to_string(),
+        column,
+        message: message.into(),
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -67,7 +71,13 @@ impl Template {
                     text.push('}');
                     i += 2;
                 }
-                '}' => return Err(error(source, i + 1, "unmatched `}` (write `}}` for a literal brace)")),
+                '}' => {
+                    return Err(error(
+                        source,
+                        i + 1,
+                        "unmatched `}` (write `}}` for a literal brace)",
+                    ))
+                }
                 '{' => {
                     let start = i;
                     let mut j = i + 1;
@@ -100,12 +110,19 @@ impl Template {
         if parts.is_empty() {
             return Err(error(source, 1, "empty template"));
         }
-        Ok(Self { source: source.to_string(), parts })
+        Ok(Self {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     fn parse_slot(source: &str, column: usize, inner: &str) -> Result<Part> {
         if inner.is_empty() {
-            return Err(error(source, column, "empty `{}`: expected a field name, `mask` or `soft`"));
+            return Err(error(
+                source,
+                column,
+                "empty `{}`: expected a field name, `mask` or `soft`",
+            ));
         }
         if inner == "mask" {
             return Ok(Part::Mask);
@@ -118,10 +135,26 @@ impl Template {
             let count = match count_part.trim() {
                 "" => 1,
                 c => {
-                    let n = c.strip_prefix('*').ok_or_else(|| error(source, column + 4, format!("expected `*N` or `:\"words\"` after `soft`, found `{c}`")))?;
-                    let n: usize = n.trim().parse().map_err(|_| error(source, column + 5, format!("`{}` is not a positive count", n.trim())))?;
+                    let n = c.strip_prefix('*').ok_or_else(|| {
+                        error(
+                            source,
+                            column + 4,
+                            format!("expected `*N` or `:\"words\"` after `soft`, found `{c}`"),
+                        )
+                    })?;
+                    let n: usize = n.trim().parse().map_err(|_| {
+                        error(
+                            source,
+                            column + 5,
+                            format!("`{}` is not a positive count", n.trim()),
+                        )
+                    })?;
                     if n == 0 {
-                        return Err(error(source, column + 5, "soft token count must be at least 1"));
+                        return Err(error(
+                            source,
+                            column + 5,
+                            "soft token count must be at least 1",
+                        ));
                     }
                     n
                 }
@@ -144,12 +177,25 @@ impl Template {
         if is_name(inner) {
             return Ok(Part::Field(inner.to_string()));
         }
-        Err(error(source, column, format!("`{inner}` is not a field name, `mask` or `soft[*N][:\"words\"]`")))
+        Err(error(
+            source,
+            column,
+            format!("`{inner}` is not a field name, `mask` or `soft[*N][:\"words\"]`"),
+        ))
     }
 
     /// Number of soft tokens in the template.
     pub fn soft_count(&self) -> usize {
-        self.parts.iter().map(|p| if let Part::Soft { count, .. } = p { *count } else { 0 }).sum()
+        self.parts
+            .iter()
+            .map(|p| {
+                if let Part::Soft { count, .. } = p {
+                    *count
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     /// True when the template has an answer slot.
@@ -159,7 +205,16 @@ impl Template {
 
     /// The field names the template reads.
     pub fn fields(&self) -> Vec<&str> {
-        self.parts.iter().filter_map(|p| if let Part::Field(f) = p { Some(f.as_str()) } else { None }).collect()
+        self.parts
+            .iter()
+            .filter_map(|p| {
+                if let Part::Field(f) = p {
+                    Some(f.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// For each soft token in order, the words it is initialised from (if any) and its index
@@ -179,8 +234,14 @@ impl Template {
 
 /// Renders a template error with a caret under the column.
 pub fn render_error(template: &str, column: usize, message: &str) -> String {
-    let line: String = template.chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
-    format!("{message}\n  {line}\n  {}^ (column {column})", " ".repeat(column.saturating_sub(1)))
+    let line: String = template
+        .chars()
+        .map(|c| if c == '\n' { '⏎' } else { c })
+        .collect();
+    format!(
+        "{message}\n  {line}\n  {}^ (column {column})",
+        " ".repeat(column.saturating_sub(1))
+    )
 }
 
 #[cfg(test)]
@@ -193,7 +254,10 @@ mod tests {
         assert_eq!(
             t.parts,
             vec![
-                Part::Soft { count: 20, init: None },
+                Part::Soft {
+                    count: 20,
+                    init: None
+                },
                 Part::Text(" Review: ".into()),
                 Part::Field("text_a".into()),
                 Part::Text("\nSentiment:".into()),
@@ -209,8 +273,20 @@ mod tests {
     fn soft_tokens_with_init_words_and_braces() {
         let t = Template::parse("{{x}} {soft:\"great}\"} {soft*3:\"it was\"} {premise}").unwrap();
         assert_eq!(t.parts[0], Part::Text("{x} ".into()));
-        assert_eq!(t.parts[1], Part::Soft { count: 1, init: Some("great}".into()) });
-        assert_eq!(t.parts[3], Part::Soft { count: 3, init: Some("it was".into()) });
+        assert_eq!(
+            t.parts[1],
+            Part::Soft {
+                count: 1,
+                init: Some("great}".into())
+            }
+        );
+        assert_eq!(
+            t.parts[3],
+            Part::Soft {
+                count: 3,
+                init: Some("it was".into())
+            }
+        );
         assert_eq!(t.soft_inits().len(), 4);
     }
 

@@ -36,10 +36,16 @@ impl Verbalizer {
     /// Tokenizes the words of `spec`.
     pub fn new(spec: VerbalizerSpec, tokenizer: &Tokenizer) -> Result<Self> {
         if spec.labels.len() < 2 {
-            return Err(Error::InvalidInput("a verbalizer needs at least two labels".into()));
+            return Err(Error::InvalidInput(
+                "a verbalizer needs at least two labels".into(),
+            ));
         }
         if spec.words.len() != spec.labels.len() {
-            return Err(Error::InvalidInput(format!("{} labels but {} word lists", spec.labels.len(), spec.words.len())));
+            return Err(Error::InvalidInput(format!(
+                "{} labels but {} word lists",
+                spec.labels.len(),
+                spec.words.len()
+            )));
         }
         let mut rows: Vec<u32> = Vec::new();
         let mut label_rows = Vec::new();
@@ -50,10 +56,14 @@ impl Verbalizer {
             }
             let mut mine = Vec::new();
             for word in words {
-                let ids = tokenizer.encode(word.as_str(), false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let ids = tokenizer
+                    .encode(word.as_str(), false)
+                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
                 let ids = ids.get_ids();
                 let Some(&first) = ids.first() else {
-                    return Err(Error::InvalidInput(format!("label word `{word}` tokenizes to nothing")));
+                    return Err(Error::InvalidInput(format!(
+                        "label word `{word}` tokenizes to nothing"
+                    )));
                 };
                 if ids.len() > 1 {
                     multi_token.push(word.clone());
@@ -78,7 +88,12 @@ impl Verbalizer {
                 )));
             }
         }
-        Ok(Self { spec, rows, label_rows, multi_token })
+        Ok(Self {
+            spec,
+            rows,
+            label_rows,
+            multi_token,
+        })
     }
 
     /// Number of labels.

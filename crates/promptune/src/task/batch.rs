@@ -18,14 +18,33 @@ pub struct PromptBatch {
 }
 
 /// Pads `prompts` on `side` and shifts the recorded positions accordingly.
-pub fn collate(prompts: &[&EncodedPrompt], labels: Option<Vec<usize>>, pad_id: u32, side: PaddingSide) -> Result<PromptBatch> {
+pub fn collate(
+    prompts: &[&EncodedPrompt],
+    labels: Option<Vec<usize>>,
+    pad_id: u32,
+    side: PaddingSide,
+) -> Result<PromptBatch> {
     let seqs: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
     let tokens = TokenBatch::pad(&seqs, pad_id, side)?;
-    let shift = |p: &EncodedPrompt| if side == PaddingSide::Left { tokens.len - p.ids.len() } else { 0 };
-    let soft_positions = prompts.iter().map(|p| p.soft_positions.iter().map(|&s| s + shift(p)).collect()).collect();
+    let shift = |p: &EncodedPrompt| {
+        if side == PaddingSide::Left {
+            tokens.len - p.ids.len()
+        } else {
+            0
+        }
+    };
+    let soft_positions = prompts
+        .iter()
+        .map(|p| p.soft_positions.iter().map(|&s| s + shift(p)).collect())
+        .collect();
     let answer_positions = prompts
         .iter()
         .map(|p| p.answer_position.map(|a| a + shift(p)))
         .collect::<Option<Vec<usize>>>();
-    Ok(PromptBatch { tokens, soft_positions, answer_positions, labels })
+    Ok(PromptBatch {
+        tokens,
+        soft_positions,
+        answer_positions,
+        labels,
+    })
 }

@@ -27,7 +27,9 @@ impl ClassHead {
         use rand::{rngs::StdRng, Rng, SeedableRng};
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let bound = 1.0 / (hidden as f32).sqrt();
-        let w = (0..hidden * labels).map(|_| rng.random_range(-bound..bound)).collect();
+        let w = (0..hidden * labels)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         Self {
             weight: Param::from_tensor(float_tensor(w, [hidden, labels], device)),
             bias: Param::from_tensor(float_tensor(vec![0.0; labels], [labels], device)),
@@ -49,9 +51,18 @@ const PROMPT_ID: u64 = 1;
 const HEAD_WEIGHT_ID: u64 = 2;
 const HEAD_BIAS_ID: u64 = 3;
 
-fn param<const D: usize>(id: u64, data: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+fn param<const D: usize>(
+    id: u64,
+    data: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Param<Tensor<D>> {
     let t = float_tensor(data, shape, device);
-    let t = if device.is_autodiff() { t.require_grad() } else { t };
+    let t = if device.is_autodiff() {
+        t.require_grad()
+    } else {
+        t
+    };
     Param::initialized(burn::module::ParamId::from(id), t)
 }
 
@@ -75,14 +86,20 @@ impl TrainableParts {
             }
         };
         let prompt = match get("prompt") {
-            Some(p) => Some(SoftPrompt { embedding: param(PROMPT_ID, p.2.clone(), two(p)?, device) }),
+            Some(p) => Some(SoftPrompt {
+                embedding: param(PROMPT_ID, p.2.clone(), two(p)?, device),
+            }),
             None => None,
         };
         let head = match (get("head.weight"), get("head.bias")) {
             (Some(w), Some(b)) => {
                 let shape = two(w)?;
                 if b.2.len() != shape[1] {
-                    return Err(Error::Shape(format!("head bias has {} values for {} labels", b.2.len(), shape[1])));
+                    return Err(Error::Shape(format!(
+                        "head bias has {} values for {} labels",
+                        b.2.len(),
+                        shape[1]
+                    )));
                 }
                 Some(ClassHead {
                     weight: param(HEAD_WEIGHT_ID, w.2.clone(), shape, device),
@@ -90,7 +107,11 @@ impl TrainableParts {
                 })
             }
             (None, None) => None,
-            _ => return Err(Error::InvalidInput("a head needs both `head.weight` and `head.bias`".into())),
+            _ => {
+                return Err(Error::InvalidInput(
+                    "a head needs both `head.weight` and `head.bias`".into(),
+                ))
+            }
         };
         Ok(Self { prompt, head })
     }
@@ -117,7 +138,13 @@ impl TrainableParts {
 pub fn host_params_to_safetensors(named: &[HostParam]) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
         .iter()
-        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -131,14 +158,25 @@ pub fn host_params_to_safetensors(named: &[HostParam]) -> Result<Vec<u8>> {
 }
 
 /// Reads named f32 tensors from safetensors bytes (`path` for messages).
-pub fn host_params_from_safetensors(bytes: &[u8], path: &std::path::Path) -> Result<Vec<HostParam>> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
+pub fn host_params_from_safetensors(
+    bytes: &[u8],
+    path: &std::path::Path,
+) -> Result<Vec<HostParam>> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(Error::format(path, format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+            return Err(Error::format(
+                path,
+                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+            ));
         }
-        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         out.push((name, view.shape().to_vec(), data));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -169,16 +207,21 @@ pub fn label_logits(
     let mut input = ForwardInput::new(batch.tokens.clone());
     if let Some(prompt) = &parts.prompt {
         if batch.soft_positions.iter().any(|p| p.len() != prompt.len()) {
-            return Err(Error::Shape(format!("the template has soft slots for {} tokens, the prompt has {}", batch.soft_positions[0].len(), prompt.len())));
+            return Err(Error::Shape(format!(
+                "the template has soft slots for {} tokens, the prompt has {}",
+                batch.soft_positions[0].len(),
+                prompt.len()
+            )));
         }
         input.soft = Some(prompt.hook(batch.soft_positions.clone()));
     }
     match (verbalizer, &parts.head) {
         (Some(v), _) => {
-            let answers = batch
-                .answer_positions
-                .clone()
-                .ok_or_else(|| Error::InvalidInput("a verbalizer needs a {mask} answer slot in the template".into()))?;
+            let answers = batch.answer_positions.clone().ok_or_else(|| {
+                Error::InvalidInput(
+                    "a verbalizer needs a {mask} answer slot in the template".into(),
+                )
+            })?;
             input.logits = LogitsRequest {
                 positions: LogitPositions::At(answers.into_iter().map(|a| vec![a]).collect()),
                 rows: Some(v.rows.clone()),
@@ -192,18 +235,25 @@ pub fn label_logits(
         (None, Some(head)) => {
             let out = backbone.forward(&input, None)?;
             let pooled = match backbone {
-                Backbone::Encoder(e) if e.pooler.is_some() => e.pool(&out.last_hidden).expect("pooler"),
+                Backbone::Encoder(e) if e.pooler.is_some() => {
+                    e.pool(&out.last_hidden).expect("pooler")
+                }
                 _ => {
                     let [_, t, h] = out.last_hidden.dims();
                     let mask: Vec<f32> = out.mask.iter().map(|&m| m as f32).collect();
                     let mask = float_tensor(mask, [b, t, 1], &device);
                     let count = mask.clone().sum_dim(1).clamp_min(1.0);
-                    (out.last_hidden * mask).sum_dim(1).div(count).reshape([b, h])
+                    (out.last_hidden * mask)
+                        .sum_dim(1)
+                        .div(count)
+                        .reshape([b, h])
                 }
             };
             Ok(pooled.matmul(head.weight.val()) + head.bias.val().unsqueeze())
         }
-        (None, None) => Err(Error::InvalidInput(format!("no way to read {num_labels} labels: give a verbalizer or a head"))),
+        (None, None) => Err(Error::InvalidInput(format!(
+            "no way to read {num_labels} labels: give a verbalizer or a head"
+        ))),
     }
 }
 
@@ -211,7 +261,8 @@ pub fn label_logits(
 pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
     let [b, _] = logits.dims();
     let device = logits.device();
-    let idx: Tensor<2, Int> = int_tensor(labels.iter().map(|&l| l as i64).collect(), [b, 1], &device);
+    let idx: Tensor<2, Int> =
+        int_tensor(labels.iter().map(|&l| l as i64).collect(), [b, 1], &device);
     let logp = activation::log_softmax(logits, 1);
     logp.gather(1, idx).mean().neg()
 }
@@ -223,7 +274,12 @@ pub fn predictions(logits: Tensor<2>) -> (Vec<usize>, Vec<Vec<f32>>) {
     let rows: Vec<Vec<f32>> = probs.chunks(l).map(|c| c.to_vec()).collect();
     let preds = rows
         .iter()
-        .map(|r| r.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                .0
+        })
         .collect();
     (preds, rows)
 }

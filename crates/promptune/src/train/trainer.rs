@@ -23,8 +23,8 @@ use crate::data::batching::{bucketed_batches, sequential_batches};
 use crate::prompt::{EncodedPrompt, Verbalizer};
 use crate::task::batch::collate;
 use crate::task::classification::{
-    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits, predictions, HostParam,
-    TrainableParts,
+    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits,
+    predictions, HostParam, TrainableParts,
 };
 use crate::{Error, Result};
 
@@ -153,7 +153,9 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Result<Evaluation> {
     if prompts.is_empty() {
-        return Err(Error::InvalidInput("nothing to evaluate: no examples".into()));
+        return Err(Error::InvalidInput(
+            "nothing to evaluate: no examples".into(),
+        ));
     }
     let parts = burn::module::Module::valid(parts);
     let start = Instant::now();
@@ -162,17 +164,32 @@ pub fn evaluate(
     for idx in sequential_batches(prompts.len(), batch_size) {
         let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
         let batch = collate(&refs, None, task.pad_id, task.padding)?;
-        let logits = label_logits(task.backbone, task.verbalizer, task.num_labels, &parts, &batch)?;
+        let logits = label_logits(
+            task.backbone,
+            task.verbalizer,
+            task.num_labels,
+            &parts,
+            &batch,
+        )?;
         let (p, s) = predictions(logits);
         preds.extend(p);
         scores.extend(s);
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let (acc, f1) = match gold {
-        Some(g) => (Some(accuracy(&preds, g)), Some(macro_f1(&preds, g, task.num_labels))),
+        Some(g) => (
+            Some(accuracy(&preds, g)),
+            Some(macro_f1(&preds, g, task.num_labels)),
+        ),
         None => (None, None),
     };
-    Ok(Evaluation { predictions: preds, scores, accuracy: acc, macro_f1: f1, examples_per_second: prompts.len() as f64 / secs })
+    Ok(Evaluation {
+        predictions: preds,
+        scores,
+        accuracy: acc,
+        macro_f1: f1,
+        examples_per_second: prompts.len() as f64 / secs,
+    })
 }
 
 /// Progress saved in a checkpoint.
@@ -204,39 +221,79 @@ pub struct TrainOutcome {
     pub metrics_path: PathBuf,
 }
 
-fn checkpoint_dir(out: &Path) -> PathBuf {
+/// The checkpoint folder named by `out/checkpoint/latest` (written last, atomically, so a
+/// kill at any moment leaves the previous complete checkpoint in force).
+fn checkpoint_root(out: &Path) -> PathBuf {
     out.join("checkpoint")
 }
 
-fn save_checkpoint(out: &Path, state: &TrainState, parts: &TrainableParts, optim_bytes: &[u8], best: &[HostParam]) -> Result<()> {
-    let dir = checkpoint_dir(out);
-    // parameters and optimizer first, the state file last: the state names the step they hold
-    write_atomic(&dir.join("params.safetensors"), &host_params_to_safetensors(&parts.to_host())?)?;
-    write_atomic(&dir.join("best.safetensors"), &host_params_to_safetensors(best)?)?;
+fn save_checkpoint(
+    out: &Path,
+    state: &TrainState,
+    parts: &TrainableParts,
+    optim_bytes: &[u8],
+    best: &[HostParam],
+) -> Result<()> {
+    let root = checkpoint_root(out);
+    let name = format!("step-{:08}", state.step);
+    let dir = root.join(&name);
+    write_atomic(
+        &dir.join("params.safetensors"),
+        &host_params_to_safetensors(&parts.to_host())?,
+    )?;
+    write_atomic(
+        &dir.join("best.safetensors"),
+        &host_params_to_safetensors(best)?,
+    )?;
     write_atomic(&dir.join("optimizer.bin"), optim_bytes)?;
-    let json = serde_json::to_vec_pretty(&json!({ "state": state, "params_step": state.step }))
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
-    write_atomic(&dir.join("state.json"), &json)
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    write_atomic(&dir.join("state.json"), &json)?;
+    write_atomic(&root.join("latest"), name.as_bytes())?;
+    // older checkpoints are no longer needed
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("step-") && n != name {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
-fn load_checkpoint(out: &Path) -> Result<Option<(TrainState, Vec<HostParam>, Vec<HostParam>, Vec<u8>)>> {
-    let dir = checkpoint_dir(out);
-    let state_path = dir.join("state.json");
-    if !state_path.exists() {
+type Checkpoint = (TrainState, Vec<HostParam>, Vec<HostParam>, Vec<u8>);
+
+fn load_checkpoint(out: &Path) -> Result<Option<Checkpoint>> {
+    let root = checkpoint_root(out);
+    let latest = root.join("latest");
+    if !latest.exists() {
         return Ok(None);
     }
     let read = |p: PathBuf| std::fs::read(&p).map_err(|e| Error::io(p, e));
-    let value: serde_json::Value =
-        serde_json::from_slice(&read(state_path.clone())?).map_err(|e| Error::format(&state_path, e.to_string()))?;
-    let state: TrainState =
-        serde_json::from_value(value["state"].clone()).map_err(|e| Error::format(&state_path, e.to_string()))?;
-    let params = host_params_from_safetensors(&read(dir.join("params.safetensors"))?, &dir.join("params.safetensors"))?;
-    let best = host_params_from_safetensors(&read(dir.join("best.safetensors"))?, &dir.join("best.safetensors"))?;
-    Ok(Some((state, params, best, read(dir.join("optimizer.bin"))?)))
+    let name = String::from_utf8_lossy(&read(latest)?).trim().to_string();
+    let dir = root.join(name);
+    let state_path = dir.join("state.json");
+    let state: TrainState = serde_json::from_slice(&read(state_path.clone())?)
+        .map_err(|e| Error::format(&state_path, e.to_string()))?;
+    let params = host_params_from_safetensors(
+        &read(dir.join("params.safetensors"))?,
+        &dir.join("params.safetensors"),
+    )?;
+    let best = host_params_from_safetensors(
+        &read(dir.join("best.safetensors"))?,
+        &dir.join("best.safetensors"),
+    )?;
+    Ok(Some((
+        state,
+        params,
+        best,
+        read(dir.join("optimizer.bin"))?,
+    )))
 }
 
 /// Trains `init` on `train`, evaluating on `dev`; writes `metrics.jsonl`, `curves.svg` and the
 /// resumable `checkpoint/` under `out`. With `resume`, continues from the checkpoint there.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     task: &ClassificationTask,
     init: Vec<HostParam>,
@@ -256,9 +313,14 @@ pub fn train(
     let lengths: Vec<usize> = train.prompts.iter().map(|p| p.ids.len()).collect();
     let batches_per_epoch = train.prompts.len().div_ceil(cfg.batch_size);
     let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum);
-    let total_steps = cfg.max_steps.unwrap_or(usize::MAX).min(steps_per_epoch * cfg.epochs.max(1));
+    let total_steps = cfg
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(steps_per_epoch * cfg.epochs.max(1));
 
-    let mut optim_cfg = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8);
+    let mut optim_cfg = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_epsilon(1e-8);
     if let Some(norm) = cfg.max_grad_norm {
         optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
     }
@@ -269,31 +331,60 @@ pub fn train(
         (true, Some((state, params, best, optim_bytes))) => {
             optim = optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-                .map_err(|e| Error::format(checkpoint_dir(out).join("optimizer.bin"), format!("{e:?}")))?;
-            (state, TrainableParts::from_host(&params, &ad)?, best, MetricsLog::append(&metrics_path)?)
+                .map_err(|e| {
+                    Error::format(checkpoint_root(out), format!("optimizer state: {e:?}"))
+                })?;
+            (
+                state,
+                TrainableParts::from_host(&params, &ad)?,
+                best,
+                MetricsLog::append(&metrics_path)?,
+            )
         }
-        (true, None) => return Err(Error::InvalidInput(format!("--resume: no checkpoint in {}", out.display()))),
+        (true, None) => {
+            return Err(Error::InvalidInput(format!(
+                "--resume: no checkpoint in {}",
+                out.display()
+            )))
+        }
         (false, _) => {
-            let state = TrainState { step: 0, batches_done: 0, best_metric: None, best_step: None, bad_evals: 0, stopped_early: false };
-            (state, TrainableParts::from_host(&init, &ad)?, init.clone(), MetricsLog::create(&metrics_path)?)
+            let state = TrainState {
+                step: 0,
+                batches_done: 0,
+                best_metric: None,
+                best_step: None,
+                bad_evals: 0,
+                stopped_early: false,
+            };
+            (
+                state,
+                TrainableParts::from_host(&init, &ad)?,
+                init.clone(),
+                MetricsLog::create(&metrics_path)?,
+            )
         }
     };
 
     let bar = indicatif::ProgressBar::new(total_steps as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed}<{eta}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed}<{eta}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(state.step as u64);
 
     let run_eval = |parts: &TrainableParts| -> Result<Option<f64>> {
         match dev {
-            Some(d) => Ok(evaluate(task, parts, d.prompts, Some(d.labels), cfg.eval_batch_size)?.accuracy),
+            Some(d) => {
+                Ok(evaluate(task, parts, d.prompts, Some(d.labels), cfg.eval_batch_size)?.accuracy)
+            }
             None => Ok(None),
         }
     };
 
-    let started = Instant::now();
+    let mut train_seconds = 0f64;
+    let mut step_started = Instant::now();
     let steps_at_start = state.step;
     let mut accumulator = GradientsAccumulator::<TrainableParts>::new();
     let mut pending = 0usize;
@@ -312,12 +403,26 @@ pub fn train(
             let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &train.prompts[i]).collect();
             let gold: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
             let batch = collate(&refs, Some(gold.clone()), task.pad_id, task.padding)?;
-            let logits = label_logits(task.backbone, task.verbalizer, task.num_labels, &parts, &batch)?;
+            let logits = label_logits(
+                task.backbone,
+                task.verbalizer,
+                task.num_labels,
+                &parts,
+                &batch,
+            )?;
             let loss = cross_entropy(logits, &gold);
-            let loss = if cfg.grad_accum > 1 { loss.div_scalar(cfg.grad_accum as f64) } else { loss };
-            let loss_value = crate::backbone::layers::to_vec(loss.clone())[0] as f64 * cfg.grad_accum as f64;
+            let loss = if cfg.grad_accum > 1 {
+                loss.div_scalar(cfg.grad_accum as f64)
+            } else {
+                loss
+            };
+            let loss_value =
+                crate::backbone::layers::to_vec(loss.clone())[0] as f64 * cfg.grad_accum as f64;
             if !loss_value.is_finite() {
-                return Err(Error::InvalidInput(format!("loss became {loss_value} at step {}: lower the learning rate", state.step)));
+                return Err(Error::InvalidInput(format!(
+                    "loss became {loss_value} at step {}: lower the learning rate",
+                    state.step
+                )));
             }
             let grads = GradientsParams::from_grads(loss.backward(), &parts);
             accumulator.accumulate(&parts, grads);
@@ -332,16 +437,19 @@ pub fn train(
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
             parts = optim.step(lr, parts, accumulator.grads());
             state.step += 1;
+            train_seconds += step_started.elapsed().as_secs_f64();
             let mean_loss = loss_sum / pending as f64;
             pending = 0;
             loss_sum = 0.0;
-            let rate = examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let rate = examples as f64 / train_seconds.max(1e-9);
             bar.set_position(state.step as u64);
             bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
             log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "lr": lr, "examples_per_second": rate }))?;
 
             let eval_now = dev.is_some()
-                && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || end_of_epoch || state.step == total_steps);
+                && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0)
+                    || end_of_epoch
+                    || state.step == total_steps);
             if eval_now {
                 if let Some(metric) = run_eval(&parts)? {
                     log.log(&json!({ "step": state.step, "dev_metric": metric, "metric_name": "accuracy" }))?;
@@ -353,7 +461,10 @@ pub fn train(
                         best = parts.to_host();
                     } else {
                         state.bad_evals += 1;
-                        if cfg.early_stopping_patience.is_some_and(|p| state.bad_evals >= p) {
+                        if cfg
+                            .early_stopping_patience
+                            .is_some_and(|p| state.bad_evals >= p)
+                        {
                             state.stopped_early = true;
                             log.log(&json!({ "step": state.step, "event": "early_stop" }))?;
                         }
@@ -361,9 +472,19 @@ pub fn train(
                 }
             }
             if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 {
-                let bytes = optim.into_bytes().map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
-                save_checkpoint(out, &state, &parts, &bytes, if dev.is_some() { &best } else { &[] })?;
+                let bytes = optim
+                    .into_bytes()
+                    .map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
+                save_checkpoint(
+                    out,
+                    &state,
+                    &parts,
+                    &bytes,
+                    if dev.is_some() { &best } else { &[] },
+                )?;
             }
+            // evaluation and checkpointing are not training time
+            step_started = Instant::now();
         }
     }
     bar.finish_and_clear();
@@ -371,7 +492,9 @@ pub fn train(
     if dev.is_none() {
         best = last.clone();
     }
-    let bytes = optim.into_bytes().map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
+    let bytes = optim
+        .into_bytes()
+        .map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
     save_checkpoint(out, &state, &parts, &bytes, &best)?;
     let steps_here = (state.step - steps_at_start).max(1);
     let records = super::plot::read_metrics(&metrics_path)?;
@@ -383,7 +506,7 @@ pub fn train(
         best,
         best_metric: state.best_metric,
         steps: state.step,
-        seconds_per_step: started.elapsed().as_secs_f64() / steps_here as f64,
+        seconds_per_step: train_seconds / steps_here as f64,
         metrics_path,
     })
 }

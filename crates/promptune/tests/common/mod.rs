@@ -8,7 +8,9 @@ use safetensors::{Dtype, SafeTensors};
 
 /// `crates/promptune/tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A case tensor read from a fixture file.
@@ -27,11 +29,28 @@ pub fn read_cases(path: &std::path::Path) -> HashMap<String, CaseTensor> {
     for (name, view) in st.tensors() {
         let data = view.data();
         let (f, i) = match view.dtype() {
-            Dtype::F32 => (data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), vec![]),
-            Dtype::I64 => (vec![], data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+            Dtype::F32 => (
+                data.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                vec![],
+            ),
+            Dtype::I64 => (
+                vec![],
+                data.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            ),
             other => panic!("unexpected dtype {other:?} for {name}"),
         };
-        out.insert(name, CaseTensor { shape: view.shape().to_vec(), f32: f, i64: i });
+        out.insert(
+            name,
+            CaseTensor {
+                shape: view.shape().to_vec(),
+                f32: f,
+                i64: i,
+            },
+        );
     }
     out
 }
@@ -39,5 +58,10 @@ pub fn read_cases(path: &std::path::Path) -> HashMap<String, CaseTensor> {
 /// Largest absolute difference, over the entries where `keep` is true.
 pub fn max_abs_diff(a: &[f32], b: &[f32], keep: impl Fn(usize) -> bool) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).enumerate().filter(|(i, _)| keep(*i)).map(|(_, (x, y))| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, (x, y))| (x - y).abs())
+        .fold(0.0, f32::max)
 }

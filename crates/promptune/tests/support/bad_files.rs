@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// `crates/promptune/tests/fixtures/<name>`, from the library's or the CLI's tests alike.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../promptune/tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../promptune/tests/fixtures")
+        .join(name)
 }
 
 /// Copies the files of fixture folder `name` (config.json, model.safetensors) into `dest`.
@@ -33,7 +35,8 @@ pub fn overwrite(path: &Path, at: usize, with: &[u8]) {
 /// Edits `config.json` in `dir` with `edit`.
 pub fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
     let path = dir.join("config.json");
-    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(value.as_object_mut().unwrap());
     std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
 }
@@ -46,22 +49,40 @@ pub fn write_tokenizer(dir: &Path, n: usize) {
     use tokenizers::{AddedToken, Tokenizer};
 
     const WORDS: &[&str] = &[
-        "the", "a", "of", "is", "and", "to", "in", "capital", "france", "paris", "city", "cat", "dog", "sat",
-        "on", "mat", "hello", "world", ".", ",",
+        "the", "a", "of", "is", "and", "to", "in", "capital", "france", "paris", "city", "cat",
+        "dog", "sat", "on", "mat", "hello", "world", ".", ",",
     ];
     let specials = ["<pad>", "<s>", "</s>", "<unk>"];
-    let mut tokens: Vec<String> = specials.iter().chain(WORDS).map(|s| s.to_string()).collect();
+    let mut tokens: Vec<String> = specials
+        .iter()
+        .chain(WORDS)
+        .map(|s| s.to_string())
+        .collect();
     let mut i = 0;
     while tokens.len() < n {
         tokens.push(format!("w{i}"));
         i += 1;
     }
     tokens.truncate(n);
-    let vocab = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
-    let model = WordLevel::builder().vocab(vocab).unk_token("<unk>".into()).build().unwrap();
+    let vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.clone(), id as u32))
+        .collect();
+    let model = WordLevel::builder()
+        .vocab(vocab)
+        .unk_token("<unk>".into())
+        .build()
+        .unwrap();
     let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_pre_tokenizer(Some(Whitespace {}));
-    tokenizer.add_special_tokens(specials.iter().map(|s| AddedToken::from(s.to_string(), true))).unwrap();
+    tokenizer
+        .add_special_tokens(
+            specials
+                .iter()
+                .map(|s| AddedToken::from(s.to_string(), true)),
+        )
+        .unwrap();
     tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
 }
 
@@ -156,7 +177,12 @@ pub fn write_llama_gguf(path: &Path, matrix_type: u32, matrix_block_bytes: usize
     ];
     let matrix = |name: &str, rows: usize| {
         let blocks = rows * HIDDEN / 256;
-        (name.to_string(), vec![HIDDEN, rows], matrix_type, vec![0u8; blocks * matrix_block_bytes])
+        (
+            name.to_string(),
+            vec![HIDDEN, rows],
+            matrix_type,
+            vec![0u8; blocks * matrix_block_bytes],
+        )
     };
     let norm = |name: &str| {
         let data: Vec<u8> = (0..HIDDEN).flat_map(|_| 1f32.to_le_bytes()).collect();

@@ -11,17 +11,27 @@ use crate::prompt::Template;
 use crate::{Error, Result};
 
 fn tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    let ids = tokenizer.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?.get_ids().to_vec();
+    let ids = tokenizer
+        .encode(text, false)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?
+        .get_ids()
+        .to_vec();
     if ids.is_empty() {
-        return Err(Error::InvalidInput(format!("initialisation text `{text}` has no tokens")));
+        return Err(Error::InvalidInput(format!(
+            "initialisation text `{text}` has no tokens"
+        )));
     }
     Ok(ids)
 }
 
 fn sampled_ids(n: usize, vocab: usize, rng: &mut StdRng, tokenizer: &Tokenizer) -> Vec<u32> {
-    let pool = vocab.min(5000).max(1) as u32;
-    let specials: std::collections::HashSet<u32> =
-        tokenizer.get_added_vocabulary().get_vocab().values().copied().collect();
+    let pool = vocab.clamp(1, 5000) as u32;
+    let specials: std::collections::HashSet<u32> = tokenizer
+        .get_added_vocabulary()
+        .get_vocab()
+        .values()
+        .copied()
+        .collect();
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let id = rng.random_range(0..pool);
@@ -44,7 +54,9 @@ pub fn initial_prompt(
 ) -> Result<Vec<f32>> {
     let n = template.soft_count();
     if n == 0 {
-        return Err(Error::InvalidInput("prompt tuning needs {soft} slots in the template".into()));
+        return Err(Error::InvalidInput(
+            "prompt tuning needs {soft} slots in the template".into(),
+        ));
     }
     let h = backbone.config().hidden_size;
     let vocab = backbone.config().vocab_size;
@@ -56,8 +68,10 @@ pub fn initial_prompt(
         PromptInit::Random => {
             let probe = embed_rows(&sampled_ids(256, vocab, &mut rng, tokenizer))?;
             let mean = probe.iter().sum::<f32>() / probe.len() as f32;
-            let std = (probe.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / probe.len() as f32).sqrt();
-            let normal = Normal::new(0.0, std.max(1e-6)).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let std =
+                (probe.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / probe.len() as f32).sqrt();
+            let normal =
+                Normal::new(0.0, std.max(1e-6)).map_err(|e| Error::InvalidInput(e.to_string()))?;
             (0..n * h).map(|_| normal.sample(&mut rng)).collect()
         }
         PromptInit::SampledVocab => embed_rows(&sampled_ids(n, vocab, &mut rng, tokenizer))?,
@@ -72,11 +86,20 @@ pub fn initial_prompt(
                 let ids = tokens(tokenizer, words)?;
                 let e = embed_rows(&ids)?;
                 // a multi-token word starts from the mean of its tokens
-                rows.extend((0..h).map(|j| (0..ids.len()).map(|t| e[t * h + j]).sum::<f32>() / ids.len() as f32));
+                rows.extend(
+                    (0..h).map(|j| {
+                        (0..ids.len()).map(|t| e[t * h + j]).sum::<f32>() / ids.len() as f32
+                    }),
+                );
             }
             let have = rows.len() / h;
             if have < n {
-                rows.extend(embed_rows(&sampled_ids(n - have, vocab, &mut rng, tokenizer))?);
+                rows.extend(embed_rows(&sampled_ids(
+                    n - have,
+                    vocab,
+                    &mut rng,
+                    tokenizer,
+                ))?);
             }
             rows
         }

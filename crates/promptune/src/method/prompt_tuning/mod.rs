@@ -36,7 +36,9 @@ pub struct SoftPrompt {
 impl SoftPrompt {
     /// Wraps initial values (on an autodiff device for training).
     pub fn from_tensor(values: Tensor<2>) -> Self {
-        Self { embedding: Param::from_tensor(values) }
+        Self {
+            embedding: Param::from_tensor(values),
+        }
     }
 
     /// Number of soft tokens.
@@ -51,6 +53,9 @@ impl SoftPrompt {
 
     /// The hook input for a batch whose rows hold the soft tokens at `positions`.
     pub fn hook(&self, positions: Vec<Vec<usize>>) -> SoftEmbeddings {
-        SoftEmbeddings { values: self.embedding.val().unsqueeze_dim(0), positions }
+        SoftEmbeddings {
+            values: self.embedding.val().unsqueeze_dim(0),
+            positions,
+        }
     }
 }

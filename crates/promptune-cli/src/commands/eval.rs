@@ -1,0 +1,85 @@
+//! `promptune eval --adapter DIR --data FILE ...`: accuracy and macro-F1 of a trained adapter.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use promptune::data::{read_examples, DataSpec};
+use promptune::pipeline::Predictor;
+
+/// Arguments shared by `eval` and `predict` to read a data file.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// JSONL, CSV or TSV file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Column for a template field, `FIELD=COLUMN` (repeatable; default `text_a=text`).
+    #[arg(long = "column", value_name = "FIELD=COLUMN")]
+    pub columns: Vec<String>,
+    /// Column holding the gold label.
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Raw label value to label name, `VALUE=NAME` (repeatable).
+    #[arg(long = "label-map", value_name = "VALUE=NAME")]
+    pub label_map: Vec<String>,
+    /// Keep only the first N examples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl DataArgs {
+    /// The data spec these arguments describe.
+    pub fn spec(&self) -> Result<DataSpec> {
+        let pair = |s: &String| -> Result<(String, String)> {
+            let (a, b) = s
+                .split_once('=')
+                .with_context(|| format!("`{s}` is not KEY=VALUE"))?;
+            Ok((a.to_string(), b.to_string()))
+        };
+        let mut spec = DataSpec::new(&self.data);
+        spec.columns = self.columns.iter().map(pair).collect::<Result<_>>()?;
+        if spec.columns.is_empty() {
+            spec.columns.insert("text_a".into(), "text".into());
+        }
+        spec.label_column = self.label_column.clone();
+        spec.label_map = self.label_map.iter().map(pair).collect::<Result<_>>()?;
+        spec.limit = self.limit;
+        Ok(spec)
+    }
+}
+
+/// Arguments of `eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Adapter folder written by `train` (output_dir/adapter).
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Base model (default: the one the adapter was trained on).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+/// Runs `eval`.
+pub fn run(args: Args) -> Result<()> {
+    let device = super::device();
+    let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
+        .context("loading the adapter")?;
+    let spec = args.data.spec()?;
+    if spec.label_column.is_none() {
+        anyhow::bail!("eval needs gold labels: pass --label-column");
+    }
+    let examples = read_examples(&spec, &predictor.prepared.labels)?;
+    let eval = predictor.evaluate(&examples, args.batch_size.max(1))?;
+    let out = serde_json::json!({
+        "examples": examples.len(),
+        "accuracy": eval.accuracy,
+        "macro_f1": eval.macro_f1,
+        "examples_per_second": eval.examples_per_second,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

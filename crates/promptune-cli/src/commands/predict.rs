@@ -1,0 +1,56 @@
+//! `promptune predict --adapter DIR --data in.jsonl [--output out.jsonl]`: one JSON line per
+//! example with the predicted label and the score of every label.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use promptune::data::read_examples;
+use promptune::pipeline::Predictor;
+
+/// Arguments of `predict`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Adapter folder written by `train`.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Base model (default: the one the adapter was trained on).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub data: super::eval::DataArgs,
+    /// Output JSONL (default: standard output).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+/// Runs `predict`.
+pub fn run(args: Args) -> Result<()> {
+    let device = super::device();
+    let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
+        .context("loading the adapter")?;
+    let spec = args.data.spec()?;
+    let examples = read_examples(&spec, &predictor.prepared.labels)?;
+    let eval = predictor.evaluate(&examples, args.batch_size.max(1))?;
+    let labels = &predictor.prepared.labels;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    for ((example, pred), scores) in examples.iter().zip(&eval.predictions).zip(&eval.scores) {
+        let scores: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .zip(scores)
+            .map(|(l, s)| (l.clone(), serde_json::json!(s)))
+            .collect();
+        let line = serde_json::json!({ "fields": example.fields, "label": labels[*pred], "scores": scores });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
