@@ -301,8 +301,8 @@ mod tests {
     fn errors_point_at_the_column() {
         assert_eq!(column_of("abc {text_a"), 5);
         assert_eq!(column_of("abc } x"), 5);
-        assert_eq!(column_of("ab {soft*x}"), 9);
-        assert_eq!(column_of("ab {soft*0}"), 9);
+        assert_eq!(column_of("ab {soft*x}"), 10);
+        assert_eq!(column_of("ab {soft*0}"), 10);
         assert_eq!(column_of("ab {1bad}"), 5);
         assert_eq!(column_of("ab {}"), 5);
         assert_eq!(column_of(""), 1);
