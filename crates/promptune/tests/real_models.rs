@@ -175,3 +175,38 @@ fn minilm_hidden_states_match_transformers() {
         "MiniLM last hidden state differs from transformers by {diff}"
     );
 }
+
+/// Greedy continuations name Paris. Gemma 3 270M (base) continues the bare "The capital of
+/// France is" with " the capital of the country of France." in transformers too, so it is
+/// asked the question with "the city of" appended.
+#[test]
+fn greedy_continuations_name_paris() {
+    use promptune::generate::{generate, GenerateOptions};
+    let Some(dir) = models_dir("paris") else {
+        return;
+    };
+    let cases = [
+        (
+            "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "The capital of France is",
+        ),
+        (
+            "gemma-3-270m/gemma-3-270m-q4_k_m.gguf",
+            "The capital of France is the city of",
+        ),
+    ];
+    for (file, prompt) in cases {
+        let path = dir.join(file);
+        if !path.exists() {
+            eprintln!("skipping {file}: not found");
+            continue;
+        }
+        let model = promptune::model::Model::load_path(&path, &Device::flex()).expect("load");
+        let opts = GenerateOptions {
+            max_new_tokens: 8,
+            ..Default::default()
+        };
+        let text = generate(&model, prompt, &opts).expect("generate");
+        assert!(text.contains("Paris"), "{file}: `{prompt}` → `{text}`");
+    }
+}
