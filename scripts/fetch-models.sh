@@ -35,7 +35,17 @@ log() { echo "fetch-models: $*" >&2; }
 place() { mv -f "$1" "$2.partial" && mv -f "$2.partial" "$2"; }
 
 # ok FILE SHA256: true when FILE exists and has that checksum
-ok() { [ -s "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+ok() { [ -s "$1" ] && [ "$(sha256 "$1")" = "$2" ]; }
+
+# sha256 FILE: hex digest (python, so it works where sha256sum is missing)
+sha256() {
+  python3 -c 'import hashlib, sys
+h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+print(h.hexdigest())' "$1"
+}
 
 # pip_get DIR SPEC [pip args...]: downloads the wheel(s) of SPEC into DIR
 pip_get() {
