@@ -7,6 +7,12 @@
 //! prints one JSON line; `bench/run_forward.sh` runs the same cases with PyTorch
 //! (`bench/forward_torch.py`) and puts both side by side.
 
+/// mimalloc keeps freed pages for reuse; the system allocator returns every large tensor
+/// buffer to the kernel and pays page faults on the next one (measured: +20% forward
+/// throughput on SmolLM2, same peak memory).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

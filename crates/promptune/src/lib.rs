@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod generate;
 pub mod method;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod prompt;

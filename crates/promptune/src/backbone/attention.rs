@@ -1,12 +1,14 @@
 //! Scaled dot-product attention with grouped key/value heads, masks built on the host, and
 //! rotary position embeddings.
 
-use burn::tensor::{activation, Bool, Device, Tensor, TensorData};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{module, Bool, Device, Tensor, TensorData};
 
 use super::config::RopeConfig;
 use super::layers::float_tensor;
 
 /// Attention over `q: [B, H, T, D]` and `k, v: [B, KV, S, D]` with `mask: [B, 1, T, S]`
+/// or, already repeated for the query group by [`group_mask`], `[B, 1, (H / KV) * T, S]`
 /// (true = may not attend). Returns `[B, T, H * D]`.
 ///
 /// Query heads are grouped by key/value head (head `h` reads kv head `h / (H / KV)`, as
@@ -21,25 +23,37 @@ pub fn attend(
 ) -> Tensor<3> {
     let [b, h, t, d] = q.dims();
     let kv = k.dims()[1];
-    let s = k.dims()[2];
     let rep = h / kv;
+    // Query heads that share a key/value head become extra query rows of that head, so one
+    // attention call covers grouped-query attention without copying keys or values.
     let q = q.reshape([b, kv, rep * t, d]);
-    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-    if let Some(cap) = softcap {
-        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-    }
-    let mask = if rep > 1 {
-        mask.clone().repeat_dim(2, rep)
+    let mask = if mask.dims()[2] == t && rep > 1 {
+        group_mask(mask.clone(), rep)
     } else {
         mask.clone()
     };
-    let scores = scores.mask_fill(mask.expand([b, kv, rep * t, s]), f32::MIN);
-    let probs = activation::softmax(scores, 3);
-    probs
-        .matmul(v)
+    let options = AttentionModuleOptions {
+        scale: Some(scale),
+        softcap,
+        is_causal: false,
+    };
+    // The CPU backend fuses this (scores, softmax and the value product per head, without
+    // materialising the score tensor); under autodiff burn decomposes it into differentiable
+    // ops. A query that may attend to nothing (padding) gets a zero output.
+    module::attention(q, k, v, Some(mask), None, options)
         .reshape([b, h, t, d])
         .swap_dims(1, 2)
         .reshape([b, t, h * d])
+}
+
+/// Repeats a `[B, 1, T, S]` mask for the `rep` query heads that share one key/value head,
+/// giving the `[B, 1, rep * T, S]` layout [`attend`] uses; build it once per forward pass.
+pub fn group_mask(mask: Tensor<4, Bool>, rep: usize) -> Tensor<4, Bool> {
+    if rep > 1 {
+        mask.repeat_dim(2, rep)
+    } else {
+        mask
+    }
 }
 
 /// Splits `[B, T, heads * D]` into `[B, heads, T, D]`.

@@ -19,9 +19,8 @@ pub struct Norm {
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value projections side by side (`[h, 3 h]`).
+    qkv: Linear,
     attn_out: Linear,
     attn_norm: Norm,
     intermediate: Linear,
@@ -148,9 +147,11 @@ impl Encoder {
         for i in 0..config.num_layers {
             let l = format!("{p}encoder.layer.{i}.");
             layers.push(EncoderLayer {
-                q: ld.linear(&format!("{l}attention.self.query"), h, h)?,
-                k: ld.linear(&format!("{l}attention.self.key"), h, h)?,
-                v: ld.linear(&format!("{l}attention.self.value"), h, h)?,
+                qkv: Linear::fuse(vec![
+                    ld.linear(&format!("{l}attention.self.query"), h, h)?,
+                    ld.linear(&format!("{l}attention.self.key"), h, h)?,
+                    ld.linear(&format!("{l}attention.self.value"), h, h)?,
+                ]),
                 attn_out: ld.linear(&format!("{l}attention.output.dense"), h, h)?,
                 attn_norm: ld.norm(&format!("{l}attention.output.LayerNorm"), h)?,
                 intermediate: ld.linear(&format!("{l}intermediate.dense"), ff, h)?,
@@ -344,9 +345,12 @@ impl Encoder {
     ) -> Tensor<3> {
         let cfg = &self.config;
         let b = x.dims()[0];
-        let q = split_heads(layer.q.forward(x.clone()), cfg.num_heads);
-        let mut k = split_heads(layer.k.forward(x.clone()), cfg.num_heads);
-        let mut v = split_heads(layer.v.forward(x.clone()), cfg.num_heads);
+        let heads = cfg.num_heads;
+        // [B, T, 3 h] -> [B, 3 H, T, D]; q, k and v are views into it.
+        let qkv = split_heads(layer.qkv.forward(x.clone()), 3 * heads);
+        let q = qkv.clone().narrow(1, 0, heads);
+        let mut k = qkv.clone().narrow(1, heads, heads);
+        let mut v = qkv.narrow(1, 2 * heads, heads);
         if let Some(p) = prefix {
             k = Tensor::cat(vec![prepare::expand_batch(p.key.clone(), b), k], 2);
             v = Tensor::cat(vec![prepare::expand_batch(p.value.clone(), b), v], 2);

@@ -4,7 +4,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use super::attention::{attend, build_mask, split_heads, MaskSpec, Rope};
+use super::attention::{attend, build_mask, group_mask, split_heads, MaskSpec, Rope};
 use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput};
 use super::kv_cache::KvCache;
@@ -16,12 +16,11 @@ use crate::{Error, Result};
 /// One decoder layer.
 #[derive(Debug, Clone)]
 pub struct DecoderLayer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value projections side by side (`[h, (H + 2 KV) * head_dim]`).
+    qkv: Linear,
     o: Linear,
-    gate: Linear,
-    up: Linear,
+    /// Gate and up projections side by side (`[h, 2 * intermediate]`).
+    gate_up: Linear,
     down: Linear,
     attn_in_norm: Tensor<1>,
     attn_out_norm: Option<Tensor<1>>,
@@ -175,12 +174,9 @@ impl Decoder {
                     ),
                     q_norm: Some(ld.vector(&format!("{p}self_attn.q_norm.weight"), hd)?),
                     k_norm: Some(ld.vector(&format!("{p}self_attn.k_norm.weight"), hd)?),
-                    q,
-                    k,
-                    v,
+                    qkv: Linear::fuse(vec![q, k, v]),
                     o,
-                    gate,
-                    up,
+                    gate_up: Linear::fuse(vec![gate, up]),
                     down,
                     attn_in_norm,
                 }
@@ -191,12 +187,9 @@ impl Decoder {
                     mlp_out_norm: None,
                     q_norm: None,
                     k_norm: None,
-                    q,
-                    k,
-                    v,
+                    qkv: Linear::fuse(vec![q, k, v]),
                     o,
-                    gate,
-                    up,
+                    gate_up: Linear::fuse(vec![gate, up]),
                     down,
                     attn_in_norm,
                 }
@@ -307,6 +300,9 @@ impl Decoder {
                     &device,
                 )
             });
+        let rep = cfg.num_heads / cfg.num_kv_heads;
+        let global_mask = group_mask(global_mask, rep);
+        let local_mask = local_mask.map(|m| group_mask(m, rep));
         let (cos, sin) = self.rope.tables(&positions, b, &device);
         let local_tables = self
             .rope_local
@@ -360,9 +356,12 @@ impl Decoder {
         let eps = cfg.norm_eps;
         let b = x.dims()[0];
         let h = rms_norm(x.clone(), &layer.attn_in_norm, eps);
-        let mut q = split_heads(layer.q.forward(h.clone()), cfg.num_heads);
-        let mut k = split_heads(layer.k.forward(h.clone()), cfg.num_kv_heads);
-        let v = split_heads(layer.v.forward(h), cfg.num_kv_heads);
+        let (heads, kv_heads) = (cfg.num_heads, cfg.num_kv_heads);
+        // [B, T, (H + 2 KV) * D] -> [B, H + 2 KV, T, D]; q, k and v are views into it.
+        let qkv = split_heads(layer.qkv.forward(h), heads + 2 * kv_heads);
+        let mut q = qkv.clone().narrow(1, 0, heads);
+        let mut k = qkv.clone().narrow(1, heads, kv_heads);
+        let v = qkv.narrow(1, heads + kv_heads, kv_heads);
         if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
             q = rms_norm(q, qn, eps);
             k = rms_norm(k, kn, eps);
@@ -396,7 +395,10 @@ impl Decoder {
         }
         let x = x + attn;
         let h = rms_norm(x.clone(), &layer.mlp_in_norm, eps);
-        let act = activate(&cfg.hidden_act, layer.gate.forward(h.clone())) * layer.up.forward(h);
+        let gate_up = layer.gate_up.forward(h);
+        let inter = cfg.intermediate_size;
+        let act = activate(&cfg.hidden_act, gate_up.clone().narrow(2, 0, inter))
+            * gate_up.narrow(2, inter, inter);
         let mut mlp = layer.down.forward(act);
         if let Some(n) = &layer.mlp_out_norm {
             mlp = rms_norm(mlp, n, eps);

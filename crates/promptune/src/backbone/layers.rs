@@ -14,8 +14,44 @@ pub struct Linear {
 
 impl Linear {
     /// Applies the layer to the last dimension of `x`.
+    ///
+    /// The leading dimensions are folded into rows so that one `[rows, in] x [in, out]`
+    /// matrix product runs (measured faster on the CPU backend than burn's batched
+    /// broadcast product, which packs the weight once per batch row).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        module::linear(x, self.weight.clone(), self.bias.clone())
+        if D <= 2 {
+            return module::linear(x, self.weight.clone(), self.bias.clone());
+        }
+        let mut dims = x.dims();
+        let inp = dims[D - 1];
+        let rows = dims[..D - 1].iter().product();
+        let mut y = x.reshape([rows, inp]).matmul(self.weight.clone());
+        if let Some(b) = &self.bias {
+            y = y + b.clone().unsqueeze::<2>();
+        }
+        dims[D - 1] = self.out_features();
+        y.reshape(dims)
+    }
+
+    /// One layer computing `parts` side by side: the weights are concatenated along the
+    /// output dimension (a missing bias counts as zeros), so one product replaces several.
+    pub fn fuse(parts: Vec<Linear>) -> Linear {
+        let any_bias = parts.iter().any(|p| p.bias.is_some());
+        let bias = any_bias.then(|| {
+            Tensor::cat(
+                parts
+                    .iter()
+                    .map(|p| {
+                        p.bias.clone().unwrap_or_else(|| {
+                            Tensor::zeros([p.out_features()], &p.weight.device())
+                        })
+                    })
+                    .collect(),
+                0,
+            )
+        });
+        let weight = Tensor::cat(parts.into_iter().map(|p| p.weight).collect(), 1);
+        Linear { weight, bias }
     }
 
     /// Output width.

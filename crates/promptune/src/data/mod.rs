@@ -14,8 +14,11 @@
 //! ```
 
 pub mod batching;
+pub mod conll;
 pub mod reader;
 pub mod sampling;
+pub mod squad;
+pub mod superglue;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,8 +26,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use batching::{bucketed_batches, sequential_batches};
+pub use conll::{read_conll, tag_set, TaggedSentence};
 pub use reader::read_examples;
 pub use sampling::{k_shot, shuffled_indices};
+pub use squad::{read_squad, split_by_article, Answer, QaExample};
+pub use superglue::{read_superglue, SuperGlueSplit, SuperGlueTask};
 
 /// One example: the text of each template field and, when the file is labelled, its label.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
