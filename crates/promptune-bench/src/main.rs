@@ -7,11 +7,9 @@
 //! prints one JSON line; `bench/run_forward.sh` runs the same cases with PyTorch
 //! (`bench/forward_torch.py`) and puts both side by side.
 
-/// mimalloc keeps freed pages for reuse; the system allocator returns every large tensor
-/// buffer to the kernel and pays page faults on the next one (measured: +20% forward
-/// throughput on SmolLM2, same peak memory).
+/// See [`promptune::runtime`]: tensor buffers are reused rather than faulted in afresh.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: promptune::runtime::Allocator = promptune::runtime::Allocator;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +110,7 @@ impl Case {
 }
 
 fn main() -> std::process::ExitCode {
+    promptune::runtime::configure();
     let result = match Cli::parse().command {
         Cmd::Forward(args) => forward(args),
     };

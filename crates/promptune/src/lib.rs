@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod prompt;
+pub mod runtime;
 pub mod task;
 pub mod tokenizer;
 pub mod train;

@@ -36,6 +36,18 @@ pub fn bucketed_batches(
     batches
 }
 
+/// Batches for inference: indices sorted by length (stable, so ties keep file order), then cut
+/// into batches of `batch_size`, so each batch pads to nearly its own rows' length. Callers
+/// put results back by index.
+pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 /// `0..n` in order, in batches of `batch_size` (the last may be short); for evaluation. A
 /// `batch_size` of 0 is treated as 1.
 pub fn sequential_batches(n: usize, batch_size: usize) -> Vec<Vec<usize>> {
@@ -92,6 +104,15 @@ mod tests {
                 bucketed_batches(&lengths, batch_size, seed, epoch, factor)
             );
         }
+    }
+
+    #[test]
+    fn length_sorted_batches_cover_everything_in_length_order() {
+        let lengths = [5, 1, 9, 1, 3, 7, 2];
+        let batches = length_sorted_batches(&lengths, 3);
+        assert_eq!(batches, vec![vec![1, 3, 6], vec![4, 0, 5], vec![2]]);
+        assert_partition(&batches, lengths.len());
+        assert!(length_sorted_batches(&[], 4).is_empty());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use batching::{bucketed_batches, sequential_batches};
+pub use batching::{bucketed_batches, length_sorted_batches, sequential_batches};
 pub use conll::{read_conll, tag_set, TaggedSentence};
 pub use reader::read_examples;
 pub use sampling::{k_shot, shuffled_indices};

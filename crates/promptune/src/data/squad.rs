@@ -29,7 +29,7 @@ pub struct Answer {
 impl Answer {
     /// Offset just past the answer's last character, in Unicode characters.
     pub fn end_char(&self) -> usize {
-        self.start_char + self.text.chars().count()
+        self.start_char.saturating_add(self.text.chars().count())
     }
 
     /// The answer's byte range in `context` (so `&context[range] == text`), or `None` when

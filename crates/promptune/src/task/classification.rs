@@ -6,6 +6,7 @@ use burn::tensor::{activation, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batch::PromptBatch;
+use super::shared_prefix::SharedPrefix;
 use crate::backbone::layers::{float_tensor, int_tensor};
 use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
 use crate::method::prompt_tuning::SoftPrompt;
@@ -202,10 +203,27 @@ pub fn label_logits(
     parts: &TrainableParts,
     batch: &PromptBatch,
 ) -> Result<Tensor<2>> {
+    label_logits_after(backbone, verbalizer, num_labels, parts, batch, None)
+}
+
+/// [`label_logits`] for a batch of prompts that continue `shared` (each row holds what
+/// [`SharedPrefix::rest`] left of a prompt); `None` = whole prompts.
+pub fn label_logits_after(
+    backbone: &Backbone,
+    verbalizer: Option<&Verbalizer>,
+    num_labels: usize,
+    parts: &TrainableParts,
+    batch: &PromptBatch,
+    shared: Option<&SharedPrefix>,
+) -> Result<Tensor<2>> {
     let device = backbone.device();
     let b = batch.tokens.batch;
     let mut input = ForwardInput::new(batch.tokens.clone());
-    if let Some(prompt) = &parts.prompt {
+    if let Some(s) = shared {
+        input.prefixes = Some(s.layers().to_vec());
+    }
+    let soft_in_prefix = shared.is_some_and(SharedPrefix::holds_soft_tokens);
+    if let (Some(prompt), false) = (&parts.prompt, soft_in_prefix) {
         if batch.soft_positions.iter().any(|p| p.len() != prompt.len()) {
             return Err(Error::Shape(format!(
                 "the template has soft slots for {} tokens, the prompt has {}",

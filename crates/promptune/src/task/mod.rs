@@ -3,3 +3,4 @@
 
 pub mod batch;
 pub mod classification;
+pub mod shared_prefix;

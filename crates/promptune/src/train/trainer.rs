@@ -19,13 +19,14 @@ use super::atomic::write_atomic;
 use super::metrics::{accuracy, macro_f1, MetricsLog};
 use super::schedule::{learning_rate, Decay};
 use crate::backbone::{Backbone, PaddingSide};
-use crate::data::batching::{bucketed_batches, sequential_batches};
+use crate::data::batching::{bucketed_batches, length_sorted_batches};
 use crate::prompt::{EncodedPrompt, Verbalizer};
 use crate::task::batch::collate;
 use crate::task::classification::{
-    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits,
+    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits_after,
     predictions, HostParam, TrainableParts,
 };
+use crate::task::shared_prefix::SharedPrefix;
 use crate::{Error, Result};
 
 /// Every training setting (the `[train]` table of a task config).
@@ -159,21 +160,17 @@ pub fn evaluate(
     }
     let parts = burn::module::Module::valid(parts);
     let start = Instant::now();
-    let mut preds = Vec::with_capacity(prompts.len());
-    let mut scores = Vec::with_capacity(prompts.len());
-    for idx in sequential_batches(prompts.len(), batch_size) {
+    let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
+    let mut preds = vec![0; prompts.len()];
+    let mut scores = vec![Vec::new(); prompts.len()];
+    for idx in length_sorted_batches(&lengths, batch_size) {
         let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
-        let batch = collate(&refs, None, task.pad_id, task.padding)?;
-        let logits = label_logits(
-            task.backbone,
-            task.verbalizer,
-            task.num_labels,
-            &parts,
-            &batch,
-        )?;
+        let logits = batch_logits(task, &parts, &refs)?;
         let (p, s) = predictions(logits);
-        preds.extend(p);
-        scores.extend(s);
+        for ((i, p), s) in idx.into_iter().zip(p).zip(s) {
+            preds[i] = p;
+            scores[i] = s;
+        }
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let (acc, f1) = match gold {
@@ -190,6 +187,36 @@ pub fn evaluate(
         macro_f1: f1,
         examples_per_second: prompts.len() as f64 / secs,
     })
+}
+
+/// Label logits `[prompts, labels]`. With a verbalizer on a decoder the tokens all prompts
+/// start with are run once (see [`SharedPrefix`]) and the rows are padded on the right after
+/// them; a head reads the whole sequence, so it always gets full rows.
+fn batch_logits(
+    task: &ClassificationTask,
+    parts: &TrainableParts,
+    prompts: &[&EncodedPrompt],
+) -> Result<burn::tensor::Tensor<2>> {
+    let shared = match task.verbalizer {
+        Some(_) => SharedPrefix::compute(task.backbone, parts, prompts)?,
+        None => None,
+    };
+    let batch = match &shared {
+        Some(s) => {
+            let rests: Vec<EncodedPrompt> = prompts.iter().map(|p| s.rest(p)).collect();
+            let refs: Vec<&EncodedPrompt> = rests.iter().collect();
+            collate(&refs, None, task.pad_id, PaddingSide::Right)?
+        }
+        None => collate(prompts, None, task.pad_id, task.padding)?,
+    };
+    label_logits_after(
+        task.backbone,
+        task.verbalizer,
+        task.num_labels,
+        parts,
+        &batch,
+        shared.as_ref(),
+    )
 }
 
 /// Progress saved in a checkpoint.
@@ -402,14 +429,7 @@ pub fn train(
             }
             let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &train.prompts[i]).collect();
             let gold: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
-            let batch = collate(&refs, Some(gold.clone()), task.pad_id, task.padding)?;
-            let logits = label_logits(
-                task.backbone,
-                task.verbalizer,
-                task.num_labels,
-                &parts,
-                &batch,
-            )?;
+            let logits = batch_logits(task, &parts, &refs)?;
             let loss = cross_entropy(logits, &gold);
             let loss = if cfg.grad_accum > 1 {
                 loss.div_scalar(cfg.grad_accum as f64)
