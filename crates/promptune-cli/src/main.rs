@@ -33,10 +33,12 @@ enum Command {
     Train(commands::train::Args),
     /// Accuracy and macro-F1 of a trained adapter on a labelled file.
     Eval(commands::eval::Args),
-    /// Predict labels (with scores) for a file of examples; JSONL out.
+    /// Predict labels (with softmax scores and raw label logits) for a file of examples; JSONL out.
     Predict(commands::predict::Args),
     /// Write a prompt-tuning adapter in PEFT's layout.
     ExportPeft(commands::export::Args),
+    /// Turn a PEFT PROMPT_TUNING adapter into a promptune adapter (template etc. from a task config).
+    ImportPeft(commands::import::Args),
     /// Dev accuracy of a task's template without its soft tokens (the zero-shot baseline).
     ZeroShot(commands::zero_shot::Args),
 }
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::ExportPeft(args) => commands::export::run(args),
+        Command::ImportPeft(args) => commands::import::run(args),
         Command::ZeroShot(args) => commands::zero_shot::run(args),
     };
     match result {

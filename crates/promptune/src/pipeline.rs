@@ -25,14 +25,20 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, AdapterConfig, Fingerprint};
+use crate::backbone::layers::to_vec;
 use crate::backbone::{Backbone, Family, PaddingSide};
-use crate::data::{read_examples, DataSpec, Example};
+use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
+use crate::method::prefix_tuning::{self, PrefixSettings};
 use crate::method::prompt_tuning::{initial_prompt, PromptInit};
 use crate::model::Model;
 use crate::prompt::{
-    AnswerStyle, EncodedPrompt, PromptEncoder, Template, Verbalizer, VerbalizerSpec,
+    AnswerStyle, EncodedPrompt, Part, PromptEncoder, Template, Verbalizer, VerbalizerSpec,
 };
-use crate::task::classification::{ClassHead, HostParam, Readout, TrainableParts};
+use crate::task::batch::collate;
+use crate::task::classification::{
+    label_logits_after, predictions, ClassHead, HostParam, Readout, TrainableParts,
+};
+use crate::task::shared_prefix::SharedPrefix;
 use crate::train::atomic::write_atomic;
 use crate::train::trainer::{
     evaluate, train, ClassificationTask, Evaluation, Labelled, TrainConfig,
@@ -43,10 +49,26 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MethodConfig {
-    /// `prompt_tuning` (the only method so far).
+    /// `prompt_tuning` (soft tokens at the template's `{soft}` slots) or `prefix_tuning`
+    /// (trainable keys and values in front of every attention layer; the template then has
+    /// no `{soft}` slots).
     pub kind: String,
-    /// Initialisation of the soft tokens.
+    /// Initialisation. Prompt tuning: of the soft tokens. Prefix tuning without projection:
+    /// the keys and values a decoder computes for real tokens (Li & Liang's initialisation from
+    /// word activations) of `text`'s tokens, of sampled vocabulary (default) or of the label
+    /// words; or `random`, PEFT's N(0, 1). With `prefix_projection` the MLP starts as PEFT's
+    /// and this is not used.
     pub init: PromptInit,
+    /// Prefix tuning: prefix length, the key/value positions added to every layer (default 20).
+    pub num_virtual_tokens: usize,
+    /// Prefix tuning: train the prefixes through a two-layer tanh MLP (the paper's
+    /// reparametrisation, PEFT's `prefix_projection = true`), folded away when the adapter is
+    /// saved; `false` (default, as PEFT) trains them directly (P-Tuning v2). The MLP wants a far
+    /// smaller learning rate (the paper: 5e-5; SmolLM2 on SST-2 collapsed to one class at 1e-3).
+    pub prefix_projection: bool,
+    /// Prefix tuning with `prefix_projection`: hidden width of the MLP (default: the model's
+    /// key/value width `kv_heads * head_dim`, PEFT's default `token_dim`).
+    pub encoder_hidden_size: Option<usize>,
 }
 
 impl Default for MethodConfig {
@@ -54,7 +76,21 @@ impl Default for MethodConfig {
         Self {
             kind: "prompt_tuning".into(),
             init: PromptInit::SampledVocab,
+            num_virtual_tokens: 20,
+            prefix_projection: false,
+            encoder_hidden_size: None,
         }
+    }
+}
+
+impl MethodConfig {
+    /// The prefix-tuning settings, when `kind = "prefix_tuning"`.
+    pub fn prefix_settings(&self) -> Option<PrefixSettings> {
+        (self.kind == "prefix_tuning").then_some(PrefixSettings {
+            num_virtual_tokens: self.num_virtual_tokens,
+            prefix_projection: self.prefix_projection,
+            encoder_hidden_size: self.encoder_hidden_size,
+        })
     }
 }
 
@@ -331,6 +367,133 @@ fn read_labelled(
     Ok((examples, gold))
 }
 
+/// Loads the config's model and checks its template, verbalizer and readout against it.
+fn prepare(config: &TaskConfig, device: &Device) -> Result<Prepared> {
+    let model = Model::load(&config.model, device)?;
+    Prepared::new(
+        model,
+        &config.template,
+        config.max_len,
+        config.padding,
+        config.readout,
+        config.verbalizer.as_ref(),
+        &config.label_names(),
+    )
+}
+
+/// The adapter settings of a task on its prepared model.
+fn adapter_config(config: &TaskConfig, prepared: &Prepared) -> AdapterConfig {
+    AdapterConfig {
+        format: "promptune-adapter".into(),
+        version: 1,
+        method: config.method.kind.clone(),
+        base_model: config.model.clone(),
+        fingerprint: Fingerprint::of(&prepared.model.backbone, &prepared.model.tokenizer),
+        template: config.template.clone(),
+        max_len: config.max_len,
+        padding: prepared.padding,
+        readout: config.readout,
+        labels: prepared.labels.clone(),
+        verbalizer: prepared.verbalizer.as_ref().map(|v| v.spec.clone()),
+        num_virtual_tokens: prepared.encoder.template().soft_count(),
+    }
+}
+
+/// Turns a PEFT PROMPT_TUNING adapter (`adapter_config.json` + `adapter_model.safetensors`)
+/// into our adapter format. PEFT stores only the soft prompt, so the template, verbalizer and
+/// model come from `config`: its template must start with its only `{soft*N}` slot (PEFT
+/// prepends its virtual tokens) with N equal to PEFT's `num_virtual_tokens`, and the
+/// embedding width must equal the model's hidden size. Returns the adapter and, when the
+/// model's tokenizer starts inputs with special tokens, a warning that PEFT scores differently
+/// (see [`crate::adapter::peft::special_prefix_warning`]).
+pub fn import_peft_prompt_tuning(
+    peft_dir: &Path,
+    config: &TaskConfig,
+    device: &Device,
+) -> Result<(Adapter, Option<String>)> {
+    if config.method.kind != "prompt_tuning" {
+        return Err(Error::InvalidInput(format!(
+            "a PEFT PROMPT_TUNING adapter imports as method `prompt_tuning`, not `{}`",
+            config.method.kind
+        )));
+    }
+    if config.readout != Readout::Verbalizer {
+        return Err(Error::InvalidInput(
+            "a PEFT prompt-tuning adapter has no classification head: use readout = \"verbalizer\""
+                .into(),
+        ));
+    }
+    let prompt = crate::adapter::peft::import_prompt_tuning(peft_dir)?;
+    let template = Template::parse(&config.template)?;
+    let n = template.soft_count();
+    if prompt.1[0] != n {
+        return Err(Error::Shape(format!(
+            "the PEFT adapter has {} virtual tokens but the template `{}` has {n} soft slots; write {{soft*{}}} at its start",
+            prompt.1[0], config.template, prompt.1[0]
+        )));
+    }
+    if !matches!(template.parts.first(), Some(Part::Soft { count, .. }) if *count == n) {
+        return Err(Error::InvalidInput(format!(
+            "PEFT prepends its virtual tokens to the input: the template `{}` must start with its only {{soft*{n}}} slot",
+            config.template
+        )));
+    }
+    let prepared = prepare(config, device)?;
+    let hidden = prepared.model.backbone.config().hidden_size;
+    if prompt.1[1] != hidden {
+        return Err(Error::Shape(format!(
+            "the PEFT prompt embeddings are {} wide but {} has hidden size {hidden}",
+            prompt.1[1], config.model
+        )));
+    }
+    let warning = crate::adapter::peft::special_prefix_warning(&prepared.model.tokenizer);
+    let adapter = Adapter {
+        config: adapter_config(config, &prepared),
+        params: vec![prompt],
+    };
+    Ok((adapter, warning))
+}
+
+/// Turns a PEFT PREFIX_TUNING adapter (`adapter_config.json` + `adapter_model.safetensors`)
+/// into our adapter format. PEFT stores only the prefix, so the template, verbalizer and
+/// model come from `config` (method `prefix_tuning`, a template without `{soft}` slots); the
+/// prefix's layers, key/value heads and width must match the model.
+pub fn import_peft_prefix_tuning(
+    peft_dir: &Path,
+    config: &TaskConfig,
+    device: &Device,
+) -> Result<Adapter> {
+    if config.method.kind != "prefix_tuning" {
+        return Err(Error::InvalidInput(format!(
+            "a PEFT PREFIX_TUNING adapter imports as method `prefix_tuning`, not `{}`",
+            config.method.kind
+        )));
+    }
+    if config.readout != Readout::Verbalizer {
+        return Err(Error::InvalidInput(
+            "a PEFT prefix-tuning adapter has no classification head: use readout = \"verbalizer\""
+                .into(),
+        ));
+    }
+    let (prefix, info) = crate::adapter::peft_prefix::import_prefix_tuning(peft_dir)?;
+    let prepared = prepare(config, device)?;
+    if prepared.encoder.template().soft_count() > 0 {
+        return Err(Error::InvalidInput(format!(
+            "PEFT prefix tuning adds nothing to the input: the template `{}` must have no {{soft}} slots",
+            config.template
+        )));
+    }
+    let model_cfg = prepared.model.backbone.config();
+    info.check(model_cfg)?;
+    prefix_tuning::check_fits(info.num_virtual_tokens, model_cfg.max_positions)?;
+    let mut adapter_cfg = adapter_config(config, &prepared);
+    adapter_cfg.num_virtual_tokens = info.num_virtual_tokens;
+    Ok(Adapter {
+        config: adapter_cfg,
+        params: vec![prefix],
+    })
+}
+
 /// What `train` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
@@ -368,24 +531,14 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Trains a prompt as `config` says; writes the adapter to `output_dir/adapter`.
 pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
-    if config.method.kind != "prompt_tuning" {
+    if !["prompt_tuning", "prefix_tuning"].contains(&config.method.kind.as_str()) {
         return Err(Error::InvalidInput(format!(
-            "unknown method `{}` (available: prompt_tuning)",
+            "unknown method `{}` (available: prompt_tuning, prefix_tuning)",
             config.method.kind
         )));
     }
     config.train.validate()?;
-    let model = Model::load(&config.model, device)?;
-    let labels = config.label_names();
-    let prepared = Prepared::new(
-        model,
-        &config.template,
-        config.max_len,
-        config.padding,
-        config.readout,
-        config.verbalizer.as_ref(),
-        &labels,
-    )?;
+    let prepared = prepare(config, device)?;
     let train_spec = config
         .data
         .train
@@ -410,6 +563,35 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
     let backbone = &prepared.model.backbone;
     let template = prepared.encoder.template().clone();
     let mut init: Vec<HostParam> = Vec::new();
+    let prefix = config.method.prefix_settings();
+    if let Some(settings) = &prefix {
+        if template.soft_count() > 0 {
+            return Err(Error::InvalidInput(format!(
+                "prefix tuning adds its prefixes to every layer; the template `{}` must have no {{soft}} slots",
+                template.source
+            )));
+        }
+        let longest = train_prompts
+            .iter()
+            .chain(dev.iter().flat_map(|(p, _)| p))
+            .map(|p| p.ids.len())
+            .max()
+            .unwrap_or(0);
+        let words = config
+            .verbalizer
+            .as_ref()
+            .map(|v| v.words.clone())
+            .unwrap_or_default();
+        init.extend(prefix_tuning::task_prefix(
+            settings,
+            &config.method.init,
+            backbone,
+            &prepared.model.tokenizer,
+            &words,
+            longest,
+            config.train.seed,
+        )?);
+    }
     if template.soft_count() > 0 {
         let words = config
             .verbalizer
@@ -440,6 +622,7 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
         let parts = TrainableParts {
             prompt: None,
             head: Some(head),
+            prefix: None,
         };
         init.extend(parts.to_host());
     }
@@ -481,22 +664,14 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
         resume,
         device,
     )?;
+    let mut adapter_cfg = adapter_config(config, &prepared);
+    if let Some(settings) = &prefix {
+        adapter_cfg.num_virtual_tokens = settings.num_virtual_tokens;
+    }
     let adapter = Adapter {
-        config: AdapterConfig {
-            format: "promptune-adapter".into(),
-            version: 1,
-            method: config.method.kind.clone(),
-            base_model: config.model.clone(),
-            fingerprint: Fingerprint::of(backbone, &prepared.model.tokenizer),
-            template: config.template.clone(),
-            max_len: config.max_len,
-            padding: prepared.padding,
-            readout: config.readout,
-            labels: prepared.labels.clone(),
-            verbalizer: prepared.verbalizer.as_ref().map(|v| v.spec.clone()),
-            num_virtual_tokens: template.soft_count(),
-        },
-        params: outcome.best.clone(),
+        config: adapter_cfg,
+        // the prefix MLP is folded into the prefixes it produces
+        params: prefix_tuning::fold(&outcome.best, device)?,
     };
     let adapter_dir = out.join("adapter");
     adapter.save(&adapter_dir)?;
@@ -529,6 +704,19 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
     Ok(report)
 }
 
+/// What [`Predictor::predict`] says about one example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Arg-max label index.
+    pub label: usize,
+    /// Softmax over the labels.
+    pub scores: Vec<f32>,
+    /// Raw label logits, before the softmax: with a verbalizer, the LM logits of the label
+    /// words' first tokens at the answer position (a label with several words: their mean);
+    /// with a head, its outputs.
+    pub logits: Vec<f32>,
+}
+
 /// A model with a trained adapter, ready to score examples.
 pub struct Predictor {
     /// Model and encoder.
@@ -555,6 +743,9 @@ impl Predictor {
             &c.labels,
         )?;
         let parts = TrainableParts::from_host(&adapter.params, device)?;
+        if let Some(p) = &parts.prefix {
+            p.check(prepared.model.backbone.config())?;
+        }
         Ok(Self { prepared, parts })
     }
 
@@ -568,6 +759,59 @@ impl Predictor {
             gold.as_deref(),
             batch_size,
         )
+    }
+
+    /// Per example: the arg-max label, the softmax scores and the raw label logits. Scored as
+    /// [`Predictor::evaluate`] scores (length-sorted batches, the shared prefix of a decoder's
+    /// prompts run once).
+    pub fn predict(&self, examples: &[Example], batch_size: usize) -> Result<Vec<Prediction>> {
+        let (prompts, _) = self.prepared.encode(examples)?;
+        if prompts.is_empty() {
+            return Err(Error::InvalidInput(
+                "nothing to predict: no examples".into(),
+            ));
+        }
+        let task = self.prepared.task();
+        let parts = burn::module::Module::valid(&self.parts);
+        let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
+        let mut out: Vec<Option<Prediction>> = vec![None; prompts.len()];
+        for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
+            let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
+            let shared = match task.verbalizer {
+                Some(_) => SharedPrefix::compute(task.backbone, &parts, &refs)?,
+                None => None,
+            };
+            let batch = match &shared {
+                Some(s) => {
+                    let rests: Vec<EncodedPrompt> = refs.iter().map(|p| s.rest(p)).collect();
+                    let rest_refs: Vec<&EncodedPrompt> = rests.iter().collect();
+                    collate(&rest_refs, None, task.pad_id, PaddingSide::Right)?
+                }
+                None => collate(&refs, None, task.pad_id, task.padding)?,
+            };
+            let logits = label_logits_after(
+                task.backbone,
+                task.verbalizer,
+                task.num_labels,
+                &parts,
+                &batch,
+                shared.as_ref(),
+            )?;
+            let raw = to_vec(logits.clone());
+            let (labels, scores) = predictions(logits);
+            let rows = raw.chunks(task.num_labels.max(1));
+            for (((i, label), scores), row) in idx.into_iter().zip(labels).zip(scores).zip(rows) {
+                out[i] = Some(Prediction {
+                    label,
+                    scores,
+                    logits: row.to_vec(),
+                });
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|p| p.expect("every example is in a batch"))
+            .collect())
     }
 }
 
@@ -596,10 +840,7 @@ pub fn zero_shot(
         ));
     }
     let (prompts, gold) = prepared.encode(examples)?;
-    let parts = TrainableParts {
-        prompt: None,
-        head: None,
-    };
+    let parts = TrainableParts::empty();
     evaluate(
         &prepared.task(),
         &parts,

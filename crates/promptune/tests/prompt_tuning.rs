@@ -10,84 +10,31 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use promptune::adapter::{peft, Adapter};
-use promptune::data::DataSpec;
 use promptune::method::prompt_tuning::PromptInit;
 use promptune::pipeline::{run_train, Predictor, TaskConfig};
-use promptune::prompt::VerbalizerSpec;
 use promptune::train::trainer::TrainConfig;
 
-fn write_data(path: &Path, rows: usize, offset: usize) {
-    let pos = ["good", "great", "fine", "nice"];
-    let neg = ["bad", "awful", "poor", "dull"];
-    let nouns = ["movie", "film", "plot", "acting"];
-    let mut out = String::new();
-    for i in offset..offset + rows {
-        let label = i % 2;
-        let adj = if label == 1 {
-            pos[i / 2 % 4]
-        } else {
-            neg[i / 2 % 4]
-        };
-        out.push_str(&format!(
-            "{{\"text\": \"the {} was {adj}\", \"label\": {label}}}\n",
-            nouns[i / 8 % 4]
-        ));
-    }
-    std::fs::write(path, out).unwrap();
-}
-
 fn config(dir: &Path, out: &str) -> TaskConfig {
-    let spec = |file: &str| {
-        let mut s = DataSpec::new(dir.join(file))
-            .column("text_a", "text")
-            .label("label");
-        s.label_map = [
-            ("0".to_string(), "negative".to_string()),
-            ("1".to_string(), "positive".to_string()),
-        ]
-        .into();
-        s
+    let method = promptune::pipeline::MethodConfig {
+        kind: "prompt_tuning".into(),
+        init: PromptInit::Text("positive negative review".into()),
+        ..Default::default()
     };
-    TaskConfig {
-        model: dir.join("model").display().to_string(),
-        output_dir: dir.join(out),
-        template: "{soft*4} review: {text_a} sentiment: {mask}".into(),
-        max_len: 32,
-        padding: None,
-        readout: Default::default(),
-        verbalizer: Some(VerbalizerSpec {
-            labels: vec!["negative".into(), "positive".into()],
-            words: vec![vec!["negative".into()], vec!["positive".into()]],
-        }),
-        labels: vec![],
-        method: promptune::pipeline::MethodConfig {
-            kind: "prompt_tuning".into(),
-            init: PromptInit::Text("positive negative review".into()),
-        },
-        data: promptune::pipeline::DataConfig {
-            train: Some(spec("train.jsonl")),
-            dev: Some(spec("dev.jsonl")),
-            test: None,
-            k_shot: None,
-        },
-        train: TrainConfig {
-            lr: 0.3,
-            batch_size: 8,
-            epochs: 25,
-            eval_every: 4,
-            checkpoint_every: 4,
-            decay: promptune::train::schedule::Decay::Constant,
-            ..Default::default()
-        },
-    }
+    let train = TrainConfig {
+        lr: 0.3,
+        batch_size: 8,
+        epochs: 25,
+        eval_every: 4,
+        checkpoint_every: 4,
+        decay: promptune::train::schedule::Decay::Constant,
+        ..Default::default()
+    };
+    let template = "{soft*4} review: {text_a} sentiment: {mask}";
+    tiny::sentiment_task(dir, out, template, method, train)
 }
 
 fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    tiny::tiny_model_with_tokenizer(&dir.path().join("model"));
-    write_data(&dir.path().join("train.jsonl"), 32, 0);
-    write_data(&dir.path().join("dev.jsonl"), 16, 100);
-    dir
+    tiny::sentiment_folder()
 }
 
 #[test]

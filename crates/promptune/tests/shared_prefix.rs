@@ -41,6 +41,7 @@ fn logits_and_grad(
             float_tensor(values.to_vec(), [4, h], &device).require_grad(),
         )),
         head: None,
+        prefix: None,
     };
     let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
     let (logits, covered) = if shared {

@@ -1,10 +1,11 @@
 //! `promptune export-peft --adapter DIR --out DIR`: write a prompt-tuning adapter in PEFT's
-//! PROMPT_TUNING layout (adapter_config.json + adapter_model.safetensors).
+//! PROMPT_TUNING layout, a prefix-tuning one in its PREFIX_TUNING layout
+//! (adapter_config.json + adapter_model.safetensors).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::adapter::{peft, Adapter};
+use promptune::adapter::{peft, peft_prefix, Adapter};
 
 /// Arguments of `export-peft`.
 #[derive(Debug, clap::Args)]
@@ -29,8 +30,15 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| adapter.config.base_model.clone());
     let model = super::load_model(&spec, &super::device())?;
     adapter.check_base(&model.backbone, &model.tokenizer)?;
-    peft::export_prompt_tuning(&adapter, model.backbone.config().num_heads, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let written = if adapter.config.method == "prefix_tuning" {
+        peft_prefix::export_prefix_tuning(&adapter, model.backbone.config(), &args.out)
+    } else {
+        if let Some(w) = peft::special_prefix_warning(&model.tokenizer) {
+            eprintln!("warning: {w}");
+        }
+        peft::export_prompt_tuning(&adapter, model.backbone.config().num_heads, &args.out)
+    };
+    written.with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod inspect;
 pub mod predict;
 pub mod score;

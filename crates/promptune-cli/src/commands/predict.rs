@@ -1,5 +1,7 @@
 //! `promptune predict --adapter DIR --data in.jsonl [--output out.jsonl]`: one JSON line per
-//! example with the predicted label and the score of every label.
+//! example with the predicted label, the score (softmax probability) of every label and the
+//! raw label logits before the softmax (`logits`: with a verbalizer, the LM logits of the label
+//! words at the answer position).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use promptune::pipeline::Predictor;
 /// Arguments of `predict`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Adapter folder written by `train`.
+    /// Adapter folder written by `train` or `import-peft`.
     #[arg(long)]
     pub adapter: PathBuf,
     /// Base model (default: the one the adapter was trained on).
@@ -34,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
         .context("loading the adapter")?;
     let spec = args.data.spec()?;
     let examples = read_examples(&spec, &predictor.prepared.labels)?;
-    let eval = predictor.evaluate(&examples, args.batch_size.max(1))?;
+    let predictions = predictor.predict(&examples, args.batch_size.max(1))?;
     let labels = &predictor.prepared.labels;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -42,13 +44,20 @@ pub fn run(args: Args) -> Result<()> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    for ((example, pred), scores) in examples.iter().zip(&eval.predictions).zip(&eval.scores) {
-        let scores: serde_json::Map<String, serde_json::Value> = labels
+    let by_label = |values: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+        labels
             .iter()
-            .zip(scores)
-            .map(|(l, s)| (l.clone(), serde_json::json!(s)))
-            .collect();
-        let line = serde_json::json!({ "fields": example.fields, "label": labels[*pred], "scores": scores });
+            .zip(values)
+            .map(|(l, v)| (l.clone(), serde_json::json!(v)))
+            .collect()
+    };
+    for (example, pred) in examples.iter().zip(&predictions) {
+        let line = serde_json::json!({
+            "fields": example.fields,
+            "label": labels[pred.label],
+            "scores": by_label(&pred.scores),
+            "logits": by_label(&pred.logits),
+        });
         writeln!(out, "{line}")?;
     }
     out.flush()?;

@@ -1,11 +1,14 @@
 //! Adapters: what training produces, saved apart from the frozen model.
 //!
 //! Own format (a folder): `adapter.safetensors` (f32 tensors: `prompt`, `head.weight`,
-//! `head.bias`) and `adapter_config.json` recording the method, template, verbalizer or head,
-//! label names, and a fingerprint of the base model; loading it on another base model fails
-//! with a message naming both. [`peft`] converts to and from PEFT's layout.
+//! `head.bias`; prefix tuning: `prefix.embedding`, its MLP folded in) and `adapter_config.json`
+//! recording the method, template, verbalizer or head, label names, and a fingerprint of the
+//! base model; loading it on another base model fails with a message naming both. [`peft`]
+//! and [`peft_prefix`] convert to and from PEFT's layouts.
 
 pub mod peft;
+mod peft_files;
+pub mod peft_prefix;
 
 use std::path::Path;
 
@@ -76,7 +79,7 @@ pub struct AdapterConfig {
     pub format: String,
     /// Format version.
     pub version: u32,
-    /// `prompt_tuning`.
+    /// `prompt_tuning` or `prefix_tuning`.
     pub method: String,
     /// The model spec it was trained on (informational).
     pub base_model: String,
@@ -94,7 +97,7 @@ pub struct AdapterConfig {
     pub labels: Vec<String>,
     /// Label words (verbalizer readout).
     pub verbalizer: Option<VerbalizerSpec>,
-    /// Soft tokens.
+    /// Soft tokens (prefix tuning: the prefix length).
     pub num_virtual_tokens: usize,
 }
 
@@ -130,10 +133,19 @@ impl Adapter {
             _ => Error::io(&cfg_path, e),
         })?;
         let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| {
-            Error::format(&cfg_path, format!("not a promptune adapter config: {e}"))
+            let peft = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("peft_type").map(|t| t.to_string()));
+            match peft {
+                Some(t) => Error::format(
+                    &cfg_path,
+                    format!("this is a PEFT adapter (peft_type {t}), not a promptune one: convert it with `promptune import-peft`"),
+                ),
+                None => Error::format(&cfg_path, format!("not a promptune adapter config: {e}")),
+            }
         })?;
         if config.format != "promptune-adapter" {
-            return Err(Error::format(&cfg_path, format!("format is `{}`, expected `promptune-adapter` (PEFT adapters: use the import command)", config.format)));
+            return Err(Error::format(&cfg_path, format!("format is `{}`, expected `promptune-adapter` (PEFT adapters: convert with `promptune import-peft`)", config.format)));
         }
         let st_path = dir.join("adapter.safetensors");
         let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::Adapter;
+use super::{peft_files, Adapter};
 use crate::prompt::{Part, Template};
-use crate::task::classification::{host_params_from_safetensors, HostParam};
-use crate::train::atomic::write_atomic;
+use crate::task::classification::HostParam;
 use crate::{Error, Result};
 
 /// Writes `adapter` in PEFT's PROMPT_TUNING layout into `dir`.
@@ -57,40 +56,17 @@ pub fn export_prompt_tuning(
         "tokenizer_kwargs": null,
         "tokenizer_name_or_path": null
     });
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), &bytes)
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
-    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    let st = safetensors::serialize([("prompt_embeddings", view)], Some(meta))
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
-    write_atomic(&dir.join("adapter_model.safetensors"), &st)?;
-    let text =
-        serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
-    write_atomic(&dir.join("adapter_config.json"), &text)
+    peft_files::write(dir, &config, shape, data)
 }
 
 /// Reads a PEFT PROMPT_TUNING adapter: returns the soft prompt as the `prompt` tensor.
 pub fn import_prompt_tuning(dir: &Path) -> Result<HostParam> {
-    let cfg_path = dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let cfg: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(&cfg_path, e.to_string()))?;
-    if cfg["peft_type"] != "PROMPT_TUNING" {
-        return Err(Error::format(
-            &cfg_path,
-            format!("peft_type is {}, expected PROMPT_TUNING", cfg["peft_type"]),
-        ));
-    }
-    let st_path = dir.join("adapter_model.safetensors");
-    let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
-    let params = host_params_from_safetensors(&bytes, &st_path)?;
-    let (_, shape, data) = params
-        .into_iter()
-        .find(|p| p.0 == "prompt_embeddings")
-        .ok_or_else(|| Error::format(&st_path, "no `prompt_embeddings` tensor"))?;
+    let files = peft_files::read(dir, "PROMPT_TUNING")?;
+    let (cfg, st_path) = (&files.config, &files.tensor_path);
+    let (shape, data) = (files.shape, files.data);
     if shape.len() != 2 || cfg["num_virtual_tokens"].as_u64() != Some(shape[0] as u64) {
         return Err(Error::format(
-            &st_path,
+            st_path,
             format!(
                 "prompt_embeddings is {shape:?}; config says {} virtual tokens",
                 cfg["num_virtual_tokens"]
@@ -98,4 +74,30 @@ pub fn import_prompt_tuning(dir: &Path) -> Result<HostParam> {
         ));
     }
     Ok(("prompt".into(), shape, data))
+}
+
+/// A warning when `tokenizer` puts special tokens (a BOS) before the text: PEFT prepends its
+/// virtual tokens to the whole tokenized input, so it runs `[virtual, BOS, text]` where our
+/// template runs `[BOS, soft, text]`, and the two score differently.
+pub fn special_prefix_warning(tokenizer: &tokenizers::Tokenizer) -> Option<String> {
+    let ids = |special| {
+        tokenizer
+            .encode("a", special)
+            .map(|e| e.get_ids().to_vec())
+            .ok()
+    };
+    let (with, without) = (ids(true)?, ids(false)?);
+    let at = with
+        .windows(without.len().max(1))
+        .position(|w| w == without.as_slice())?;
+    if at == 0 {
+        return None;
+    }
+    let names: Vec<String> = with[..at]
+        .iter()
+        .map(|&i| tokenizer.id_to_token(i).unwrap_or_else(|| i.to_string()))
+        .collect();
+    Some(format!(
+        "the tokenizer starts every input with {names:?}: PEFT puts its virtual tokens before them, promptune after them, so PEFT's scores will differ from promptune's"
+    ))
 }

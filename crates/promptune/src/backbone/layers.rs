@@ -60,16 +60,15 @@ impl Linear {
     }
 }
 
-/// Layer norm over the last dimension (biased variance, as PyTorch).
+/// Layer norm over the last dimension (biased variance, as PyTorch). burn's op, which the CPU
+/// backend runs as one fused pass per row (decomposed into differentiable ops under autodiff).
 pub fn layer_norm<const D: usize>(
     x: Tensor<D>,
     weight: &Tensor<1>,
     bias: &Tensor<1>,
     eps: f64,
 ) -> Tensor<D> {
-    let (var, mean) = x.clone().var_mean_bias(D - 1);
-    let normed = (x - mean).div((var + eps).sqrt());
-    normed * weight.clone().unsqueeze() + bias.clone().unsqueeze()
+    module::layer_norm(x, weight.clone(), Some(bias.clone()), eps)
 }
 
 /// RMS norm over the last dimension; `weight` is the effective multiplier (Gemma's `1 + w`

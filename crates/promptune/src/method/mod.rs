@@ -1,3 +1,4 @@
 //! Prompt methods: each owns its trainable parameters and fills the backbone's hooks.
 
+pub mod prefix_tuning;
 pub mod prompt_tuning;

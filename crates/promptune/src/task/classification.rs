@@ -9,6 +9,7 @@ use super::batch::PromptBatch;
 use super::shared_prefix::SharedPrefix;
 use crate::backbone::layers::{float_tensor, int_tensor};
 use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
+use crate::method::prefix_tuning::{Prefix, PrefixMlp};
 use crate::method::prompt_tuning::SoftPrompt;
 use crate::prompt::Verbalizer;
 use crate::{Error, Result};
@@ -45,12 +46,19 @@ pub struct TrainableParts {
     pub prompt: Option<SoftPrompt>,
     /// Linear head (encoders without an LM head).
     pub head: Option<ClassHead>,
+    /// Key/value prefixes of every layer (prefix tuning).
+    pub prefix: Option<Prefix>,
 }
 
 /// Fixed parameter ids, so optimizer state saved in a checkpoint maps back on resume.
 const PROMPT_ID: u64 = 1;
 const HEAD_WEIGHT_ID: u64 = 2;
 const HEAD_BIAS_ID: u64 = 3;
+const PREFIX_EMBEDDING_ID: u64 = 4;
+const PREFIX_IN_WEIGHT_ID: u64 = 5;
+const PREFIX_IN_BIAS_ID: u64 = 6;
+const PREFIX_OUT_WEIGHT_ID: u64 = 7;
+const PREFIX_OUT_BIAS_ID: u64 = 8;
 
 fn param<const D: usize>(
     id: u64,
@@ -114,7 +122,75 @@ impl TrainableParts {
                 ))
             }
         };
-        Ok(Self { prompt, head })
+        let one = |(name, shape, data): &HostParam| -> Result<[usize; 1]> {
+            match shape.as_slice() {
+                [a] if *a == data.len() => Ok([*a]),
+                _ => Err(Error::Shape(format!("`{name}` must be 1-D, got {shape:?}"))),
+            }
+        };
+        use crate::method::prefix_tuning as pt;
+        let mlp_parts = (
+            get(pt::MLP_IN_WEIGHT),
+            get(pt::MLP_IN_BIAS),
+            get(pt::MLP_OUT_WEIGHT),
+            get(pt::MLP_OUT_BIAS),
+        );
+        let mlp = match mlp_parts {
+            (Some(w1), Some(b1), Some(w2), Some(b2)) => Some(PrefixMlp {
+                in_weight: param(PREFIX_IN_WEIGHT_ID, w1.2.clone(), two(w1)?, device),
+                in_bias: param(PREFIX_IN_BIAS_ID, b1.2.clone(), one(b1)?, device),
+                out_weight: param(PREFIX_OUT_WEIGHT_ID, w2.2.clone(), two(w2)?, device),
+                out_bias: param(PREFIX_OUT_BIAS_ID, b2.2.clone(), one(b2)?, device),
+            }),
+            (None, None, None, None) => None,
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "a prefix MLP needs all of `{}`, `{}`, `{}` and `{}`",
+                    pt::MLP_IN_WEIGHT,
+                    pt::MLP_IN_BIAS,
+                    pt::MLP_OUT_WEIGHT,
+                    pt::MLP_OUT_BIAS
+                )))
+            }
+        };
+        let prefix = match (get(pt::EMBEDDING), mlp) {
+            (Some(e), mlp) => {
+                let prefix = Prefix {
+                    embedding: param(PREFIX_EMBEDDING_ID, e.2.clone(), two(e)?, device),
+                    mlp,
+                };
+                if let Some(m) = &prefix.mlp {
+                    // the sizes must chain before any product runs
+                    let [d, enc] = m.in_weight.val().dims();
+                    let [enc2, width] = m.out_weight.val().dims();
+                    let d_emb = prefix.embedding.val().dims()[1];
+                    if d != d_emb
+                        || enc != enc2
+                        || m.in_bias.val().dims()[0] != enc
+                        || m.out_bias.val().dims()[0] != width
+                    {
+                        return Err(Error::Shape(format!(
+                            "prefix MLP sizes do not chain: embedding {d_emb} wide, layers [{d}, {enc}] and [{enc2}, {width}], biases {} and {}",
+                            m.in_bias.val().dims()[0],
+                            m.out_bias.val().dims()[0]
+                        )));
+                    }
+                }
+                Some(prefix)
+            }
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(Error::InvalidInput(format!(
+                    "a prefix MLP without its embedding `{}`",
+                    pt::EMBEDDING
+                )))
+            }
+        };
+        Ok(Self {
+            prompt,
+            head,
+            prefix,
+        })
     }
 
     /// Host copies of every trainable tensor.
@@ -131,7 +207,31 @@ impl TrainableParts {
             let b = h.bias.val();
             out.push(("head.bias".into(), b.dims().to_vec(), to_vec(b)));
         }
+        if let Some(p) = &self.prefix {
+            use crate::method::prefix_tuning as pt;
+            let e = p.embedding.val();
+            out.push((pt::EMBEDDING.into(), e.dims().to_vec(), to_vec(e)));
+            if let Some(m) = &p.mlp {
+                let w1 = m.in_weight.val();
+                out.push((pt::MLP_IN_WEIGHT.into(), w1.dims().to_vec(), to_vec(w1)));
+                let b1 = m.in_bias.val();
+                out.push((pt::MLP_IN_BIAS.into(), b1.dims().to_vec(), to_vec(b1)));
+                let w2 = m.out_weight.val();
+                out.push((pt::MLP_OUT_WEIGHT.into(), w2.dims().to_vec(), to_vec(w2)));
+                let b2 = m.out_bias.val();
+                out.push((pt::MLP_OUT_BIAS.into(), b2.dims().to_vec(), to_vec(b2)));
+            }
+        }
         out
+    }
+
+    /// Parts that train nothing (zero-shot scoring).
+    pub fn empty() -> Self {
+        Self {
+            prompt: None,
+            head: None,
+            prefix: None,
+        }
     }
 }
 
@@ -221,6 +321,30 @@ pub fn label_logits_after(
     let mut input = ForwardInput::new(batch.tokens.clone());
     if let Some(s) = shared {
         input.prefixes = Some(s.layers().to_vec());
+    }
+    if let Some(prefix) = &parts.prefix {
+        if shared.is_some() {
+            return Err(Error::InvalidInput(
+                "a shared prefix cannot be combined with prefix tuning's own prefixes".into(),
+            ));
+        }
+        input.prefixes = Some(prefix.layers(backbone.config())?);
+        // A decoder's prefix keys carry no rotary position, so a query's score against them
+        // depends on its absolute position: number the real tokens of every row from the prefix
+        // length on, whatever the padding, as PEFT (HF with `past_key_values`) numbers an
+        // unpadded input. (Encoders pad on the right and count positions past the prefix.)
+        if backbone.config().family.is_causal() {
+            let (n, t) = (prefix.len(), batch.tokens.len);
+            let mut positions = Vec::with_capacity(b * t);
+            for row in batch.tokens.mask.chunks(t) {
+                let mut real = 0;
+                for &m in row {
+                    positions.push((n + real) as i64);
+                    real += usize::from(m != 0);
+                }
+            }
+            input.position_ids = Some(positions);
+        }
     }
     let soft_in_prefix = shared.is_some_and(SharedPrefix::holds_soft_tokens);
     if let (Some(prompt), false) = (&parts.prompt, soft_in_prefix) {

@@ -3,4 +3,6 @@
 
 pub mod batch;
 pub mod classification;
+pub mod extractive_qa;
 pub mod shared_prefix;
+pub mod tagging;

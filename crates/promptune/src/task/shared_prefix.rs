@@ -32,8 +32,8 @@ pub struct SharedPrefix {
 
 impl SharedPrefix {
     /// The shared prefix of `prompts` run through `backbone` with `parts`' soft prompt, or
-    /// `None` where it does not apply: an encoder, fewer than a few shared tokens, or a
-    /// prompt that would have nothing left after it.
+    /// `None` where it does not apply: an encoder, parts with prefix-tuning prefixes, fewer than
+    /// a few shared tokens, or a prompt that would have nothing left after it.
     ///
     /// The prefix is cut so that it holds either all of a prompt's soft tokens or none, and
     /// it always ends before the answer position.
@@ -42,7 +42,9 @@ impl SharedPrefix {
         parts: &TrainableParts,
         prompts: &[&EncodedPrompt],
     ) -> Result<Option<Self>> {
-        if !matches!(backbone, Backbone::Decoder(_)) || prompts.is_empty() {
+        // prefix tuning fills the backbone's prefix hook itself
+        if !matches!(backbone, Backbone::Decoder(_)) || prompts.is_empty() || parts.prefix.is_some()
+        {
             return Ok(None);
         }
         let len = shared_len(prompts);

@@ -10,7 +10,8 @@ use crate::backbone::Backbone;
 use crate::prompt::Template;
 use crate::{Error, Result};
 
-fn tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+/// The ids of `text` without special tokens; an error when it has none.
+pub(crate) fn tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     let ids = tokenizer
         .encode(text, false)
         .map_err(|e| Error::Tokenizer(e.to_string()))?
@@ -24,7 +25,12 @@ fn tokens(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-fn sampled_ids(n: usize, vocab: usize, rng: &mut StdRng, tokenizer: &Tokenizer) -> Vec<u32> {
+pub(crate) fn sampled_ids(
+    n: usize,
+    vocab: usize,
+    rng: &mut StdRng,
+    tokenizer: &Tokenizer,
+) -> Vec<u32> {
     let pool = vocab.clamp(1, 5000) as u32;
     let specials: std::collections::HashSet<u32> = tokenizer
         .get_added_vocabulary()

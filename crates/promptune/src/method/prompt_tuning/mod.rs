@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use init::initial_prompt;
+pub(crate) use init::{sampled_ids, tokens as text_tokens};
 
 use crate::backbone::SoftEmbeddings;
 

@@ -1,0 +1,158 @@
+//! PEFT interop for PREFIX_TUNING: `adapter_config.json` with PEFT's fields and
+//! `adapter_model.safetensors` holding `prompt_embeddings` `[num_virtual_tokens, num_layers *
+//! 2 * token_dim]`, the projected prefix in PEFT's layout (see
+//! [`crate::method::prefix_tuning::layout`]). For models with key/value heads PEFT sets
+//! `token_dim = kv_heads * head_dim` and `num_attention_heads = kv_heads`; so do we.
+//!
+//! The export is written with `prefix_projection: false`: our adapters hold the folded prefix,
+//! which is exactly PEFT's direct parametrisation, so PEFT loads it for inference and for
+//! further training alike (PEFT cannot load a flattened prefix into an MLP).
+//! `encoder_hidden_size` takes PEFT's default (`token_dim`).
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{peft_files, Adapter};
+use crate::backbone::{BackboneConfig, Family};
+use crate::method::prefix_tuning::{fold, PrefixShape, EMBEDDING};
+use crate::task::classification::HostParam;
+use crate::{Error, Result};
+
+/// Writes a prefix-tuning `adapter` for a model of config `model` in PEFT's PREFIX_TUNING
+/// layout into `dir`.
+pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Path) -> Result<()> {
+    if adapter.config.method != "prefix_tuning" {
+        return Err(Error::InvalidInput(format!(
+            "a `{}` adapter is not a prefix-tuning one",
+            adapter.config.method
+        )));
+    }
+    if adapter.params.iter().any(|p| p.0.starts_with("head.")) {
+        return Err(Error::InvalidInput(
+            "PEFT's PREFIX_TUNING has no classification head: only verbalizer adapters export"
+                .into(),
+        ));
+    }
+    let folded = fold(&adapter.params, &burn::tensor::Device::flex())?;
+    let (_, shape, data) = folded
+        .iter()
+        .find(|p| p.0 == EMBEDDING)
+        .ok_or_else(|| Error::InvalidInput("the adapter has no prefix".into()))?;
+    let want = PrefixShape::of(model);
+    if shape.len() != 2 || shape[1] != want.width() {
+        return Err(Error::Shape(format!(
+            "the adapter's prefix is {shape:?}; this model needs [n, {}] ({} layers x 2 x {} key/value heads x {} head dim)",
+            want.width(),
+            want.num_layers,
+            want.kv_heads,
+            want.head_dim
+        )));
+    }
+    let task_type = if matches!(model.family, Family::Llama | Family::Gemma3) {
+        "CAUSAL_LM"
+    } else {
+        "FEATURE_EXTRACTION"
+    };
+    let token_dim = want.kv_dim();
+    let config = json!({
+        "auto_mapping": null,
+        "base_model_name_or_path": adapter.config.base_model,
+        "encoder_hidden_size": token_dim,
+        "inference_mode": true,
+        "init_weights": null,
+        "modules_to_save": null,
+        "num_attention_heads": want.kv_heads,
+        "num_layers": want.num_layers,
+        "num_transformer_submodules": 1,
+        "num_virtual_tokens": shape[0],
+        "peft_type": "PREFIX_TUNING",
+        "peft_version": "0.21.2",
+        "prefix_projection": false,
+        "revision": null,
+        "task_type": task_type,
+        "token_dim": token_dim
+    });
+    peft_files::write(dir, &config, shape, data)
+}
+
+/// What a PEFT PREFIX_TUNING adapter says about the model it was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeftPrefixInfo {
+    /// Prefix length.
+    pub num_virtual_tokens: usize,
+    /// Layers.
+    pub num_layers: usize,
+    /// Key/value heads (PEFT's `num_attention_heads` after its GQA adjustment).
+    pub num_attention_heads: usize,
+    /// `kv_heads * head_dim`.
+    pub token_dim: usize,
+}
+
+impl PeftPrefixInfo {
+    /// Fails, naming both, when the adapter does not fit `model`.
+    pub fn check(&self, model: &BackboneConfig) -> Result<()> {
+        let want = PrefixShape::of(model);
+        if self.num_layers != want.num_layers
+            || self.num_attention_heads != want.kv_heads
+            || self.token_dim != want.kv_dim()
+        {
+            return Err(Error::Shape(format!(
+                "the PEFT prefix is for {} layers x {} key/value heads (token_dim {}); the model has {} layers x {} key/value heads x {} head dim",
+                self.num_layers,
+                self.num_attention_heads,
+                self.token_dim,
+                want.num_layers,
+                want.kv_heads,
+                want.head_dim
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a PEFT PREFIX_TUNING adapter: the prefix as our [`EMBEDDING`] tensor `[n, layers *
+/// 2 * token_dim]` and the sizes its config records.
+pub fn import_prefix_tuning(dir: &Path) -> Result<(HostParam, PeftPrefixInfo)> {
+    let files = peft_files::read(dir, "PREFIX_TUNING")?;
+    let (cfg_path, cfg, st_path) = (&files.config_path, &files.config, &files.tensor_path);
+    let field = |k: &str| -> Result<usize> {
+        cfg[k]
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| Error::format(cfg_path, format!("`{k}` is missing or not a number")))
+    };
+    let info = PeftPrefixInfo {
+        num_virtual_tokens: field("num_virtual_tokens")?,
+        num_layers: field("num_layers")?,
+        num_attention_heads: field("num_attention_heads")?,
+        token_dim: field("token_dim")?,
+    };
+    if cfg["num_transformer_submodules"].as_u64().unwrap_or(1) != 1 {
+        return Err(Error::format(
+            cfg_path,
+            "encoder-decoder prefixes (num_transformer_submodules 2) are not supported",
+        ));
+    }
+    let (shape, data) = (files.shape, files.data);
+    let width = info.num_layers * 2 * info.token_dim;
+    if shape != [info.num_virtual_tokens, width] {
+        return Err(Error::format(
+            st_path,
+            format!(
+                "prompt_embeddings is {shape:?}; the config says [{}, {width}] ({} virtual tokens, {} layers x 2 x token_dim {})",
+                info.num_virtual_tokens, info.num_virtual_tokens, info.num_layers, info.token_dim
+            ),
+        ));
+    }
+    if info.num_attention_heads == 0 || !info.token_dim.is_multiple_of(info.num_attention_heads) {
+        return Err(Error::format(
+            cfg_path,
+            format!(
+                "token_dim {} is not a multiple of num_attention_heads {}",
+                info.token_dim, info.num_attention_heads
+            ),
+        ));
+    }
+    Ok(((EMBEDDING.into(), shape, data), info))
+}
