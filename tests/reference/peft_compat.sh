@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# PEFT compatibility of PROMPT_TUNING and PREFIX_TUNING adapters (promptune -> PEFT and
+# PEFT compatibility of PROMPT_TUNING, P_TUNING and PREFIX_TUNING adapters (promptune -> PEFT and
 # PEFT -> promptune, same logits within 1e-4) on the tiny Llama fixture; see
-# peft_prompt_tuning_compat.py and peft_prefix_compat.py.
+# peft_prompt_tuning_compat.py, peft_p_tuning_compat.py and peft_prefix_compat.py.
 #
 #   bash tests/reference/peft_compat.sh [PYTHON]
 #
@@ -19,4 +19,5 @@ if [ -z "$py" ]; then
 fi
 cargo build --release -p promptune-cli
 "$py" tests/reference/peft_prompt_tuning_compat.py "${CARGO_TARGET_DIR:-target}/release/promptune"
+"$py" tests/reference/peft_p_tuning_compat.py "${CARGO_TARGET_DIR:-target}/release/promptune"
 "$py" tests/reference/peft_prefix_compat.py "${CARGO_TARGET_DIR:-target}/release/promptune"

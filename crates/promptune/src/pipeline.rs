@@ -28,6 +28,7 @@ use crate::adapter::{Adapter, AdapterConfig, Fingerprint};
 use crate::backbone::layers::to_vec;
 use crate::backbone::{Backbone, Family, PaddingSide};
 use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
+use crate::method::p_tuning::{self, EncoderType};
 use crate::method::prefix_tuning::{self, PrefixSettings};
 use crate::method::prompt_tuning::{initial_prompt, PromptInit};
 use crate::model::Model;
@@ -49,11 +50,13 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MethodConfig {
-    /// `prompt_tuning` (soft tokens at the template's `{soft}` slots) or `prefix_tuning`
-    /// (trainable keys and values in front of every attention layer; the template then has
-    /// no `{soft}` slots).
+    /// `prompt_tuning` (soft tokens at the template's `{soft}` slots), `p_tuning` (the soft
+    /// tokens produced by a trainable prompt encoder, see [`crate::method::p_tuning`]) or
+    /// `prefix_tuning` (trainable keys and values in front of every attention layer; the
+    /// template then has no `{soft}` slots).
     pub kind: String,
-    /// Initialisation. Prompt tuning: of the soft tokens. Prefix tuning without projection:
+    /// Initialisation. Prompt tuning: of the soft tokens. P-Tuning: of the prompt encoder's
+    /// input embedding (its layers start as PyTorch's defaults). Prefix tuning without projection:
     /// the keys and values a decoder computes for real tokens (Li & Liang's initialisation from
     /// word activations) of `text`'s tokens, of sampled vocabulary (default) or of the label
     /// words; or `random`, PEFT's N(0, 1). With `prefix_projection` the MLP starts as PEFT's
@@ -67,8 +70,12 @@ pub struct MethodConfig {
     /// smaller learning rate (the paper: 5e-5; SmolLM2 on SST-2 collapsed to one class at 1e-3).
     pub prefix_projection: bool,
     /// Prefix tuning with `prefix_projection`: hidden width of the MLP (default: the model's
-    /// key/value width `kv_heads * head_dim`, PEFT's default `token_dim`).
+    /// key/value width `kv_heads * head_dim`, PEFT's default `token_dim`). P-Tuning: the prompt
+    /// encoder's width `e` (MLP layers, LSTM per direction; default: the hidden size).
     pub encoder_hidden_size: Option<usize>,
+    /// P-Tuning: the prompt encoder, `mlp` (default, PEFT's default) or `lstm` (the paper's
+    /// bidirectional two-layer LSTM + MLP).
+    pub encoder_type: EncoderType,
 }
 
 impl Default for MethodConfig {
@@ -79,6 +86,7 @@ impl Default for MethodConfig {
             num_virtual_tokens: 20,
             prefix_projection: false,
             encoder_hidden_size: None,
+            encoder_type: EncoderType::Mlp,
         }
     }
 }
@@ -531,9 +539,9 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Trains a prompt as `config` says; writes the adapter to `output_dir/adapter`.
 pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
-    if !["prompt_tuning", "prefix_tuning"].contains(&config.method.kind.as_str()) {
+    if !["prompt_tuning", "p_tuning", "prefix_tuning"].contains(&config.method.kind.as_str()) {
         return Err(Error::InvalidInput(format!(
-            "unknown method `{}` (available: prompt_tuning, prefix_tuning)",
+            "unknown method `{}` (available: prompt_tuning, p_tuning, prefix_tuning)",
             config.method.kind
         )));
     }
@@ -606,11 +614,30 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
             &words,
             config.train.seed,
         )?;
-        init.push((
-            "prompt".into(),
-            vec![template.soft_count(), backbone.config().hidden_size],
-            values,
-        ));
+        let (n, hidden) = (template.soft_count(), backbone.config().hidden_size);
+        if config.method.kind == "p_tuning" {
+            let e = config.method.encoder_hidden_size.unwrap_or(hidden);
+            if e == 0 {
+                return Err(Error::InvalidInput(
+                    "p-tuning needs encoder_hidden_size >= 1".into(),
+                ));
+            }
+            init.extend(p_tuning::initial_encoder(
+                config.method.encoder_type,
+                n,
+                hidden,
+                e,
+                values,
+                config.train.seed,
+            ));
+        } else {
+            init.push(("prompt".into(), vec![n, hidden], values));
+        }
+    } else if config.method.kind == "p_tuning" {
+        return Err(Error::InvalidInput(format!(
+            "p-tuning produces the template's {{soft}} tokens; the template `{}` has none",
+            template.source
+        )));
     }
     if config.readout == Readout::Head {
         let head = ClassHead::init(
@@ -623,6 +650,7 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
             prompt: None,
             head: Some(head),
             prefix: None,
+            p_tuning: None,
         };
         init.extend(parts.to_host());
     }
@@ -745,6 +773,9 @@ impl Predictor {
         let parts = TrainableParts::from_host(&adapter.params, device)?;
         if let Some(p) = &parts.prefix {
             p.check(prepared.model.backbone.config())?;
+        }
+        if let Some(net) = &parts.p_tuning {
+            net.check(prepared.model.backbone.config().hidden_size)?;
         }
         Ok(Self { prepared, parts })
     }

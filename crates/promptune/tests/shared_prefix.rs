@@ -42,6 +42,7 @@ fn logits_and_grad(
         )),
         head: None,
         prefix: None,
+        p_tuning: None,
     };
     let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
     let (logits, covered) = if shared {

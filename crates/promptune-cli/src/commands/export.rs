@@ -1,11 +1,12 @@
 //! `promptune export-peft --adapter DIR --out DIR`: write a prompt-tuning adapter in PEFT's
-//! PROMPT_TUNING layout, a prefix-tuning one in its PREFIX_TUNING layout
-//! (adapter_config.json + adapter_model.safetensors).
+//! PROMPT_TUNING layout, a p-tuning one in its P_TUNING layout (the prompt encoder's output), a
+//! prefix-tuning one in its PREFIX_TUNING layout (adapter_config.json +
+//! adapter_model.safetensors).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::adapter::{peft, peft_prefix, Adapter};
+use promptune::adapter::{peft, peft_p_tuning, peft_prefix, Adapter};
 
 /// Arguments of `export-peft`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +33,11 @@ pub fn run(args: Args) -> Result<()> {
     adapter.check_base(&model.backbone, &model.tokenizer)?;
     let written = if adapter.config.method == "prefix_tuning" {
         peft_prefix::export_prefix_tuning(&adapter, model.backbone.config(), &args.out)
+    } else if adapter.config.method == "p_tuning" {
+        if let Some(w) = peft::special_prefix_warning(&model.tokenizer) {
+            eprintln!("warning: {w}");
+        }
+        peft_p_tuning::export_p_tuning(&adapter, model.backbone.config(), &args.out)
     } else {
         if let Some(w) = peft::special_prefix_warning(&model.tokenizer) {
             eprintln!("warning: {w}");

@@ -1,13 +1,15 @@
 //! Adapters: what training produces, saved apart from the frozen model.
 //!
 //! Own format (a folder): `adapter.safetensors` (f32 tensors: `prompt`, `head.weight`,
-//! `head.bias`; prefix tuning: `prefix.embedding`, its MLP folded in) and `adapter_config.json`
-//! recording the method, template, verbalizer or head, label names, and a fingerprint of the
-//! base model; loading it on another base model fails with a message naming both. [`peft`]
-//! and [`peft_prefix`] convert to and from PEFT's layouts.
+//! `head.bias`; prefix tuning: `prefix.embedding`, its MLP folded in; p-tuning: the prompt
+//! encoder's weights `p_tuning.*`) and `adapter_config.json` recording the method, template,
+//! verbalizer or head, label names, and a fingerprint of the base model; loading it on another
+//! base model fails with a message naming both. [`peft`] and [`peft_prefix`] convert to and
+//! from PEFT's layouts, [`peft_p_tuning`] to PEFT's P_TUNING layout.
 
 pub mod peft;
 mod peft_files;
+pub mod peft_p_tuning;
 pub mod peft_prefix;
 
 use std::path::Path;

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::batch::PromptBatch;
 use super::shared_prefix::SharedPrefix;
 use crate::backbone::layers::{float_tensor, int_tensor};
+use crate::backbone::SoftEmbeddings;
 use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
+use crate::method::p_tuning::PromptEncoderNet;
 use crate::method::prefix_tuning::{Prefix, PrefixMlp};
 use crate::method::prompt_tuning::SoftPrompt;
 use crate::prompt::Verbalizer;
@@ -48,6 +50,8 @@ pub struct TrainableParts {
     pub head: Option<ClassHead>,
     /// Key/value prefixes of every layer (prefix tuning).
     pub prefix: Option<Prefix>,
+    /// Prompt encoder producing the soft tokens (P-Tuning).
+    pub p_tuning: Option<PromptEncoderNet>,
 }
 
 /// Fixed parameter ids, so optimizer state saved in a checkpoint maps back on resume.
@@ -59,8 +63,10 @@ const PREFIX_IN_WEIGHT_ID: u64 = 5;
 const PREFIX_IN_BIAS_ID: u64 = 6;
 const PREFIX_OUT_WEIGHT_ID: u64 = 7;
 const PREFIX_OUT_BIAS_ID: u64 = 8;
+/// P-Tuning's encoder takes ids from here on (see `method::p_tuning`'s tensor order: 19 ids).
+const P_TUNING_FIRST_ID: u64 = 9;
 
-fn param<const D: usize>(
+pub(crate) fn param<const D: usize>(
     id: u64,
     data: Vec<f32>,
     shape: [usize; D],
@@ -186,10 +192,21 @@ impl TrainableParts {
                 )))
             }
         };
+        let p2 =
+            |i: u64, p: &HostParam| Ok(param(P_TUNING_FIRST_ID + i, p.2.clone(), two(p)?, device));
+        let p1 =
+            |i: u64, p: &HostParam| Ok(param(P_TUNING_FIRST_ID + i, p.2.clone(), one(p)?, device));
+        let p_tuning = crate::method::p_tuning::from_host(named, &p2, &p1)?;
+        if p_tuning.is_some() && prompt.is_some() {
+            return Err(Error::InvalidInput(
+                "parts with both a soft prompt and a p-tuning encoder".into(),
+            ));
+        }
         Ok(Self {
             prompt,
             head,
             prefix,
+            p_tuning,
         })
     }
 
@@ -222,7 +239,32 @@ impl TrainableParts {
                 out.push((pt::MLP_OUT_BIAS.into(), b2.dims().to_vec(), to_vec(b2)));
             }
         }
+        if let Some(net) = &self.p_tuning {
+            out.extend(crate::method::p_tuning::to_host(net));
+        }
         out
+    }
+
+    /// Number of soft tokens the parts fill (soft prompt or p-tuning encoder), if any.
+    pub fn soft_len(&self) -> Option<usize> {
+        match (&self.prompt, &self.p_tuning) {
+            (Some(p), _) => Some(p.len()),
+            (None, Some(n)) => Some(n.len()),
+            (None, None) => None,
+        }
+    }
+
+    /// The soft hook for rows holding the soft tokens at `positions`: the soft prompt, or the
+    /// p-tuning encoder's output.
+    pub fn soft_hook(&self, positions: Vec<Vec<usize>>) -> Option<SoftEmbeddings> {
+        match (&self.prompt, &self.p_tuning) {
+            (Some(p), _) => Some(p.hook(positions)),
+            (None, Some(n)) => Some(SoftEmbeddings {
+                values: n.output().unsqueeze_dim(0),
+                positions,
+            }),
+            (None, None) => None,
+        }
     }
 
     /// Parts that train nothing (zero-shot scoring).
@@ -231,6 +273,7 @@ impl TrainableParts {
             prompt: None,
             head: None,
             prefix: None,
+            p_tuning: None,
         }
     }
 }
@@ -347,15 +390,14 @@ pub fn label_logits_after(
         }
     }
     let soft_in_prefix = shared.is_some_and(SharedPrefix::holds_soft_tokens);
-    if let (Some(prompt), false) = (&parts.prompt, soft_in_prefix) {
-        if batch.soft_positions.iter().any(|p| p.len() != prompt.len()) {
+    if let (Some(n), false) = (parts.soft_len(), soft_in_prefix) {
+        if batch.soft_positions.iter().any(|p| p.len() != n) {
             return Err(Error::Shape(format!(
-                "the template has soft slots for {} tokens, the prompt has {}",
+                "the template has soft slots for {} tokens, the prompt has {n}",
                 batch.soft_positions[0].len(),
-                prompt.len()
             )));
         }
-        input.soft = Some(prompt.hook(batch.soft_positions.clone()));
+        input.soft = parts.soft_hook(batch.soft_positions.clone());
     }
     match (verbalizer, &parts.head) {
         (Some(v), _) => {

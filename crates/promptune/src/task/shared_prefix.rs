@@ -57,9 +57,7 @@ impl SharedPrefix {
         let mut input = ForwardInput::new(tokens);
         input.logits.positions = LogitPositions::None;
         if holds_soft_tokens {
-            if let Some(prompt) = &parts.prompt {
-                input.soft = Some(prompt.hook(vec![first.soft_positions.clone()]));
-            }
+            input.soft = parts.soft_hook(vec![first.soft_positions.clone()]);
         }
         let mut cache = KvCache::new(backbone.config().num_layers);
         backbone.forward(&input, Some(&mut cache))?;
