@@ -270,29 +270,13 @@ fn adapter_round_trips_and_exports_peft_layout() {
     let dir = tiny::sentiment_folder();
     let device = Device::flex();
     let cfg = config(dir.path(), "run", EncoderType::Mlp, TEMPLATE);
-    let report = run_train(&cfg, false, &device).expect("train");
-    let mut predictor = Predictor::load(&report.adapter_dir, None, &device).expect("load");
-    let dev =
-        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), &predictor.prepared.labels)
-            .unwrap();
-    let eval = predictor.evaluate(&dev, 5).unwrap();
-    assert_eq!(eval.accuracy, report.final_dev_accuracy);
-    let from_adapter = predictor.predict(&dev, 5).unwrap();
+    let (report, mut predictor, dev, from_adapter) = tiny::train_and_predict(&cfg, &device);
 
     // the best parameters of the checkpoint predict the same
-    let ckpt = dir.path().join("run/checkpoint");
-    let latest = std::fs::read_to_string(ckpt.join("latest")).unwrap();
-    let best_file = ckpt.join(latest.trim()).join("best.safetensors");
-    let best =
-        host_params_from_safetensors(&std::fs::read(&best_file).unwrap(), &best_file).unwrap();
+    let best = tiny::best_checkpoint_params(&dir.path().join("run"));
     predictor.parts = TrainableParts::from_host(&best, &device).unwrap();
     let from_best = predictor.predict(&dev, 3).unwrap();
-    for (a, b) in from_adapter.iter().zip(&from_best) {
-        assert_eq!(a.label, b.label);
-        for (x, y) in a.logits.iter().zip(&b.logits) {
-            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
-        }
-    }
+    tiny::assert_same_predictions(&from_adapter, &from_best, 1e-4);
 
     // PEFT P_TUNING: prompt_embeddings = the encoder's output [n, hidden]
     let adapter = Adapter::load(&report.adapter_dir).unwrap();

@@ -26,7 +26,7 @@ use promptune::method::prefix_tuning::{
 use promptune::pipeline::{
     import_peft_prefix_tuning, run_train, MethodConfig, Predictor, TaskConfig,
 };
-use promptune::task::classification::{host_params_from_safetensors, HostParam, TrainableParts};
+use promptune::task::classification::{HostParam, TrainableParts};
 use promptune::train::trainer::TrainConfig;
 
 const N: usize = 3;
@@ -309,30 +309,14 @@ fn adapter_round_trips_and_predicts_the_same() {
     let dir = setup();
     let device = Device::flex();
     let cfg = config(dir.path(), "run", true);
-    let report = run_train(&cfg, false, &device).expect("train");
-    let mut predictor = Predictor::load(&report.adapter_dir, None, &device).expect("load");
-    let dev =
-        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), &predictor.prepared.labels)
-            .unwrap();
-    let eval = predictor.evaluate(&dev, 5).unwrap();
-    assert_eq!(eval.accuracy, report.final_dev_accuracy);
-    let folded = predictor.predict(&dev, 5).unwrap();
+    let (report, mut predictor, dev, folded) = tiny::train_and_predict(&cfg, &device);
 
     // the unfolded best parameters (MLP and all, as the checkpoint keeps them) agree
-    let best_path = dir.path().join("run/checkpoint");
-    let latest = std::fs::read_to_string(best_path.join("latest")).unwrap();
-    let best_file = best_path.join(latest.trim()).join("best.safetensors");
-    let best =
-        host_params_from_safetensors(&std::fs::read(&best_file).unwrap(), &best_file).unwrap();
+    let best = tiny::best_checkpoint_params(&dir.path().join("run"));
     assert!(best.iter().any(|p| p.0 == pt::MLP_OUT_WEIGHT));
     predictor.parts = TrainableParts::from_host(&best, &device).unwrap();
     let unfolded = predictor.predict(&dev, 3).unwrap();
-    for (a, b) in folded.iter().zip(&unfolded) {
-        assert_eq!(a.label, b.label);
-        for (x, y) in a.logits.iter().zip(&b.logits) {
-            assert!((x - y).abs() < 1e-4, "folded {x} vs unfolded {y}");
-        }
-    }
+    tiny::assert_same_predictions(&folded, &unfolded, 1e-4);
     // PEFT layout: prompt_embeddings [n, layers * 2 * kv_heads * head_dim], PEFT's fields
     let adapter = Adapter::load(&report.adapter_dir).unwrap();
     let model = load_backbone(&dir.path().join("model"), &device).unwrap();

@@ -131,3 +131,55 @@ pub fn sentiment_task(
         train,
     }
 }
+
+/// Trains `config`, loads the adapter it wrote, checks that evaluating it reproduces the run's
+/// final dev accuracy, and returns the report, the predictor, the dev examples and the
+/// adapter's predictions for them.
+pub fn train_and_predict(
+    config: &promptune::pipeline::TaskConfig,
+    device: &burn::tensor::Device,
+) -> (
+    promptune::pipeline::TrainReport,
+    promptune::pipeline::Predictor,
+    Vec<promptune::data::Example>,
+    Vec<promptune::pipeline::Prediction>,
+) {
+    let report = promptune::pipeline::run_train(config, false, device).expect("train");
+    let predictor =
+        promptune::pipeline::Predictor::load(&report.adapter_dir, None, device).expect("load");
+    let spec = config.data.dev.as_ref().expect("a dev set");
+    let dev = promptune::data::read_examples(spec, &predictor.prepared.labels).unwrap();
+    let eval = predictor.evaluate(&dev, 5).unwrap();
+    assert_eq!(eval.accuracy, report.final_dev_accuracy);
+    let predictions = predictor.predict(&dev, 5).unwrap();
+    (report, predictor, dev, predictions)
+}
+
+/// The best parameters kept by the latest checkpoint of the run in `output_dir`.
+pub fn best_checkpoint_params(
+    output_dir: &Path,
+) -> Vec<promptune::task::classification::HostParam> {
+    let checkpoints = output_dir.join("checkpoint");
+    let latest = std::fs::read_to_string(checkpoints.join("latest")).unwrap();
+    let file = checkpoints.join(latest.trim()).join("best.safetensors");
+    promptune::task::classification::host_params_from_safetensors(
+        &std::fs::read(&file).unwrap(),
+        &file,
+    )
+    .unwrap()
+}
+
+/// Asserts that two prediction lists agree: the same labels, logits within `tolerance`.
+pub fn assert_same_predictions(
+    a: &[promptune::pipeline::Prediction],
+    b: &[promptune::pipeline::Prediction],
+    tolerance: f32,
+) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.label, y.label);
+        for (p, q) in x.logits.iter().zip(&y.logits) {
+            assert!((p - q).abs() < tolerance, "{p} vs {q}");
+        }
+    }
+}
