@@ -23,9 +23,9 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::reader::for_each_line;
 use crate::error::{Error, Result};
 
 /// The tag of tokens outside every entity.
@@ -78,27 +78,10 @@ pub fn read_conll(
         current: TaggedSentence::default(),
         previous_type: None,
     };
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let text = std::str::from_utf8(&buf)
-            .map_err(|e| Error::data(path, Some(line_no), format!("not valid UTF-8 ({e})")))?;
-        let text = if line_no == 1 {
-            text.trim_start_matches('\u{feff}')
-        } else {
-            text
-        };
+    for_each_line(path, file, |line_no, text| {
         parser.line(line_no, text)?;
-    }
+        Ok(true)
+    })?;
     parser.end_sentence();
     if parser.sentences.is_empty() {
         return Err(Error::data(

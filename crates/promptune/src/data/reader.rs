@@ -171,33 +171,10 @@ fn read_jsonl(
     resolver: &LabelResolver,
 ) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
+    for_each_line(path, file, |line_no, text| {
         let line = Some(line_no);
-        let text = std::str::from_utf8(&buf)
-            .map_err(|e| Error::data(path, line, format!("not valid UTF-8 ({e})")))?;
-        let text = if line_no == 1 {
-            text.trim_start_matches('\u{feff}')
-        } else {
-            text
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::data(path, line, format!("not valid JSON: {e}")))?;
-        let Value::Object(obj) = value else {
-            return Err(Error::data(path, line, "expected a JSON object"));
+        let Some(obj) = json_object(path, line_no, text)? else {
+            return Ok(true);
         };
         let get = |key: &str, what: &str| -> Result<String> {
             let value = obj.get(key).ok_or_else(|| {
@@ -229,11 +206,60 @@ fn read_jsonl(
             None => None,
         };
         examples.push(Example { fields, label });
-        if spec.limit == Some(examples.len()) {
-            break;
+        Ok(spec.limit != Some(examples.len()))
+    })?;
+    Ok(examples)
+}
+
+/// Reads `file` line by line and hands each line to `each` with its 1-based number (UTF-8
+/// checked, the byte-order mark of the first line dropped, the line ending kept); `each`
+/// returns whether to go on.
+pub(crate) fn for_each_line(
+    path: &Path,
+    file: File,
+    mut each: impl FnMut(usize, &str) -> Result<bool>,
+) -> Result<()> {
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|e| Error::data(path, Some(line_no), format!("not valid UTF-8 ({e})")))?;
+        let text = if line_no == 1 {
+            text.trim_start_matches('\u{feff}')
+        } else {
+            text
+        };
+        if !each(line_no, text)? {
+            return Ok(());
         }
     }
-    Ok(examples)
+}
+
+/// The JSON object on line `line_no` of a JSONL file, or `None` when the line is blank.
+pub(crate) fn json_object(
+    path: &Path,
+    line_no: usize,
+    text: &str,
+) -> Result<Option<serde_json::Map<String, Value>>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let line = Some(line_no);
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::data(path, line, format!("not valid JSON: {e}")))?;
+    match value {
+        Value::Object(obj) => Ok(Some(obj)),
+        _ => Err(Error::data(path, line, "expected a JSON object")),
+    }
 }
 
 /// A file column resolved to its index, with the name used in messages.

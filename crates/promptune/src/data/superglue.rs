@@ -17,11 +17,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::reader::{for_each_line, json_object};
 use super::Example;
 use crate::error::{Error, Result};
 
@@ -142,37 +142,14 @@ pub fn read_superglue(path: impl AsRef<Path>, task: SuperGlueTask) -> Result<Vec
         Err(e) => return Err(Error::io(path, e)),
     };
     let mut examples = Vec::new();
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
+    for_each_line(path, file, |line_no, text| {
+        if let Some(obj) = json_object(path, line_no, text)? {
+            let example =
+                parse_example(task, &obj).map_err(|m| Error::data(path, Some(line_no), m))?;
+            examples.push(example);
         }
-        line_no += 1;
-        let line = Some(line_no);
-        let text = std::str::from_utf8(&buf)
-            .map_err(|e| Error::data(path, line, format!("not valid UTF-8 ({e})")))?;
-        let text = if line_no == 1 {
-            text.trim_start_matches('\u{feff}')
-        } else {
-            text
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::data(path, line, format!("not valid JSON: {e}")))?;
-        let Value::Object(obj) = value else {
-            return Err(Error::data(path, line, "expected a JSON object"));
-        };
-        let example = parse_example(task, &obj).map_err(|m| Error::data(path, line, m))?;
-        examples.push(example);
-    }
+        Ok(true)
+    })?;
     if examples.is_empty() {
         return Err(Error::data(
             path,
