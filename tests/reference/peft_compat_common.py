@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import torch
+from peft import PeftModel
 from safetensors import safe_open
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
@@ -136,3 +137,45 @@ def compare_files(ours_dir, peft_dir, failures, same_values):
     for p in problems:
         print(f"  {p}")
         failures.append(f"files: {p}")
+
+
+def task_toml(name, template, method, lr):
+    """A promptune task config over train.jsonl for the tiny model; `method` holds the lines of
+    its [method] table; results go to run-NAME."""
+    return f"""model = "model"
+output_dir = "run-{name}"
+template = "{template}"
+max_len = 32
+[method]
+{method}
+[verbalizer]
+labels = ["negative", "positive"]
+words = [["negative"], ["positive"]]
+[data.train]
+path = "train.jsonl"
+columns = {{ text_a = "text" }}
+label_column = "label"
+label_map = {{ "0" = "negative", "1" = "positive" }}
+[train]
+lr = {lr}
+batch_size = 8
+epochs = 5
+"""
+
+
+def train_export_compare(binary, tmp, name, what, ref, texts, plain, failures):
+    """promptune trains task-NAME.toml, exports it with export-peft and predicts; PeftModel loads
+    the export and scores the same texts. Fails when the trained `what` (prompt, prefix) hardly
+    moves the logits (`plain`: the base model's) or when the two sides differ by more than TOL;
+    returns the difference."""
+    run(binary, "train", "--config", f"task-{name}.toml", cwd=tmp)
+    run(binary, "export-peft", "--adapter", f"run-{name}/adapter", "--out", f"export-{name}", cwd=tmp)
+    ours = our_logits(binary, f"run-{name}/adapter", "test.jsonl", f"ours-{name}.jsonl", cwd=tmp)
+    with torch.no_grad():
+        peft_model = PeftModel.from_pretrained(ref.base(), os.path.join(tmp, f"export-{name}")).eval()
+        theirs = ref.label_logits(peft_model, texts)
+    effect = (theirs - plain).abs().max().item()
+    print(f"{name}: trained {what} moves the label logits by up to {effect:.3g} (vs. no {what})")
+    if effect < 1e-2:
+        failures.append(f"{name}: the {what} hardly changes the logits ({effect:.3g}): the comparison would prove nothing")
+    return check(f"{name}: export -> PEFT", ours, theirs, failures)

@@ -32,11 +32,12 @@ import warnings
 
 import torch
 import transformers
-from peft import PeftModel, PromptEncoderConfig, TaskType, get_peft_model
+from peft import PromptEncoderConfig, TaskType, get_peft_model
 from peft.tuners.p_tuning import PromptEncoder
 from safetensors.torch import load_file
 
-from peft_compat_common import ROOT, Reference, check, compare_files, examples, make_model, our_logits, run, write_jsonl
+from peft_compat_common import (ROOT, Reference, compare_files, examples, make_model, task_toml, train_export_compare,
+                                 write_jsonl)
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -112,41 +113,10 @@ def main():
 
         for encoder in ["mlp", "lstm"]:
             with open(os.path.join(tmp, f"task-{encoder}.toml"), "w") as f:
-                f.write(f"""model = "model"
-output_dir = "run-{encoder}"
-template = "{TEMPLATE}"
-max_len = 32
-[method]
-kind = "p_tuning"
-encoder_type = "{encoder}"
-encoder_hidden_size = {ENCODER_HIDDEN}
-[verbalizer]
-labels = ["negative", "positive"]
-words = [["negative"], ["positive"]]
-[data.train]
-path = "train.jsonl"
-columns = {{ text_a = "text" }}
-label_column = "label"
-label_map = {{ "0" = "negative", "1" = "positive" }}
-[train]
-lr = 0.01
-batch_size = 8
-epochs = 5
-""")
-            # a. promptune trains, exports to PEFT, predicts
-            run(binary, "train", "--config", f"task-{encoder}.toml", cwd=tmp)
-            run(binary, "export-peft", "--adapter", f"run-{encoder}/adapter", "--out", f"export-{encoder}", cwd=tmp)
-            ours = our_logits(binary, f"run-{encoder}/adapter", "test.jsonl", f"ours-{encoder}.jsonl", cwd=tmp)
-
-            # b. PEFT loads the export
-            with torch.no_grad():
-                peft_model = PeftModel.from_pretrained(ref.base(), os.path.join(tmp, f"export-{encoder}")).eval()
-                theirs = ref.label_logits(peft_model, texts)
-            effect = (theirs - plain).abs().max().item()
-            print(f"{encoder}: trained prompt moves the label logits by up to {effect:.3g} (vs. no prompt)")
-            if effect < 1e-2:
-                failures.append(f"{encoder}: the prompt hardly changes the logits ({effect:.3g}): the comparison would prove nothing")
-            diffs[f"{encoder} export->PEFT"] = check(f"{encoder}: export -> PEFT", ours, theirs, failures)
+                f.write(task_toml(encoder, TEMPLATE, f"kind = \"p_tuning\"\nencoder_type = \"{encoder}\"\nencoder_hidden_size = {ENCODER_HIDDEN}", 0.01))
+            # a, b. promptune trains, exports to PEFT and predicts; PEFT loads the export
+            diffs[f"{encoder} export->PEFT"] = train_export_compare(
+                binary, tmp, encoder, "prompt", ref, texts, plain, failures)
 
             # d. our encoder weights in PEFT's PromptEncoder
             diffs[f"{encoder} encoder"] = check_encoder(tmp, encoder, failures)

@@ -21,7 +21,6 @@ Both sides read the same word-level tokenizer.json (the one crates/promptune/tes
 writes); it adds no BOS. Each PEFT input is run alone (no padding); promptune predicts in padded
 batches of mixed lengths. Exits non-zero on any failure; prints the measured differences.
 """
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +30,8 @@ import torch
 import transformers
 from peft import PeftModel, PrefixTuningConfig, TaskType, get_peft_model
 
-from peft_compat_common import ROOT, Reference, check, compare_files, examples, make_model, our_logits, run, write_jsonl
+from peft_compat_common import (ROOT, Reference, check, compare_files, examples, make_model, our_logits, run, task_toml,
+                                 train_export_compare, write_jsonl)
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -74,41 +74,10 @@ def main():
         for projection in [False, True]:
             name = "mlp" if projection else "direct"
             with open(os.path.join(tmp, f"task-{name}.toml"), "w") as f:
-                f.write(f"""model = "model"
-output_dir = "run-{name}"
-template = "{TEMPLATE}"
-max_len = 32
-[method]
-kind = "prefix_tuning"
-num_virtual_tokens = {N_VIRTUAL}
-prefix_projection = {'true' if projection else 'false'}
-[verbalizer]
-labels = ["negative", "positive"]
-words = [["negative"], ["positive"]]
-[data.train]
-path = "train.jsonl"
-columns = {{ text_a = "text" }}
-label_column = "label"
-label_map = {{ "0" = "negative", "1" = "positive" }}
-[train]
-lr = 0.05
-batch_size = 8
-epochs = 5
-""")
-            # a. promptune trains, exports to PEFT, predicts
-            run(binary, "train", "--config", f"task-{name}.toml", cwd=tmp)
-            run(binary, "export-peft", "--adapter", f"run-{name}/adapter", "--out", f"export-{name}", cwd=tmp)
-            ours = our_logits(binary, f"run-{name}/adapter", "test.jsonl", f"ours-{name}.jsonl", cwd=tmp)
-
-            # b. PEFT loads the export
-            with torch.no_grad():
-                peft_model = PeftModel.from_pretrained(ref.base(), os.path.join(tmp, f"export-{name}")).eval()
-                theirs = ref.label_logits(peft_model, texts)
-            effect = (theirs - plain).abs().max().item()
-            print(f"{name}: trained prefix moves the label logits by up to {effect:.3g} (vs. no prefix)")
-            if effect < 1e-2:
-                failures.append(f"{name}: the prefix hardly changes the logits ({effect:.3g}): the comparison would prove nothing")
-            diffs[f"{name} export->PEFT"] = check(f"{name}: export -> PEFT", ours, theirs, failures)
+                f.write(task_toml(name, TEMPLATE, f"kind = \"prefix_tuning\"\nnum_virtual_tokens = {N_VIRTUAL}\nprefix_projection = {'true' if projection else 'false'}", 0.05))
+            # a, b. promptune trains, exports to PEFT and predicts; PEFT loads the export
+            diffs[f"{name} export->PEFT"] = train_export_compare(
+                binary, tmp, name, "prefix", ref, texts, plain, failures)
 
         # c. PEFT trains its own prefix (a few AdamW steps), promptune imports it; and PEFT's own
         # files for the same config

@@ -22,7 +22,6 @@ writes); it adds no BOS, so PEFT's [virtual tokens, text] and our [soft tokens, 
 same sequence. Each PEFT input is run alone (no padding); promptune predicts in padded batches
 of mixed lengths. Exits non-zero on any failure; prints the measured differences.
 """
-import json
 import os
 import sys
 import tempfile

@@ -407,6 +407,24 @@ fn adapter_config(config: &TaskConfig, prepared: &Prepared) -> AdapterConfig {
     }
 }
 
+/// A PEFT adapter of `peft_type` imports only into a task config of method `kind` read out
+/// by a verbalizer (PEFT saves no classification head).
+fn check_peft_import_config(config: &TaskConfig, peft_type: &str, kind: &str) -> Result<()> {
+    if config.method.kind != kind {
+        return Err(Error::InvalidInput(format!(
+            "a PEFT {peft_type} adapter imports as method `{kind}`, not `{}`",
+            config.method.kind
+        )));
+    }
+    if config.readout != Readout::Verbalizer {
+        return Err(Error::InvalidInput(format!(
+            "a PEFT {}-tuning adapter has no classification head: use readout = \"verbalizer\"",
+            kind.trim_end_matches("_tuning")
+        )));
+    }
+    Ok(())
+}
+
 /// Turns a PEFT PROMPT_TUNING adapter (`adapter_config.json` + `adapter_model.safetensors`)
 /// into our adapter format. PEFT stores only the soft prompt, so the template, verbalizer and
 /// model come from `config`: its template must start with its only `{soft*N}` slot (PEFT
@@ -419,18 +437,7 @@ pub fn import_peft_prompt_tuning(
     config: &TaskConfig,
     device: &Device,
 ) -> Result<(Adapter, Option<String>)> {
-    if config.method.kind != "prompt_tuning" {
-        return Err(Error::InvalidInput(format!(
-            "a PEFT PROMPT_TUNING adapter imports as method `prompt_tuning`, not `{}`",
-            config.method.kind
-        )));
-    }
-    if config.readout != Readout::Verbalizer {
-        return Err(Error::InvalidInput(
-            "a PEFT prompt-tuning adapter has no classification head: use readout = \"verbalizer\""
-                .into(),
-        ));
-    }
+    check_peft_import_config(config, "PROMPT_TUNING", "prompt_tuning")?;
     let prompt = crate::adapter::peft::import_prompt_tuning(peft_dir)?;
     let template = Template::parse(&config.template)?;
     let n = template.soft_count();
@@ -471,18 +478,7 @@ pub fn import_peft_prefix_tuning(
     config: &TaskConfig,
     device: &Device,
 ) -> Result<Adapter> {
-    if config.method.kind != "prefix_tuning" {
-        return Err(Error::InvalidInput(format!(
-            "a PEFT PREFIX_TUNING adapter imports as method `prefix_tuning`, not `{}`",
-            config.method.kind
-        )));
-    }
-    if config.readout != Readout::Verbalizer {
-        return Err(Error::InvalidInput(
-            "a PEFT prefix-tuning adapter has no classification head: use readout = \"verbalizer\""
-                .into(),
-        ));
-    }
+    check_peft_import_config(config, "PREFIX_TUNING", "prefix_tuning")?;
     let (prefix, info) = crate::adapter::peft_prefix::import_prefix_tuning(peft_dir)?;
     let prepared = prepare(config, device)?;
     if prepared.encoder.template().soft_count() > 0 {

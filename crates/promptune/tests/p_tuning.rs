@@ -15,9 +15,7 @@ use common::fixture;
 use promptune::adapter::peft_p_tuning::export_p_tuning;
 use promptune::adapter::Adapter;
 use promptune::backbone::layers::to_vec;
-use promptune::backbone::{
-    Backbone, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
-};
+use promptune::backbone::{Backbone, ForwardInput, PaddingSide, TokenBatch};
 use promptune::checkpoint::load_backbone;
 use promptune::method::p_tuning::{self as ptn, initial_encoder, EncoderType};
 use promptune::pipeline::{run_train, MethodConfig, Predictor, TaskConfig};
@@ -40,19 +38,7 @@ fn loss(model: &Backbone, named: &[HostParam], device: &Device) -> (Tensor<1>, T
     let mut input = ForwardInput::new(tokens);
     input.soft = parts.soft_hook(vec![vec![0, 1, 2], vec![0, 1, 3]]);
     assert!(input.soft.is_some());
-    input.logits = LogitsRequest {
-        positions: LogitPositions::Last,
-        rows: Some(vec![3, 4]),
-    };
-    let l = model
-        .forward(&input, None)
-        .unwrap()
-        .logits
-        .unwrap()
-        .reshape([2, 2]);
-    let lse = l.clone().exp().sum_dim(1).log();
-    let gold = l.narrow(1, 0, 1);
-    ((lse - gold).sum().reshape([1]), parts)
+    (common::two_label_loss(model, input), parts)
 }
 
 fn encoder_init(kind: EncoderType, hidden: usize) -> Vec<HostParam> {

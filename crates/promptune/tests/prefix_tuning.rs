@@ -47,19 +47,7 @@ fn loss(model: &Backbone, named: &[HostParam], device: &Device) -> (Tensor<1>, T
     let tokens = TokenBatch::pad(&[vec![7, 9, 11, 13], vec![5, 8]], 0, PaddingSide::Right).unwrap();
     let mut input = ForwardInput::new(tokens);
     input.prefixes = Some(prefix.layers(model.config()).unwrap());
-    input.logits = LogitsRequest {
-        positions: LogitPositions::Last,
-        rows: Some(vec![3, 4]),
-    };
-    let l = model
-        .forward(&input, None)
-        .unwrap()
-        .logits
-        .unwrap()
-        .reshape([2, 2]);
-    let lse = l.clone().exp().sum_dim(1).log();
-    let gold = l.narrow(1, 0, 1);
-    ((lse - gold).sum().reshape([1]), parts)
+    (common::two_label_loss(model, input), parts)
 }
 
 #[test]

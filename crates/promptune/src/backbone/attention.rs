@@ -7,9 +7,9 @@ use burn::tensor::{module, Bool, Device, Tensor, TensorData};
 use super::config::RopeConfig;
 use super::layers::float_tensor;
 
-/// Attention over `q: [B, H, T, D]` and `k, v: [B, KV, S, D]` with `mask: [B, 1, T, S]`
-/// or, already repeated for the query group by [`group_mask`], `[B, 1, (H / KV) * T, S]`
-/// (true = may not attend). Returns `[B, T, H * D]`.
+/// Attention over `q: [B, H, T, D]` and `k, v: [B, KV, S, D]` with the mask repeated for the
+/// query group by [`group_mask`], `[B, 1, (H / KV) * T, S]` (true = may not attend; with
+/// `H = KV` that is the plain `[B, 1, T, S]` mask). Returns `[B, T, H * D]`.
 ///
 /// Query heads are grouped by key/value head (head `h` reads kv head `h / (H / KV)`, as
 /// HF's `repeat_kv`), without copying the keys.
@@ -27,11 +27,6 @@ pub fn attend(
     // Query heads that share a key/value head become extra query rows of that head, so one
     // attention call covers grouped-query attention without copying keys or values.
     let q = q.reshape([b, kv, rep * t, d]);
-    let mask = if mask.dims()[2] == t && rep > 1 {
-        group_mask(mask.clone(), rep)
-    } else {
-        mask.clone()
-    };
     let options = AttentionModuleOptions {
         scale: Some(scale),
         softcap,
@@ -40,7 +35,7 @@ pub fn attend(
     // The CPU backend fuses this (scores, softmax and the value product per head, without
     // materialising the score tensor); under autodiff burn decomposes it into differentiable
     // ops. A query that may attend to nothing (padding) gets a zero output.
-    module::attention(q, k, v, Some(mask), None, options)
+    module::attention(q, k, v, Some(mask.clone()), None, options)
         .reshape([b, h, t, d])
         .swap_dims(1, 2)
         .reshape([b, t, h * d])

@@ -160,12 +160,15 @@ pub fn evaluate(
     }
     let parts = burn::module::Module::valid(parts);
     let start = Instant::now();
+    // The parts are fixed here, so the shared prefix of the whole set is run once.
+    let all: Vec<&EncodedPrompt> = prompts.iter().collect();
+    let shared = shared_prefix(task, &parts, &all)?;
     let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
     let mut preds = vec![0; prompts.len()];
     let mut scores = vec![Vec::new(); prompts.len()];
     for idx in length_sorted_batches(&lengths, batch_size) {
         let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
-        let logits = batch_logits(task, &parts, &refs)?;
+        let logits = batch_logits(task, &parts, &refs, shared.as_ref())?;
         let (p, s) = predictions(logits);
         for ((i, p), s) in idx.into_iter().zip(p).zip(s) {
             preds[i] = p;
@@ -189,19 +192,28 @@ pub fn evaluate(
     })
 }
 
-/// Label logits `[prompts, labels]`. With a verbalizer on a decoder the tokens all prompts
-/// start with are run once (see [`SharedPrefix`]) and the rows are padded on the right after
-/// them; a head reads the whole sequence, so it always gets full rows.
+/// The tokens all `prompts` start with, run once (see [`SharedPrefix`]); only with a
+/// verbalizer, since a head reads the whole sequence.
+fn shared_prefix(
+    task: &ClassificationTask,
+    parts: &TrainableParts,
+    prompts: &[&EncodedPrompt],
+) -> Result<Option<SharedPrefix>> {
+    match task.verbalizer {
+        Some(_) => SharedPrefix::compute(task.backbone, parts, prompts),
+        None => Ok(None),
+    }
+}
+
+/// Label logits `[prompts, labels]` for prompts that all start with `shared` (their rest is
+/// padded on the right after it), or for whole prompts.
 fn batch_logits(
     task: &ClassificationTask,
     parts: &TrainableParts,
     prompts: &[&EncodedPrompt],
+    shared: Option<&SharedPrefix>,
 ) -> Result<burn::tensor::Tensor<2>> {
-    let shared = match task.verbalizer {
-        Some(_) => SharedPrefix::compute(task.backbone, parts, prompts)?,
-        None => None,
-    };
-    let batch = match &shared {
+    let batch = match shared {
         Some(s) => {
             let rests: Vec<EncodedPrompt> = prompts.iter().map(|p| s.rest(p)).collect();
             let refs: Vec<&EncodedPrompt> = rests.iter().collect();
@@ -215,7 +227,7 @@ fn batch_logits(
         task.num_labels,
         parts,
         &batch,
-        shared.as_ref(),
+        shared,
     )
 }
 
@@ -429,7 +441,9 @@ pub fn train(
             }
             let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &train.prompts[i]).collect();
             let gold: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
-            let logits = batch_logits(task, &parts, &refs)?;
+            // recomputed per batch: the prefix states carry this step's gradient
+            let shared = shared_prefix(task, &parts, &refs)?;
+            let logits = batch_logits(task, &parts, &refs, shared.as_ref())?;
             let loss = cross_entropy(logits, &gold);
             let loss = if cfg.grad_accum > 1 {
                 loss.div_scalar(cfg.grad_accum as f64)

@@ -65,3 +65,25 @@ pub fn max_abs_diff(a: &[f32], b: &[f32], keep: impl Fn(usize) -> bool) -> f32 {
         .map(|(_, (x, y))| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A classification-like loss on a forward pass: the logits of vocabulary rows 3 and 4 at
+/// each row's last token, cross-entropy against row 3 (class 0), summed over the batch.
+pub fn two_label_loss(
+    model: &promptune::backbone::Backbone,
+    mut input: promptune::backbone::ForwardInput,
+) -> burn::tensor::Tensor<1> {
+    let batch = input.tokens.as_ref().expect("tokens").batch;
+    input.logits = promptune::backbone::LogitsRequest {
+        positions: promptune::backbone::LogitPositions::Last,
+        rows: Some(vec![3, 4]),
+    };
+    let l = model
+        .forward(&input, None)
+        .unwrap()
+        .logits
+        .unwrap()
+        .reshape([batch, 2]);
+    let lse = l.clone().exp().sum_dim(1).log();
+    let gold = l.narrow(1, 0, 1);
+    (lse - gold).sum().reshape([1])
+}
