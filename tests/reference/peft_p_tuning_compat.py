@@ -18,7 +18,10 @@ prompt encoders (MLP and LSTM):
      adapter_model.safetensors the same tensor names, shapes, dtypes and metadata;
   d. our adapter's encoder weights (`p_tuning.*`) loaded into PEFT's own PromptEncoder (training
      mode, so it runs its MLP / LSTM) give the exported embeddings within 1e-5: the encoders are
-     the same networks.
+     the same networks;
+  e. the adapter PEFT trained in c, loaded back by PeftModel.from_pretrained (which runs the saved
+     encoder output as is), and the same adapter brought in with `promptune import-peft` and run
+     with `predict`, give the same label logits within 1e-4.
 
 Both sides read the same word-level tokenizer.json (the one crates/promptune/tests/common/tiny.rs
 writes); it adds no BOS, so PEFT's [virtual tokens, text] and our [soft tokens, text] are the
@@ -32,12 +35,12 @@ import warnings
 
 import torch
 import transformers
-from peft import PromptEncoderConfig, TaskType, get_peft_model
+from peft import PeftModel, PromptEncoderConfig, TaskType, get_peft_model
 from peft.tuners.p_tuning import PromptEncoder
 from safetensors.torch import load_file
 
-from peft_compat_common import (ROOT, Reference, compare_files, examples, make_model, task_toml, train_export_compare,
-                                 write_jsonl)
+from peft_compat_common import (ROOT, Reference, check, compare_files, examples, make_model, our_logits, run, task_toml,
+                                 train_export_compare, write_jsonl)
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -138,6 +141,15 @@ def main():
             pm.save_pretrained(os.path.join(tmp, f"peft-trained-{encoder}"))
             compare_files(os.path.join(tmp, f"export-{encoder}"), os.path.join(tmp, f"peft-trained-{encoder}"),
                           failures, SAME_VALUES)
+
+            # e. PEFT's adapter, reloaded by PEFT and imported by promptune
+            with torch.no_grad():
+                reloaded = PeftModel.from_pretrained(ref.base(), os.path.join(tmp, f"peft-trained-{encoder}")).eval()
+                theirs = ref.label_logits(reloaded, texts)
+            run(binary, "import-peft", "--peft", f"peft-trained-{encoder}", "--config", f"task-{encoder}.toml",
+                "--out", f"imported-{encoder}", cwd=tmp)
+            ours = our_logits(binary, f"imported-{encoder}", "test.jsonl", f"imported-{encoder}.jsonl", cwd=tmp)
+            diffs[f"{encoder} PEFT->import"] = check(f"{encoder} PEFT -> import", ours, theirs, failures)
 
     print("summary: " + ", ".join(f"{k} max diff {v:.3g}" for k, v in diffs.items())
           + f", files {'match' if not any(f.startswith('files') for f in failures) else 'DIFFER'}")

@@ -35,9 +35,9 @@ enum Command {
     Eval(commands::eval::Args),
     /// Predict labels (with softmax scores and raw label logits) for a file of examples; JSONL out.
     Predict(commands::predict::Args),
-    /// Write a prompt-tuning adapter in PEFT's layout.
+    /// Write an adapter in PEFT's layout (PROMPT_TUNING, P_TUNING or PREFIX_TUNING).
     ExportPeft(commands::export::Args),
-    /// Turn a PEFT PROMPT_TUNING adapter into a promptune adapter (template etc. from a task config).
+    /// Turn a PEFT PROMPT_TUNING, P_TUNING or PREFIX_TUNING adapter into a promptune adapter (template etc. from a task config).
     ImportPeft(commands::import::Args),
     /// Dev accuracy of a task's template without its soft tokens (the zero-shot baseline).
     ZeroShot(commands::zero_shot::Args),

@@ -40,9 +40,7 @@ fn logits_and_grad(
         prompt: Some(SoftPrompt::from_tensor(
             float_tensor(values.to_vec(), [4, h], &device).require_grad(),
         )),
-        head: None,
-        prefix: None,
-        p_tuning: None,
+        ..TrainableParts::empty()
     };
     let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
     let (logits, covered) = if shared {
@@ -59,6 +57,7 @@ fn logits_and_grad(
             &parts,
             &batch,
             Some(&prefix),
+            Default::default(),
         )
         .unwrap();
         (logits, prefix.len())

@@ -3,13 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use promptune::adapter::AdapterConfig;
 use promptune::data::{read_examples, DataSpec};
-use promptune::pipeline::Predictor;
+use promptune::pipeline::nlu::NluPredictor;
+use promptune::pipeline::{Predictor, TaskKind};
 
 /// Arguments shared by `eval` and `predict` to read a data file.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
-    /// JSONL, CSV or TSV file.
+    /// JSONL, CSV or TSV file (classification); CoNLL file (token classification); SQuAD JSON
+    /// (question answering).
     #[arg(long)]
     pub data: PathBuf,
     /// Column for a template field, `FIELD=COLUMN` (repeatable; default `text_a=text`).
@@ -24,6 +27,9 @@ pub struct DataArgs {
     /// Keep only the first N examples.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// SQuAD files: keep the questions of articles START..END (0-based, file order).
+    #[arg(long, value_name = "START..END")]
+    pub articles: Option<String>,
 }
 
 impl DataArgs {
@@ -43,6 +49,17 @@ impl DataArgs {
         spec.label_column = self.label_column.clone();
         spec.label_map = self.label_map.iter().map(pair).collect::<Result<_>>()?;
         spec.limit = self.limit;
+        if let Some(range) = &self.articles {
+            let (a, b) = range
+                .split_once("..")
+                .with_context(|| format!("--articles `{range}` is not START..END"))?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("--articles `{range}`: `{v}` is not a number"))
+            };
+            spec.articles = Some([parse(a)?, parse(b)?]);
+        }
         Ok(spec)
     }
 }
@@ -66,6 +83,15 @@ pub struct Args {
 /// Runs `eval`.
 pub fn run(args: Args) -> Result<()> {
     let device = super::device();
+    if AdapterConfig::load(&args.adapter)?.task != TaskKind::Classification {
+        let predictor = NluPredictor::load(&args.adapter, args.model.as_deref(), &device)
+            .context("loading the adapter")?;
+        let (scores, lines) = predictor.run(&args.data.spec()?, args.batch_size.max(1))?;
+        let mut out = scores;
+        out["examples"] = serde_json::json!(lines.len());
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
     let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
         .context("loading the adapter")?;
     let spec = args.data.spec()?;

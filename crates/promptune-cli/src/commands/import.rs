@@ -1,12 +1,15 @@
 //! `promptune import-peft --peft DIR --config task.toml [--set k=v]... --out DIR`: turn a PEFT
-//! PROMPT_TUNING or PREFIX_TUNING adapter (by the config's `method.kind`) into our adapter
-//! format. PEFT stores only the virtual-token embeddings or the prefixes; the template,
-//! verbalizer and model come from the task config.
+//! PROMPT_TUNING, P_TUNING or PREFIX_TUNING adapter (by the config's `method.kind`) into our
+//! adapter format. PEFT stores only the virtual-token embeddings (for P_TUNING: the prompt
+//! encoder's output) or the prefixes; the template, verbalizer and model come from the task
+//! config.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::pipeline::{import_peft_prefix_tuning, import_peft_prompt_tuning, TaskConfig};
+use promptune::pipeline::{
+    import_peft_p_tuning, import_peft_prefix_tuning, import_peft_prompt_tuning, TaskConfig,
+};
 
 /// Arguments of `import-peft`.
 #[derive(Debug, clap::Args)]
@@ -31,10 +34,12 @@ pub fn run(args: Args) -> Result<()> {
     let config = TaskConfig::load(&args.config, &args.overrides)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let device = super::device();
-    let imported = if config.method.kind == "prefix_tuning" {
-        import_peft_prefix_tuning(&args.peft, &config, &device).map(|a| (a, None))
-    } else {
-        import_peft_prompt_tuning(&args.peft, &config, &device)
+    let imported = match config.method.kind.as_str() {
+        "prefix_tuning" => {
+            import_peft_prefix_tuning(&args.peft, &config, &device).map(|a| (a, None))
+        }
+        "p_tuning" => import_peft_p_tuning(&args.peft, &config, &device),
+        _ => import_peft_prompt_tuning(&args.peft, &config, &device),
     };
     let (adapter, warning) =
         imported.with_context(|| format!("importing the PEFT adapter {}", args.peft.display()))?;

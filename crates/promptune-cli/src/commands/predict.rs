@@ -7,8 +7,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use promptune::adapter::AdapterConfig;
 use promptune::data::read_examples;
-use promptune::pipeline::Predictor;
+use promptune::pipeline::nlu::NluPredictor;
+use promptune::pipeline::{Predictor, TaskKind};
 
 /// Arguments of `predict`.
 #[derive(Debug, clap::Args)]
@@ -32,18 +34,29 @@ pub struct Args {
 /// Runs `predict`.
 pub fn run(args: Args) -> Result<()> {
     let device = super::device();
-    let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
-        .context("loading the adapter")?;
-    let spec = args.data.spec()?;
-    let examples = read_examples(&spec, &predictor.prepared.labels)?;
-    let predictions = predictor.predict(&examples, args.batch_size.max(1))?;
-    let labels = &predictor.prepared.labels;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
+    if AdapterConfig::load(&args.adapter)?.task != TaskKind::Classification {
+        // one line per sentence (tags per word) or per question (the answer span)
+        let predictor = NluPredictor::load(&args.adapter, args.model.as_deref(), &device)
+            .context("loading the adapter")?;
+        let (_, lines) = predictor.run(&args.data.spec()?, args.batch_size.max(1))?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
+        .context("loading the adapter")?;
+    let spec = args.data.spec()?;
+    let examples = read_examples(&spec, &predictor.prepared.labels)?;
+    let predictions = predictor.predict(&examples, args.batch_size.max(1))?;
+    let labels = &predictor.prepared.labels;
     let by_label = |values: &[f32]| -> serde_json::Map<String, serde_json::Value> {
         labels
             .iter()

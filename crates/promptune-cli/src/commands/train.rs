@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::pipeline::{run_train, TaskConfig};
+use promptune::pipeline::nlu::run_train_nlu;
+use promptune::pipeline::{run_train, TaskConfig, TaskKind};
 
 /// Arguments of `train`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +24,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let config = TaskConfig::load(&args.config, &args.overrides)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let report = run_train(&config, args.resume, &super::device()).context("training failed")?;
+    let device = super::device();
+    let report = match config.task {
+        TaskKind::Classification => serde_json::to_value(
+            run_train(&config, args.resume, &device).context("training failed")?,
+        )?,
+        _ => serde_json::to_value(
+            run_train_nlu(&config, args.resume, &device).context("training failed")?,
+        )?,
+    };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -87,6 +87,9 @@ pub struct AdapterConfig {
     pub base_model: String,
     /// The base model's identity.
     pub fingerprint: Fingerprint,
+    /// What the adapter predicts (older adapters: classification).
+    #[serde(default)]
+    pub task: crate::pipeline::TaskKind,
     /// The template source.
     pub template: String,
     /// Longest encoded prompt.
@@ -95,12 +98,48 @@ pub struct AdapterConfig {
     pub padding: PaddingSide,
     /// How labels are read.
     pub readout: Readout,
+    /// What a head reads (older adapters: the pooled output).
+    #[serde(default)]
+    pub pooling: crate::task::classification::Pooling,
     /// Label names in index order.
     pub labels: Vec<String>,
     /// Label words (verbalizer readout).
     pub verbalizer: Option<VerbalizerSpec>,
     /// Soft tokens (prefix tuning: the prefix length).
     pub num_virtual_tokens: usize,
+    /// Windows and span decoding (question answering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qa: Option<crate::pipeline::QaConfig>,
+}
+
+impl AdapterConfig {
+    /// Reads `adapter_config.json` of an adapter folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::MissingFile {
+                path: cfg_path.clone(),
+                hint: "an adapter folder holds adapter_config.json and adapter.safetensors".into(),
+            },
+            _ => Error::io(&cfg_path, e),
+        })?;
+        let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| {
+            let peft = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("peft_type").map(|t| t.to_string()));
+            match peft {
+                Some(t) => Error::format(
+                    &cfg_path,
+                    format!("this is a PEFT adapter (peft_type {t}), not a promptune one: convert it with `promptune import-peft`"),
+                ),
+                None => Error::format(&cfg_path, format!("not a promptune adapter config: {e}")),
+            }
+        })?;
+        if config.format != "promptune-adapter" {
+            return Err(Error::format(&cfg_path, format!("format is `{}`, expected `promptune-adapter` (PEFT adapters: convert with `promptune import-peft`)", config.format)));
+        }
+        Ok(config)
+    }
 }
 
 /// A saved adapter: its config and tensors.
@@ -126,29 +165,7 @@ impl Adapter {
 
     /// Reads an adapter folder.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg_path = dir.join("adapter_config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::MissingFile {
-                path: cfg_path.clone(),
-                hint: "an adapter folder holds adapter_config.json and adapter.safetensors".into(),
-            },
-            _ => Error::io(&cfg_path, e),
-        })?;
-        let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| {
-            let peft = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("peft_type").map(|t| t.to_string()));
-            match peft {
-                Some(t) => Error::format(
-                    &cfg_path,
-                    format!("this is a PEFT adapter (peft_type {t}), not a promptune one: convert it with `promptune import-peft`"),
-                ),
-                None => Error::format(&cfg_path, format!("not a promptune adapter config: {e}")),
-            }
-        })?;
-        if config.format != "promptune-adapter" {
-            return Err(Error::format(&cfg_path, format!("format is `{}`, expected `promptune-adapter` (PEFT adapters: convert with `promptune import-peft`)", config.format)));
-        }
+        let config = AdapterConfig::load(dir)?;
         let st_path = dir.join("adapter.safetensors");
         let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
         let params = host_params_from_safetensors(&bytes, &st_path)?;

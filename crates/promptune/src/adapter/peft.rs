@@ -61,7 +61,14 @@ pub fn export_prompt_tuning(
 
 /// Reads a PEFT PROMPT_TUNING adapter: returns the soft prompt as the `prompt` tensor.
 pub fn import_prompt_tuning(dir: &Path) -> Result<HostParam> {
-    let files = peft_files::read(dir, "PROMPT_TUNING")?;
+    import_prompt_embeddings(dir, "PROMPT_TUNING")
+}
+
+/// Reads the `prompt_embeddings` of a PEFT adapter of `peft_type` (PROMPT_TUNING, or
+/// P_TUNING, whose file holds the prompt encoder's output, which PEFT itself uses as is at
+/// inference) as the `prompt` tensor.
+pub fn import_prompt_embeddings(dir: &Path, peft_type: &str) -> Result<HostParam> {
+    let files = peft_files::read(dir, peft_type)?;
     let (cfg, st_path) = (&files.config, &files.tensor_path);
     let (shape, data) = (files.shape, files.data);
     if shape.len() != 2 || cfg["num_virtual_tokens"].as_u64() != Some(shape[0] as u64) {

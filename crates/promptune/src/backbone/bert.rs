@@ -7,6 +7,7 @@ use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
 use super::layers::{activate, embed, float_tensor, int_tensor, layer_norm, Linear};
 use super::prepare;
+use super::tensors::{visit_linear, TensorSlot};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
 
@@ -15,6 +16,16 @@ use crate::{Error, Result};
 pub struct Norm {
     weight: Tensor<1>,
     bias: Tensor<1>,
+}
+
+impl Norm {
+    fn visit(&mut self, name: &str, f: &mut dyn FnMut(&str, TensorSlot)) {
+        f(
+            &format!("{name}.weight"),
+            TensorSlot::Vector(&mut self.weight),
+        );
+        f(&format!("{name}.bias"), TensorSlot::Vector(&mut self.bias));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +239,42 @@ impl Encoder {
     /// Parameters read from the checkpoint.
     pub fn num_parameters(&self) -> usize {
         self.num_parameters
+    }
+
+    /// Calls `f` on every weight with its name (see [`super::tensors`]).
+    pub fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
+        f(
+            "embeddings.word",
+            TensorSlot::Matrix(&mut self.word_embeddings),
+        );
+        f(
+            "embeddings.position",
+            TensorSlot::Matrix(&mut self.position_embeddings),
+        );
+        f(
+            "embeddings.token_type",
+            TensorSlot::Matrix(&mut self.token_type_embeddings),
+        );
+        self.embed_norm.visit("embeddings.norm", f);
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            visit_linear(&format!("layer.{i}.qkv"), &mut l.qkv, f);
+            visit_linear(&format!("layer.{i}.attn_out"), &mut l.attn_out, f);
+            l.attn_norm.visit(&format!("layer.{i}.attn_norm"), f);
+            visit_linear(&format!("layer.{i}.intermediate"), &mut l.intermediate, f);
+            visit_linear(&format!("layer.{i}.output"), &mut l.output, f);
+            l.out_norm.visit(&format!("layer.{i}.out_norm"), f);
+        }
+        if let Some(p) = &mut self.pooler {
+            visit_linear("pooler", p, f);
+        }
+        if let Some(m) = &mut self.mlm {
+            visit_linear("mlm.dense", &mut m.dense, f);
+            m.norm.visit("mlm.norm", f);
+            if let Some(d) = &mut m.decoder {
+                f("mlm.decoder.weight", TensorSlot::Matrix(d));
+            }
+            f("mlm.decoder.bias", TensorSlot::Vector(&mut m.bias));
+        }
     }
 
     /// Position ids as HF computes them without explicit ones: BERT counts from the number of

@@ -10,6 +10,7 @@ use super::hooks::{ForwardInput, ForwardOutput};
 use super::kv_cache::KvCache;
 use super::layers::{activate, embed, float_tensor, int_tensor, rms_norm, Linear};
 use super::prepare;
+use super::tensors::{visit_linear, visit_optional, TensorSlot};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
 
@@ -233,6 +234,45 @@ impl Decoder {
     /// Parameters read from the checkpoint.
     pub fn num_parameters(&self) -> usize {
         self.num_parameters
+    }
+
+    /// Calls `f` on every weight with its name (see [`super::tensors`]); linear layers
+    /// without a bias show a [`TensorSlot::MissingBias`].
+    pub fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
+        f("embed", TensorSlot::Matrix(&mut self.embed));
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            visit_linear(&format!("layer.{i}.qkv"), &mut l.qkv, f);
+            visit_linear(&format!("layer.{i}.o"), &mut l.o, f);
+            visit_linear(&format!("layer.{i}.gate_up"), &mut l.gate_up, f);
+            visit_linear(&format!("layer.{i}.down"), &mut l.down, f);
+            f(
+                &format!("layer.{i}.attn_in_norm.weight"),
+                TensorSlot::Vector(&mut l.attn_in_norm),
+            );
+            visit_optional(
+                &format!("layer.{i}.attn_out_norm.weight"),
+                &mut l.attn_out_norm,
+                f,
+            );
+            f(
+                &format!("layer.{i}.mlp_in_norm.weight"),
+                TensorSlot::Vector(&mut l.mlp_in_norm),
+            );
+            visit_optional(
+                &format!("layer.{i}.mlp_out_norm.weight"),
+                &mut l.mlp_out_norm,
+                f,
+            );
+            visit_optional(&format!("layer.{i}.q_norm.weight"), &mut l.q_norm, f);
+            visit_optional(&format!("layer.{i}.k_norm.weight"), &mut l.k_norm, f);
+        }
+        f(
+            "final_norm.weight",
+            TensorSlot::Vector(&mut self.final_norm),
+        );
+        if let Some(h) = &mut self.lm_head {
+            f("lm_head.weight", TensorSlot::Matrix(h));
+        }
     }
 
     /// Forward pass; inputs were validated by [`super::Backbone::forward`].

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod kv_cache;
 pub mod layers;
 mod prepare;
+pub mod tensors;
 
 use burn::tensor::{Device, Tensor};
 
@@ -22,6 +23,7 @@ pub use hooks::{
     PaddingSide, SoftEmbeddings, TokenBatch,
 };
 pub use kv_cache::KvCache;
+pub use tensors::TensorSlot;
 
 use crate::checkpoint::weights::WeightSource;
 use crate::Result;
@@ -82,6 +84,14 @@ impl Backbone {
         match self {
             Backbone::Encoder(m) => m.num_parameters(),
             Backbone::Decoder(m) => m.num_parameters(),
+        }
+    }
+
+    /// Calls `f` on every weight with its name (see [`tensors`]).
+    pub fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
+        match self {
+            Backbone::Encoder(m) => m.visit_tensors(f),
+            Backbone::Decoder(m) => m.visit_tensors(f),
         }
     }
 

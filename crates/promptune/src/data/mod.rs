@@ -82,6 +82,7 @@ pub struct DataSpec {
     pub header: Option<bool>,
     /// Template field name (e.g. `text_a`) -> column: a header name / JSON key, or a 0-based
     /// column index written as a string when the CSV/TSV file has no header.
+    #[serde(default)]
     pub columns: BTreeMap<String, String>,
     /// Column holding the label; `None` reads the file as unlabelled (for prediction).
     #[serde(default)]
@@ -93,6 +94,10 @@ pub struct DataSpec {
     /// Keep only the first `limit` examples of the file.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// SQuAD files only: keep the questions of articles `[start, end)` (0-based, in file
+    /// order), before `limit` applies; a fixed split of one file into train and dev parts.
+    #[serde(default)]
+    pub articles: Option<[usize; 2]>,
 }
 
 impl DataSpec {
@@ -107,6 +112,7 @@ impl DataSpec {
             label_column: None,
             label_map: BTreeMap::new(),
             limit: None,
+            articles: None,
         }
     }
 

@@ -3,3 +3,4 @@
 pub mod p_tuning;
 pub mod prefix_tuning;
 pub mod prompt_tuning;
+pub mod unfreeze;

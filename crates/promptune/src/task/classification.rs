@@ -6,13 +6,17 @@ use burn::tensor::{activation, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batch::PromptBatch;
+use super::extractive_qa::SpanHead;
 use super::shared_prefix::SharedPrefix;
+use super::tagging::TokenTaggingHead;
+use crate::backbone::layers::to_vec;
 use crate::backbone::layers::{float_tensor, int_tensor};
 use crate::backbone::SoftEmbeddings;
 use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
 use crate::method::p_tuning::PromptEncoderNet;
 use crate::method::prefix_tuning::{Prefix, PrefixMlp};
 use crate::method::prompt_tuning::SoftPrompt;
+use crate::method::unfreeze::BackboneTensors;
 use crate::prompt::Verbalizer;
 use crate::{Error, Result};
 
@@ -52,6 +56,12 @@ pub struct TrainableParts {
     pub prefix: Option<Prefix>,
     /// Prompt encoder producing the soft tokens (P-Tuning).
     pub p_tuning: Option<PromptEncoderNet>,
+    /// Tag logits per token (token classification).
+    pub tag_head: Option<TokenTaggingHead>,
+    /// Start/end logits per token (extractive QA).
+    pub span_head: Option<SpanHead>,
+    /// Unfrozen backbone weights (BitFit, full fine-tuning).
+    pub backbone: Option<BackboneTensors>,
 }
 
 /// Fixed parameter ids, so optimizer state saved in a checkpoint maps back on resume.
@@ -65,6 +75,21 @@ const PREFIX_OUT_WEIGHT_ID: u64 = 7;
 const PREFIX_OUT_BIAS_ID: u64 = 8;
 /// P-Tuning's encoder takes ids from here on (see `method::p_tuning`'s tensor order: 19 ids).
 const P_TUNING_FIRST_ID: u64 = 9;
+const TAG_HEAD_WEIGHT_ID: u64 = 28;
+const TAG_HEAD_BIAS_ID: u64 = 29;
+const SPAN_HEAD_WEIGHT_ID: u64 = 30;
+const SPAN_HEAD_BIAS_ID: u64 = 31;
+/// Unfrozen backbone tensors take ids from here on, in name order.
+const BACKBONE_FIRST_ID: u64 = 1 << 20;
+
+/// Host names of the token-classification head.
+pub const TAG_HEAD_WEIGHT: &str = "tag_head.weight";
+/// See [`TAG_HEAD_WEIGHT`].
+pub const TAG_HEAD_BIAS: &str = "tag_head.bias";
+/// Host names of the extractive-QA head.
+pub const SPAN_HEAD_WEIGHT: &str = "span_head.weight";
+/// See [`SPAN_HEAD_WEIGHT`].
+pub const SPAN_HEAD_BIAS: &str = "span_head.bias";
 
 pub(crate) fn param<const D: usize>(
     id: u64,
@@ -106,28 +131,51 @@ impl TrainableParts {
             }),
             None => None,
         };
-        let head = match (get("head.weight"), get("head.bias")) {
-            (Some(w), Some(b)) => {
-                let shape = two(w)?;
-                if b.2.len() != shape[1] {
-                    return Err(Error::Shape(format!(
-                        "head bias has {} values for {} labels",
-                        b.2.len(),
-                        shape[1]
-                    )));
+        // a linear head: `[hidden, outputs]` weight and `[outputs]` bias
+        let linear = |w_name: &str, b_name: &str, ids: (u64, u64)| -> Result<Option<_>> {
+            match (get(w_name), get(b_name)) {
+                (Some(w), Some(b)) => {
+                    let shape = two(w)?;
+                    if b.2.len() != shape[1] {
+                        return Err(Error::Shape(format!(
+                            "`{b_name}` has {} values for {} outputs",
+                            b.2.len(),
+                            shape[1]
+                        )));
+                    }
+                    Ok(Some((
+                        param(ids.0, w.2.clone(), shape, device),
+                        param(ids.1, b.2.clone(), [shape[1]], device),
+                    )))
                 }
-                Some(ClassHead {
-                    weight: param(HEAD_WEIGHT_ID, w.2.clone(), shape, device),
-                    bias: param(HEAD_BIAS_ID, b.2.clone(), [shape[1]], device),
-                })
-            }
-            (None, None) => None,
-            _ => {
-                return Err(Error::InvalidInput(
-                    "a head needs both `head.weight` and `head.bias`".into(),
-                ))
+                (None, None) => Ok(None),
+                _ => Err(Error::InvalidInput(format!(
+                    "a head needs both `{w_name}` and `{b_name}`"
+                ))),
             }
         };
+        let head = linear("head.weight", "head.bias", (HEAD_WEIGHT_ID, HEAD_BIAS_ID))?
+            .map(|(weight, bias)| ClassHead { weight, bias });
+        let tag_head = linear(
+            TAG_HEAD_WEIGHT,
+            TAG_HEAD_BIAS,
+            (TAG_HEAD_WEIGHT_ID, TAG_HEAD_BIAS_ID),
+        )?
+        .map(|(weight, bias)| TokenTaggingHead { weight, bias });
+        let span_head = linear(
+            SPAN_HEAD_WEIGHT,
+            SPAN_HEAD_BIAS,
+            (SPAN_HEAD_WEIGHT_ID, SPAN_HEAD_BIAS_ID),
+        )?
+        .map(|(weight, bias)| SpanHead { weight, bias });
+        if let Some(h) = &span_head {
+            if h.weight.val().dims()[1] != 2 {
+                return Err(Error::Shape(format!(
+                    "`{SPAN_HEAD_WEIGHT}` must have 2 outputs (start, end), got {:?}",
+                    h.weight.val().dims()
+                )));
+            }
+        }
         let one = |(name, shape, data): &HostParam| -> Result<[usize; 1]> {
             match shape.as_slice() {
                 [a] if *a == data.len() => Ok([*a]),
@@ -202,17 +250,24 @@ impl TrainableParts {
                 "parts with both a soft prompt and a p-tuning encoder".into(),
             ));
         }
+        let backbone = BackboneTensors::from_host(
+            named,
+            &|i, p| Ok(param(BACKBONE_FIRST_ID + i, p.2.clone(), one(p)?, device)),
+            &|i, p| Ok(param(BACKBONE_FIRST_ID + i, p.2.clone(), two(p)?, device)),
+        )?;
         Ok(Self {
             prompt,
             head,
             prefix,
             p_tuning,
+            tag_head,
+            span_head,
+            backbone,
         })
     }
 
     /// Host copies of every trainable tensor.
     pub fn to_host(&self) -> Vec<HostParam> {
-        use crate::backbone::layers::to_vec;
         let mut out = Vec::new();
         if let Some(p) = &self.prompt {
             let v = p.embedding.val();
@@ -242,7 +297,34 @@ impl TrainableParts {
         if let Some(net) = &self.p_tuning {
             out.extend(crate::method::p_tuning::to_host(net));
         }
+        let linear = |out: &mut Vec<HostParam>, names: (&str, &str), w: Tensor<2>, b: Tensor<1>| {
+            out.push((names.0.into(), w.dims().to_vec(), to_vec(w)));
+            out.push((names.1.into(), b.dims().to_vec(), to_vec(b)));
+        };
+        if let Some(h) = &self.tag_head {
+            let names = (TAG_HEAD_WEIGHT, TAG_HEAD_BIAS);
+            linear(&mut out, names, h.weight.val(), h.bias.val());
+        }
+        if let Some(h) = &self.span_head {
+            let names = (SPAN_HEAD_WEIGHT, SPAN_HEAD_BIAS);
+            linear(&mut out, names, h.weight.val(), h.bias.val());
+        }
+        if let Some(t) = &self.backbone {
+            out.extend(t.to_host());
+        }
         out
+    }
+
+    /// The backbone the parts run on: `backbone` itself, or a copy holding the unfrozen
+    /// weights they train (BitFit, full fine-tuning).
+    pub fn effective_backbone<'a>(
+        &self,
+        backbone: &'a Backbone,
+    ) -> Result<std::borrow::Cow<'a, Backbone>> {
+        Ok(match &self.backbone {
+            Some(t) => std::borrow::Cow::Owned(t.apply(backbone)?),
+            None => std::borrow::Cow::Borrowed(backbone),
+        })
     }
 
     /// Number of soft tokens the parts fill (soft prompt or p-tuning encoder), if any.
@@ -274,6 +356,9 @@ impl TrainableParts {
             head: None,
             prefix: None,
             p_tuning: None,
+            tag_head: None,
+            span_head: None,
+            backbone: None,
         }
     }
 }
@@ -338,6 +423,20 @@ pub enum Readout {
     Head,
 }
 
+/// Which vector of the last hidden states a linear head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The model's pooler (BERT: dense + tanh over the first token) when it has one, else
+    /// `mean`.
+    #[default]
+    Pooled,
+    /// The first token's hidden state (`[CLS]`).
+    First,
+    /// The mean over real tokens.
+    Mean,
+}
+
 /// Computes label logits `[batch, labels]` for a batch.
 pub fn label_logits(
     backbone: &Backbone,
@@ -346,11 +445,20 @@ pub fn label_logits(
     parts: &TrainableParts,
     batch: &PromptBatch,
 ) -> Result<Tensor<2>> {
-    label_logits_after(backbone, verbalizer, num_labels, parts, batch, None)
+    label_logits_after(
+        backbone,
+        verbalizer,
+        num_labels,
+        parts,
+        batch,
+        None,
+        Pooling::default(),
+    )
 }
 
 /// [`label_logits`] for a batch of prompts that continue `shared` (each row holds what
-/// [`SharedPrefix::rest`] left of a prompt); `None` = whole prompts.
+/// [`SharedPrefix::rest`] left of a prompt; `None` = whole prompts), a head reading the
+/// vector `pooling` picks.
 pub fn label_logits_after(
     backbone: &Backbone,
     verbalizer: Option<&Verbalizer>,
@@ -358,7 +466,9 @@ pub fn label_logits_after(
     parts: &TrainableParts,
     batch: &PromptBatch,
     shared: Option<&SharedPrefix>,
+    pooling: Pooling,
 ) -> Result<Tensor<2>> {
+    let backbone = &*parts.effective_backbone(backbone)?;
     let device = backbone.device();
     let b = batch.tokens.batch;
     let mut input = ForwardInput::new(batch.tokens.clone());
@@ -418,12 +528,13 @@ pub fn label_logits_after(
         }
         (None, Some(head)) => {
             let out = backbone.forward(&input, None)?;
-            let pooled = match backbone {
-                Backbone::Encoder(e) if e.pooler.is_some() => {
+            let [_, t, h] = out.last_hidden.dims();
+            let pooled = match (backbone, pooling) {
+                (Backbone::Encoder(e), Pooling::Pooled) if e.pooler.is_some() => {
                     e.pool(&out.last_hidden).expect("pooler")
                 }
+                (_, Pooling::First) => out.last_hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]),
                 _ => {
-                    let [_, t, h] = out.last_hidden.dims();
                     let mask: Vec<f32> = out.mask.iter().map(|&m| m as f32).collect();
                     let mask = float_tensor(mask, [b, t, 1], &device);
                     let count = mask.clone().sum_dim(1).clamp_min(1.0);

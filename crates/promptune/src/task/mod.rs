@@ -4,5 +4,6 @@
 pub mod batch;
 pub mod classification;
 pub mod extractive_qa;
+pub mod nlu;
 pub mod shared_prefix;
 pub mod tagging;

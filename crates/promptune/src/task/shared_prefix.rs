@@ -51,6 +51,8 @@ impl SharedPrefix {
         if len < MIN_SHARED_TOKENS {
             return Ok(None);
         }
+        // unfrozen weights (BitFit, full fine-tuning) shape the shared states too
+        let backbone = &*parts.effective_backbone(backbone)?;
         let first = prompts[0];
         let holds_soft_tokens = first.soft_positions.iter().any(|&s| s < len);
         let tokens = TokenBatch::pad(&[first.ids[..len].to_vec()], 0, PaddingSide::Right)?;

@@ -24,7 +24,7 @@ use crate::prompt::{EncodedPrompt, Verbalizer};
 use crate::task::batch::collate;
 use crate::task::classification::{
     cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits_after,
-    predictions, HostParam, TrainableParts,
+    predictions, HostParam, Pooling, TrainableParts,
 };
 use crate::task::shared_prefix::SharedPrefix;
 use crate::{Error, Result};
@@ -119,6 +119,8 @@ pub struct ClassificationTask<'a> {
     pub pad_id: u32,
     /// Padding side.
     pub padding: PaddingSide,
+    /// What a head reads.
+    pub pooling: Pooling,
 }
 
 /// Encoded examples with gold labels.
@@ -228,6 +230,7 @@ fn batch_logits(
         parts,
         &batch,
         shared,
+        task.pooling,
     )
 }
 
@@ -330,8 +333,72 @@ fn load_checkpoint(out: &Path) -> Result<Option<Checkpoint>> {
     )))
 }
 
-/// Trains `init` on `train`, evaluating on `dev`; writes `metrics.jsonl`, `curves.svg` and the
-/// resumable `checkpoint/` under `out`. With `resume`, continues from the checkpoint there.
+/// What the training loop needs from a task: a loss over chosen training examples and a dev
+/// metric. Classification ([`ClassificationObjective`]), token tagging and extractive QA
+/// ([`crate::task::nlu`]) implement it.
+pub trait Objective {
+    /// Length in tokens of each training example (for length-bucketed batches).
+    fn train_lengths(&self) -> Vec<usize>;
+    /// Mean loss over the training examples `idx` (gradients reach `parts`).
+    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<burn::tensor::Tensor<1>>;
+    /// Whether there is a dev set.
+    fn has_dev(&self) -> bool;
+    /// The dev metric of `parts` (higher is better), `None` without a dev set.
+    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>>;
+    /// Name of the dev metric in logs.
+    fn metric_name(&self) -> &'static str;
+}
+
+/// Label classification: cross-entropy of label logits; dev accuracy.
+pub struct ClassificationObjective<'a> {
+    /// Model and readout.
+    pub task: &'a ClassificationTask<'a>,
+    /// Training examples.
+    pub train: Labelled<'a>,
+    /// Dev examples.
+    pub dev: Option<Labelled<'a>>,
+    /// Batch size for dev scoring.
+    pub eval_batch_size: usize,
+}
+
+impl Objective for ClassificationObjective<'_> {
+    fn train_lengths(&self) -> Vec<usize> {
+        self.train.prompts.iter().map(|p| p.ids.len()).collect()
+    }
+
+    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<burn::tensor::Tensor<1>> {
+        let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &self.train.prompts[i]).collect();
+        let gold: Vec<usize> = idx.iter().map(|&i| self.train.labels[i]).collect();
+        // recomputed per batch: the prefix states carry this step's gradient
+        let shared = shared_prefix(self.task, parts, &refs)?;
+        let logits = batch_logits(self.task, parts, &refs, shared.as_ref())?;
+        Ok(cross_entropy(logits, &gold))
+    }
+
+    fn has_dev(&self) -> bool {
+        self.dev.is_some()
+    }
+
+    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>> {
+        match self.dev {
+            Some(d) => Ok(evaluate(
+                self.task,
+                parts,
+                d.prompts,
+                Some(d.labels),
+                self.eval_batch_size,
+            )?
+            .accuracy),
+            None => Ok(None),
+        }
+    }
+
+    fn metric_name(&self) -> &'static str {
+        "accuracy"
+    }
+}
+
+/// Trains `init` on `train`, evaluating on `dev` (see [`fit`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     task: &ClassificationTask,
@@ -343,14 +410,34 @@ pub fn train(
     resume: bool,
     device: &Device,
 ) -> Result<TrainOutcome> {
+    let objective = ClassificationObjective {
+        task,
+        train,
+        dev,
+        eval_batch_size: cfg.eval_batch_size,
+    };
+    fit(&objective, init, cfg, out, resume, device)
+}
+
+/// Trains `init` on `objective`'s training examples, evaluating its dev metric; writes
+/// `metrics.jsonl`, `curves.svg` and the resumable `checkpoint/` under `out`. With `resume`,
+/// continues from the checkpoint there.
+pub fn fit(
+    objective: &dyn Objective,
+    init: Vec<HostParam>,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    device: &Device,
+) -> Result<TrainOutcome> {
     cfg.validate()?;
-    if train.prompts.is_empty() {
+    let lengths = objective.train_lengths();
+    if lengths.is_empty() {
         return Err(Error::InvalidInput("the training set is empty".into()));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let ad = device.clone().autodiff();
-    let lengths: Vec<usize> = train.prompts.iter().map(|p| p.ids.len()).collect();
-    let batches_per_epoch = train.prompts.len().div_ceil(cfg.batch_size);
+    let batches_per_epoch = lengths.len().div_ceil(cfg.batch_size);
     let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum);
     let total_steps = cfg
         .max_steps
@@ -413,14 +500,8 @@ pub fn train(
     );
     bar.set_position(state.step as u64);
 
-    let run_eval = |parts: &TrainableParts| -> Result<Option<f64>> {
-        match dev {
-            Some(d) => {
-                Ok(evaluate(task, parts, d.prompts, Some(d.labels), cfg.eval_batch_size)?.accuracy)
-            }
-            None => Ok(None),
-        }
-    };
+    let has_dev = objective.has_dev();
+    let metric_name = objective.metric_name();
 
     let mut train_seconds = 0f64;
     let mut step_started = Instant::now();
@@ -439,12 +520,7 @@ pub fn train(
             if state.step >= total_steps || state.stopped_early {
                 break 'epochs;
             }
-            let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &train.prompts[i]).collect();
-            let gold: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
-            // recomputed per batch: the prefix states carry this step's gradient
-            let shared = shared_prefix(task, &parts, &refs)?;
-            let logits = batch_logits(task, &parts, &refs, shared.as_ref())?;
-            let loss = cross_entropy(logits, &gold);
+            let loss = objective.loss(&parts, idx)?;
             let loss = if cfg.grad_accum > 1 {
                 loss.div_scalar(cfg.grad_accum as f64)
             } else {
@@ -480,14 +556,17 @@ pub fn train(
             bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
             log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "lr": lr, "examples_per_second": rate }))?;
 
-            let eval_now = dev.is_some()
+            let eval_now = has_dev
                 && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0)
                     || end_of_epoch
                     || state.step == total_steps);
             if eval_now {
-                if let Some(metric) = run_eval(&parts)? {
-                    log.log(&json!({ "step": state.step, "dev_metric": metric, "metric_name": "accuracy" }))?;
-                    bar.println(format!("step {}: dev accuracy {:.4}", state.step, metric));
+                if let Some(metric) = objective.dev_metric(&parts)? {
+                    log.log(&json!({ "step": state.step, "dev_metric": metric, "metric_name": metric_name }))?;
+                    bar.println(format!(
+                        "step {}: dev {metric_name} {metric:.4}",
+                        state.step
+                    ));
                     if state.best_metric.is_none_or(|b| metric > b) {
                         state.best_metric = Some(metric);
                         state.best_step = Some(state.step);
@@ -514,7 +593,7 @@ pub fn train(
                     &state,
                     &parts,
                     &bytes,
-                    if dev.is_some() { &best } else { &[] },
+                    if has_dev { &best } else { &[] },
                 )?;
             }
             // evaluation and checkpointing are not training time
@@ -523,7 +602,7 @@ pub fn train(
     }
     bar.finish_and_clear();
     let last = parts.to_host();
-    if dev.is_none() {
+    if !has_dev {
         best = last.clone();
     }
     let bytes = optim

@@ -112,10 +112,12 @@ pub fn sentiment_task(
     promptune::pipeline::TaskConfig {
         model: dir.join("model").display().to_string(),
         output_dir: dir.join(out),
+        task: Default::default(),
         template: template.into(),
         max_len: 32,
         padding: None,
         readout: Default::default(),
+        pooling: Default::default(),
         verbalizer: Some(promptune::prompt::VerbalizerSpec {
             labels: vec!["negative".into(), "positive".into()],
             words: vec![vec!["negative".into()], vec!["positive".into()]],
@@ -129,6 +131,7 @@ pub fn sentiment_task(
             k_shot: None,
         },
         train,
+        qa: Default::default(),
     }
 }
 

@@ -31,13 +31,14 @@ use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
 use crate::method::p_tuning::{self, EncoderType};
 use crate::method::prefix_tuning::{self, PrefixSettings};
 use crate::method::prompt_tuning::{initial_prompt, PromptInit};
+use crate::method::unfreeze::{self, Unfreeze};
 use crate::model::Model;
 use crate::prompt::{
     AnswerStyle, EncodedPrompt, Part, PromptEncoder, Template, Verbalizer, VerbalizerSpec,
 };
 use crate::task::batch::collate;
 use crate::task::classification::{
-    label_logits_after, predictions, ClassHead, HostParam, Readout, TrainableParts,
+    label_logits_after, predictions, ClassHead, HostParam, Pooling, Readout, TrainableParts,
 };
 use crate::task::shared_prefix::SharedPrefix;
 use crate::train::atomic::write_atomic;
@@ -76,6 +77,10 @@ pub struct MethodConfig {
     /// P-Tuning: the prompt encoder, `mlp` (default, PEFT's default) or `lstm` (the paper's
     /// bidirectional two-layer LSTM + MLP).
     pub encoder_type: EncoderType,
+    /// Backbone weights trained next to the method: `none` (default), `biases` (BitFit) or
+    /// `all` (full fine-tuning). `kind = "bitfit"` and `kind = "full"` train only those (and a
+    /// head); `kind = "none"` trains only the head.
+    pub unfreeze: Unfreeze,
 }
 
 impl Default for MethodConfig {
@@ -87,11 +92,48 @@ impl Default for MethodConfig {
             prefix_projection: false,
             encoder_hidden_size: None,
             encoder_type: EncoderType::Mlp,
+            unfreeze: Unfreeze::None,
         }
     }
 }
 
+/// Every `[method] kind`.
+pub const METHOD_KINDS: [&str; 6] = [
+    "prompt_tuning",
+    "p_tuning",
+    "prefix_tuning",
+    "bitfit",
+    "full",
+    "none",
+];
+
 impl MethodConfig {
+    /// Rejects an unknown method kind.
+    pub fn validate(&self) -> Result<()> {
+        if !METHOD_KINDS.contains(&self.kind.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "unknown method `{}` (available: {})",
+                self.kind,
+                METHOD_KINDS.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The backbone weights that train: `bitfit` → biases, `full` → all, else `unfreeze`.
+    pub fn unfrozen(&self) -> Unfreeze {
+        match self.kind.as_str() {
+            "bitfit" => Unfreeze::Biases,
+            "full" => Unfreeze::All,
+            _ => self.unfreeze,
+        }
+    }
+
+    /// Whether the method puts trainable soft tokens into the template's `{soft}` slots.
+    pub fn fills_soft_slots(&self) -> bool {
+        matches!(self.kind.as_str(), "prompt_tuning" | "p_tuning")
+    }
+
     /// The prefix-tuning settings, when `kind = "prefix_tuning"`.
     pub fn prefix_settings(&self) -> Option<PrefixSettings> {
         (self.kind == "prefix_tuning").then_some(PrefixSettings {
@@ -116,6 +158,9 @@ pub struct DataConfig {
     pub k_shot: Option<usize>,
 }
 
+pub mod nlu;
+pub use nlu::{QaConfig, TaskKind};
+
 /// A whole task config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +169,13 @@ pub struct TaskConfig {
     pub model: String,
     /// Where the run writes its adapter, checkpoints, metrics and plots.
     pub output_dir: PathBuf,
-    /// The prompt template (see [`crate::prompt::template`]).
+    /// What is predicted: `classification` (default; a template, read by a verbalizer or a
+    /// head), `token_classification` (a tag per word, CoNLL files) or `question_answering`
+    /// (answer spans, SQuAD files). The last two read the plain text, without a template.
+    #[serde(default)]
+    pub task: TaskKind,
+    /// The prompt template (see [`crate::prompt::template`]); classification only.
+    #[serde(default)]
     pub template: String,
     /// Longest encoded prompt in tokens (longer inputs get their longest field cut).
     #[serde(default = "default_max_len")]
@@ -135,6 +186,10 @@ pub struct TaskConfig {
     /// How labels are read: `verbalizer` (default) or `head` (a linear layer on the pooled output).
     #[serde(default)]
     pub readout: Readout,
+    /// What a head reads: `pooled` (default: the model's pooler, BERT's dense + tanh over
+    /// `[CLS]`, else the mean), `first` (the first token's hidden state) or `mean`.
+    #[serde(default)]
+    pub pooling: Pooling,
     /// Label names and words (needed for the verbalizer readout; label names for a head).
     pub verbalizer: Option<VerbalizerSpec>,
     /// Label names, when `readout = "head"` and no verbalizer is given.
@@ -149,6 +204,9 @@ pub struct TaskConfig {
     /// Training settings.
     #[serde(default)]
     pub train: TrainConfig,
+    /// Windows and span decoding (question answering).
+    #[serde(default)]
+    pub qa: QaConfig,
 }
 
 fn default_max_len() -> usize {
@@ -233,6 +291,8 @@ pub struct Prepared {
     pub padding: PaddingSide,
     /// Pad id.
     pub pad_id: u32,
+    /// What a head reads (default: the pooled output).
+    pub pooling: Pooling,
 }
 
 impl Prepared {
@@ -299,16 +359,7 @@ impl Prepared {
                 }
             }
         };
-        let pad_id = model
-            .backbone
-            .config()
-            .pad_token_id
-            .or_else(|| {
-                ["[PAD]", "<pad>", "<|endoftext|>"]
-                    .iter()
-                    .find_map(|t| tokenizer.token_to_id(t))
-            })
-            .unwrap_or(0);
+        let pad_id = pad_id_of(&model);
         let max_len = max_len.min(model.backbone.config().max_positions);
         let encoder = PromptEncoder::new(template, tokenizer, answer, pad_id, max_len)?;
         let padding = padding.unwrap_or(if causal {
@@ -323,6 +374,7 @@ impl Prepared {
             labels,
             padding,
             pad_id,
+            pooling: Pooling::default(),
         })
     }
 
@@ -334,6 +386,7 @@ impl Prepared {
             num_labels: self.labels.len(),
             pad_id: self.pad_id,
             padding: self.padding,
+            pooling: self.pooling,
         }
     }
 
@@ -349,6 +402,20 @@ impl Prepared {
             .collect::<Option<Vec<usize>>>();
         Ok((prompts, labels))
     }
+}
+
+/// The model's padding id: its config's, else a known pad token of its tokenizer, else 0.
+pub(crate) fn pad_id_of(model: &Model) -> u32 {
+    model
+        .backbone
+        .config()
+        .pad_token_id
+        .or_else(|| {
+            ["[PAD]", "<pad>", "<|endoftext|>"]
+                .iter()
+                .find_map(|t| model.tokenizer.token_to_id(t))
+        })
+        .unwrap_or(0)
 }
 
 fn family_default_padding(family: Family) -> PaddingSide {
@@ -378,7 +445,7 @@ fn read_labelled(
 /// Loads the config's model and checks its template, verbalizer and readout against it.
 fn prepare(config: &TaskConfig, device: &Device) -> Result<Prepared> {
     let model = Model::load(&config.model, device)?;
-    Prepared::new(
+    let mut prepared = Prepared::new(
         model,
         &config.template,
         config.max_len,
@@ -386,24 +453,44 @@ fn prepare(config: &TaskConfig, device: &Device) -> Result<Prepared> {
         config.readout,
         config.verbalizer.as_ref(),
         &config.label_names(),
-    )
+    )?;
+    prepared.pooling = config.pooling;
+    Ok(prepared)
 }
 
 /// The adapter settings of a task on its prepared model.
 fn adapter_config(config: &TaskConfig, prepared: &Prepared) -> AdapterConfig {
+    let mut c = adapter_config_for(config, &prepared.model, prepared.labels.clone());
+    c.padding = prepared.padding;
+    c.verbalizer = prepared.verbalizer.as_ref().map(|v| v.spec.clone());
+    c.num_virtual_tokens = prepared.encoder.template().soft_count();
+    c
+}
+
+/// The adapter settings of a task on `model` with label (or tag) names `labels`.
+pub(crate) fn adapter_config_for(
+    config: &TaskConfig,
+    model: &Model,
+    labels: Vec<String>,
+) -> AdapterConfig {
     AdapterConfig {
         format: "promptune-adapter".into(),
         version: 1,
         method: config.method.kind.clone(),
         base_model: config.model.clone(),
-        fingerprint: Fingerprint::of(&prepared.model.backbone, &prepared.model.tokenizer),
+        fingerprint: Fingerprint::of(&model.backbone, &model.tokenizer),
+        task: config.task,
         template: config.template.clone(),
         max_len: config.max_len,
-        padding: prepared.padding,
+        padding: config
+            .padding
+            .unwrap_or(family_default_padding(model.backbone.config().family)),
         readout: config.readout,
-        labels: prepared.labels.clone(),
-        verbalizer: prepared.verbalizer.as_ref().map(|v| v.spec.clone()),
-        num_virtual_tokens: prepared.encoder.template().soft_count(),
+        pooling: config.pooling,
+        labels,
+        verbalizer: None,
+        num_virtual_tokens: 0,
+        qa: (config.task == TaskKind::QuestionAnswering).then_some(config.qa),
     }
 }
 
@@ -437,8 +524,30 @@ pub fn import_peft_prompt_tuning(
     config: &TaskConfig,
     device: &Device,
 ) -> Result<(Adapter, Option<String>)> {
-    check_peft_import_config(config, "PROMPT_TUNING", "prompt_tuning")?;
-    let prompt = crate::adapter::peft::import_prompt_tuning(peft_dir)?;
+    import_peft_soft_prompt(peft_dir, config, device, "PROMPT_TUNING", "prompt_tuning")
+}
+
+/// Turns a PEFT P_TUNING adapter into our adapter format, as
+/// [`import_peft_prompt_tuning`] does (config `method.kind = "p_tuning"`). PEFT's file holds
+/// the prompt encoder's output, not the encoder: the adapter holds that output as fixed soft
+/// tokens (`prompt`), which is also what PEFT runs at inference.
+pub fn import_peft_p_tuning(
+    peft_dir: &Path,
+    config: &TaskConfig,
+    device: &Device,
+) -> Result<(Adapter, Option<String>)> {
+    import_peft_soft_prompt(peft_dir, config, device, "P_TUNING", "p_tuning")
+}
+
+fn import_peft_soft_prompt(
+    peft_dir: &Path,
+    config: &TaskConfig,
+    device: &Device,
+    peft_type: &str,
+    kind: &str,
+) -> Result<(Adapter, Option<String>)> {
+    check_peft_import_config(config, peft_type, kind)?;
+    let prompt = crate::adapter::peft::import_prompt_embeddings(peft_dir, peft_type)?;
     let template = Template::parse(&config.template)?;
     let n = template.soft_count();
     if prompt.1[0] != n {
@@ -535,10 +644,11 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Trains a prompt as `config` says; writes the adapter to `output_dir/adapter`.
 pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
-    if !["prompt_tuning", "p_tuning", "prefix_tuning"].contains(&config.method.kind.as_str()) {
+    config.method.validate()?;
+    if config.task != TaskKind::Classification {
         return Err(Error::InvalidInput(format!(
-            "unknown method `{}` (available: prompt_tuning, p_tuning, prefix_tuning)",
-            config.method.kind
+            "run_train trains classification; task `{:?}` goes through nlu::run_train_nlu",
+            config.task
         )));
     }
     config.train.validate()?;
@@ -596,6 +706,18 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
             config.train.seed,
         )?);
     }
+    if template.soft_count() > 0 && !config.method.fills_soft_slots() {
+        return Err(Error::InvalidInput(format!(
+            "method `{}` trains no soft tokens; the template `{}` must have no {{soft}} slots (or use prompt_tuning with unfreeze = \"{}\")",
+            config.method.kind,
+            template.source,
+            if config.method.unfrozen() == Unfreeze::All { "all" } else { "biases" }
+        )));
+    }
+    init.extend(unfreeze::initial_tensors(
+        backbone,
+        config.method.unfrozen(),
+    ));
     if template.soft_count() > 0 {
         let words = config
             .verbalizer
@@ -643,16 +765,14 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
             device,
         );
         let parts = TrainableParts {
-            prompt: None,
             head: Some(head),
-            prefix: None,
-            p_tuning: None,
+            ..TrainableParts::empty()
         };
         init.extend(parts.to_host());
     }
     if init.is_empty() {
         return Err(Error::InvalidInput(
-            "nothing to train: the template has no {soft} slots and the readout has no head".into(),
+            "nothing to train: the template has no {soft} slots, the readout has no head and no backbone weight is unfrozen".into(),
         ));
     }
     let task = prepared.task();
@@ -754,10 +874,17 @@ impl Predictor {
     pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
         let adapter = Adapter::load(adapter_dir)?;
         let c = &adapter.config;
+        if c.task != TaskKind::Classification {
+            return Err(Error::InvalidInput(format!(
+                "{} is a {:?} adapter; load it with nlu::NluPredictor",
+                adapter_dir.display(),
+                c.task
+            )));
+        }
         let model = Model::load(model_spec.unwrap_or(&c.base_model), device)?;
         adapter.check_base(&model.backbone, &model.tokenizer)?;
         let padding = Some(c.padding);
-        let prepared = Prepared::new(
+        let mut prepared = Prepared::new(
             model,
             &c.template,
             c.max_len,
@@ -766,6 +893,7 @@ impl Predictor {
             c.verbalizer.as_ref(),
             &c.labels,
         )?;
+        prepared.pooling = c.pooling;
         let parts = TrainableParts::from_host(&adapter.params, device)?;
         if let Some(p) = &parts.prefix {
             p.check(prepared.model.backbone.config())?;
@@ -823,6 +951,7 @@ impl Predictor {
                 &parts,
                 &batch,
                 shared.as_ref(),
+                task.pooling,
             )?;
             let raw = to_vec(logits.clone());
             let (labels, scores) = predictions(logits);

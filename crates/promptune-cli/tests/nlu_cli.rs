@@ -1,0 +1,123 @@
+//! The NLU journeys from the command line: train a token-tagging and a QA task on the tiny
+//! BERT, then `eval` and `predict` with the adapters they wrote; a bad tag is a clear error.
+
+#[path = "../../promptune/tests/common/tiny_bert.rs"]
+mod tiny_bert;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn promptune(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_promptune"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run promptune")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const TRAIN: &str = r#"
+[method]
+kind = "prefix_tuning"
+num_virtual_tokens = 4
+init = { kind = "random" }
+[train]
+lr = 0.05
+batch_size = 8
+epochs = 3
+"#;
+
+#[test]
+fn tagging_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_bert::tiny_bert_with_tokenizer(&d.join("model"));
+    std::fs::write(d.join("train.txt"), tiny_bert::conll(24, 0)).unwrap();
+    std::fs::write(d.join("dev.txt"), tiny_bert::conll(6, 100)).unwrap();
+    let config = format!(
+        "model = \"model\"\noutput_dir = \"run\"\ntask = \"token_classification\"\nmax_len = 32\n[data.train]\npath = \"train.txt\"\n[data.dev]\npath = \"dev.txt\"\n{TRAIN}"
+    );
+    std::fs::write(d.join("task.toml"), config).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(promptune(d, &["train", "--config", "task.toml"]))).unwrap();
+    assert_eq!(report["metric"], "entity_f1");
+    let eval: serde_json::Value = serde_json::from_str(&ok(promptune(
+        d,
+        &["eval", "--adapter", "run/adapter", "--data", "dev.txt"],
+    )))
+    .unwrap();
+    assert_eq!(eval["entity_f1"], report["final_dev_scores"]["entity_f1"]);
+    assert_eq!(eval["examples"], 6);
+    let lines = ok(promptune(
+        d,
+        &["predict", "--adapter", "run/adapter", "--data", "dev.txt"],
+    ));
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["tokens"].as_array().unwrap().len(),
+        first["tags"].as_array().unwrap().len()
+    );
+
+    // a tag the adapter does not know, with its line
+    std::fs::write(d.join("bad.txt"), "anna X X B-MISC\n").unwrap();
+    let out = promptune(
+        d,
+        &["eval", "--adapter", "run/adapter", "--data", "bad.txt"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("B-MISC") && err.contains("bad.txt:1"), "{err}");
+}
+
+#[test]
+fn question_answering_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_bert::tiny_bert_with_tokenizer(&d.join("model"));
+    std::fs::write(d.join("squad.json"), tiny_bert::squad(30, 0, 3)).unwrap();
+    let config = format!(
+        "model = \"model\"\noutput_dir = \"run\"\ntask = \"question_answering\"\nmax_len = 32\n[data.train]\npath = \"squad.json\"\narticles = [0, 2]\n[data.dev]\npath = \"squad.json\"\narticles = [2, 3]\n[qa]\ndoc_stride = 8\n{TRAIN}"
+    );
+    std::fs::write(d.join("task.toml"), config).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(promptune(d, &["train", "--config", "task.toml"]))).unwrap();
+    assert_eq!(report["metric"], "f1");
+    let eval: serde_json::Value = serde_json::from_str(&ok(promptune(
+        d,
+        &[
+            "eval",
+            "--adapter",
+            "run/adapter",
+            "--data",
+            "squad.json",
+            "--articles",
+            "2..3",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(eval["f1"], report["final_dev_scores"]["f1"]);
+    assert_eq!(eval["examples"], 10);
+    let lines = ok(promptune(
+        d,
+        &[
+            "predict",
+            "--adapter",
+            "run/adapter",
+            "--data",
+            "squad.json",
+            "--articles",
+            "2..3",
+        ],
+    ));
+    assert_eq!(lines.lines().count(), 10);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert!(first["answer"].is_string() && first["id"].is_string());
+}

@@ -1,0 +1,53 @@
+//! Named access to a backbone's weights, for the methods that unfreeze some of them: BitFit
+//! (the bias terms) and full fine-tuning (everything).
+//!
+//! Names are ours (the fused layouts: `layer.3.qkv.bias` is the query, key and value biases
+//! side by side), stable across loads of the same checkpoint. A linear layer without a bias
+//! (Llama, Gemma) shows a [`TensorSlot::MissingBias`], so BitFit can give it a zero-initialised
+//! one, which leaves the model's function unchanged until trained.
+
+use burn::tensor::Tensor;
+
+use super::layers::Linear;
+
+/// One weight of the backbone, mutable.
+pub enum TensorSlot<'a> {
+    /// A vector (biases, norm weights).
+    Vector(&'a mut Tensor<1>),
+    /// A matrix (linear weights, embedding tables).
+    Matrix(&'a mut Tensor<2>),
+    /// A linear layer's absent bias, with the width it would have.
+    MissingBias(&'a mut Option<Tensor<1>>, usize),
+}
+
+/// Calls `f` on every tensor slot of `layer` (`name.weight`, `name.bias`).
+pub(crate) fn visit_linear(name: &str, layer: &mut Linear, f: &mut dyn FnMut(&str, TensorSlot)) {
+    f(
+        &format!("{name}.weight"),
+        TensorSlot::Matrix(&mut layer.weight),
+    );
+    let width = layer.out_features();
+    match &mut layer.bias {
+        Some(b) => f(&format!("{name}.bias"), TensorSlot::Vector(b)),
+        None => f(
+            &format!("{name}.bias"),
+            TensorSlot::MissingBias(&mut layer.bias, width),
+        ),
+    }
+}
+
+/// Calls `f` on an optional vector (`None` is skipped).
+pub(crate) fn visit_optional(
+    name: &str,
+    t: &mut Option<Tensor<1>>,
+    f: &mut dyn FnMut(&str, TensorSlot),
+) {
+    if let Some(t) = t {
+        f(name, TensorSlot::Vector(t));
+    }
+}
+
+/// Whether `name` is a bias term (what BitFit trains).
+pub fn is_bias(name: &str) -> bool {
+    name.ends_with(".bias")
+}

@@ -1,0 +1,520 @@
+//! The user journeys of P-Tuning v2's NLU tasks beside classification: token tagging (NER on
+//! CoNLL files) and extractive question answering (SQuAD files). The text goes in as it is (no
+//! template); what trains is the method's deep prompts (`prefix_tuning`), the backbone weights
+//! it unfreezes (`bitfit`, `full`) and a task head.
+//!
+//! ```toml
+//! model = "models/all-minilm-l6-v2"
+//! output_dir = "runs/conll-minilm"
+//! task = "token_classification"
+//! [method]
+//! kind = "prefix_tuning"
+//! init = { kind = "random" }
+//! [data.train]
+//! path = "conll2003/train.txt"
+//! limit = 2000
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{adapter_config_for, pad_id_of, peak_rss_mib, TaskConfig};
+use crate::adapter::Adapter;
+use crate::backbone::Backbone;
+use crate::data::conll::{read_conll, tag_set, TaggedSentence};
+use crate::data::squad::{read_squad, QaExample};
+use crate::data::DataSpec;
+use crate::method::prefix_tuning;
+use crate::method::unfreeze;
+use crate::model::Model;
+use crate::task::classification::{HostParam, TrainableParts};
+use crate::task::extractive_qa::{DecodeOptions, QaEncoder, QaWindow, SpanHead};
+use crate::task::nlu::{
+    evaluate_qa, evaluate_tagging, QaEvaluation, QaObjective, TaggingEvaluation, TaggingObjective,
+};
+use crate::task::tagging::{EncodedTagging, TagEncoder, TokenTaggingHead};
+use crate::train::atomic::write_atomic;
+use crate::train::trainer::{fit, Objective};
+use crate::{Error, Result};
+
+/// What a task predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A label per input, through a template (verbalizer or head).
+    #[default]
+    Classification,
+    /// A tag per word (BIO tagging, first sub-token labelled), from CoNLL files.
+    TokenClassification,
+    /// An answer span in a context, from SQuAD files.
+    QuestionAnswering,
+}
+
+/// The `[qa]` table: windows over long contexts and span decoding (HF `run_qa`'s defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QaConfig {
+    /// Context tokens two consecutive windows share.
+    pub doc_stride: usize,
+    /// Longest answer in tokens.
+    pub max_answer_len: usize,
+    /// Candidate start and end positions per window.
+    pub n_best: usize,
+}
+
+impl Default for QaConfig {
+    fn default() -> Self {
+        Self {
+            doc_stride: 128,
+            max_answer_len: 30,
+            n_best: 20,
+        }
+    }
+}
+
+impl QaConfig {
+    fn decode(&self) -> DecodeOptions {
+        DecodeOptions {
+            n_best: self.n_best,
+            max_answer_len: self.max_answer_len,
+        }
+    }
+}
+
+/// Sentences of a CoNLL file (the last column holds the tags), the first `limit` of them.
+pub fn read_tagged(spec: &DataSpec, known_tags: Option<&[String]>) -> Result<Vec<TaggedSentence>> {
+    let mut sentences = read_conll(&spec.path, None, known_tags)?;
+    if let Some(n) = spec.limit {
+        sentences.truncate(n);
+    }
+    Ok(sentences)
+}
+
+/// Questions of a SQuAD file: those of articles `spec.articles` (file order), the first
+/// `limit` of them.
+pub fn read_questions(spec: &DataSpec) -> Result<Vec<QaExample>> {
+    let all = read_squad(&spec.path)?;
+    let mut questions = match spec.articles {
+        Some([start, end]) => {
+            let mut order: Vec<&str> = Vec::new();
+            let mut seen = BTreeSet::new();
+            for q in &all {
+                if seen.insert(q.title.as_str()) {
+                    order.push(q.title.as_str());
+                }
+            }
+            if start >= end || end > order.len() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: articles = [{start}, {end}] is not a range within its {} articles",
+                    spec.path.display(),
+                    order.len()
+                )));
+            }
+            let keep: BTreeSet<&str> = order[start..end].iter().copied().collect();
+            all.iter()
+                .filter(|q| keep.contains(q.title.as_str()))
+                .cloned()
+                .collect()
+        }
+        None => all,
+    };
+    if let Some(n) = spec.limit {
+        questions.truncate(n);
+    }
+    if questions.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no questions selected",
+            spec.path.display()
+        )));
+    }
+    Ok(questions)
+}
+
+/// What `train` reports for a tagging or QA task.
+#[derive(Debug, Clone, Serialize)]
+pub struct NluTrainReport {
+    /// The task.
+    pub task: TaskKind,
+    /// The dev metric used for model selection (`entity_f1` or `f1`, ×100 for QA).
+    pub metric: String,
+    /// Trainable values.
+    pub trainable_parameters: usize,
+    /// Backbone parameters (frozen unless unfrozen by the method).
+    pub backbone_parameters: usize,
+    /// Training sentences / windows.
+    pub train_examples: usize,
+    /// Dev metric with the initial parameters.
+    pub initial_dev_metric: Option<f64>,
+    /// Best dev metric during training.
+    pub best_dev_metric: Option<f64>,
+    /// Full dev scores of the saved (best) adapter.
+    pub final_dev_scores: Option<serde_json::Value>,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Mean seconds per optimizer step.
+    pub seconds_per_step: f64,
+    /// Dev sentences or questions scored per second.
+    pub dev_examples_per_second: Option<f64>,
+    /// Peak resident memory (MiB).
+    pub peak_rss_mib: Option<f64>,
+    /// Where the adapter was written.
+    pub adapter_dir: PathBuf,
+}
+
+/// Tagging scores as JSON.
+fn tagging_json(e: &TaggingEvaluation) -> serde_json::Value {
+    match &e.scores {
+        Some(s) => json!({
+            "entity_precision": s.micro.precision,
+            "entity_recall": s.micro.recall,
+            "entity_f1": s.micro.f1,
+            "per_type_f1": s.per_type.iter().map(|(k, v)| (k.clone(), json!(v.f1))).collect::<serde_json::Map<_, _>>(),
+            "sentences_per_second": e.sentences_per_second,
+        }),
+        None => json!({ "sentences_per_second": e.sentences_per_second }),
+    }
+}
+
+/// QA scores as JSON.
+fn qa_json(e: &QaEvaluation) -> serde_json::Value {
+    match &e.scores {
+        Some(s) => json!({
+            "exact_match": s.exact_match,
+            "f1": s.f1,
+            "questions": s.total,
+            "unanswered": s.unanswered,
+            "questions_per_second": e.questions_per_second,
+        }),
+        None => json!({ "questions_per_second": e.questions_per_second }),
+    }
+}
+
+/// The encoder of one task on one model, with its labelled sets.
+enum Encoded {
+    Tagging {
+        encoder: Box<TagEncoder>,
+        train: Vec<EncodedTagging>,
+        dev: Option<(Vec<TaggedSentence>, Vec<EncodedTagging>)>,
+    },
+    Qa {
+        train: Vec<QaWindow>,
+        dev: Option<(Vec<QaExample>, Vec<QaWindow>)>,
+    },
+}
+
+/// The longest input the model takes beside a prefix of `prefix_len` positions.
+fn input_budget(config: &TaskConfig, backbone: &Backbone, prefix_len: usize) -> Result<usize> {
+    let max_positions = backbone.config().max_positions;
+    if prefix_len > 0 {
+        prefix_tuning::check_fits(prefix_len, max_positions)?;
+    }
+    Ok(config.max_len.min(max_positions - prefix_len))
+}
+
+/// Trains a token-tagging or QA task as `config` says; writes the adapter to
+/// `output_dir/adapter` and the report to `output_dir/results.json`.
+pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Result<NluTrainReport> {
+    config.method.validate()?;
+    config.train.validate()?;
+    let kind = config.method.kind.as_str();
+    if config.method.fills_soft_slots() {
+        return Err(Error::InvalidInput(format!(
+            "method `{kind}` fills soft input tokens; a {:?} task reads the plain text: use prefix_tuning (deep prompts, P-Tuning v2), bitfit, full or none",
+            config.task
+        )));
+    }
+    let model = Model::load(&config.model, device)?;
+    let backbone = &model.backbone;
+    let pad_id = pad_id_of(&model);
+    let prefix = config.method.prefix_settings();
+    let prefix_len = prefix.map_or(0, |p| p.num_virtual_tokens);
+    let max_len = input_budget(config, backbone, prefix_len)?;
+    let train_spec = config
+        .data
+        .train
+        .as_ref()
+        .ok_or_else(|| Error::InvalidInput("[data.train] is missing".into()))?;
+    let hidden = backbone.config().hidden_size;
+    let seed = config.train.seed;
+
+    let (encoded, head, labels) = match config.task {
+        TaskKind::TokenClassification => {
+            let train = read_tagged(train_spec, None)?;
+            let tags = if config.labels.is_empty() {
+                tag_set(&train)
+            } else {
+                config.labels.clone()
+            };
+            let encoder = TagEncoder::new(&model.tokenizer, &tags, max_len)?;
+            let train_enc = train
+                .iter()
+                .map(|s| encoder.encode(s))
+                .collect::<Result<Vec<_>>>()?;
+            let dev = match &config.data.dev {
+                Some(spec) => {
+                    let gold = read_tagged(spec, Some(&tags))?;
+                    let enc = gold
+                        .iter()
+                        .map(|s| encoder.encode_words(&s.tokens))
+                        .collect::<Result<Vec<_>>>()?;
+                    Some((gold, enc))
+                }
+                None => None,
+            };
+            let head = TrainableParts {
+                tag_head: Some(TokenTaggingHead::init(hidden, tags.len(), seed, device)),
+                ..TrainableParts::empty()
+            };
+            let encoded = Encoded::Tagging {
+                encoder: Box::new(encoder),
+                train: train_enc,
+                dev,
+            };
+            (encoded, head, tags)
+        }
+        TaskKind::QuestionAnswering => {
+            let encoder = QaEncoder::new(&model.tokenizer, max_len, config.qa.doc_stride)?;
+            let train = encoder.encode_examples(&read_questions(train_spec)?)?;
+            let dev = match &config.data.dev {
+                Some(spec) => {
+                    let questions = read_questions(spec)?;
+                    let windows = encoder.encode_examples(&questions)?;
+                    Some((questions, windows))
+                }
+                None => None,
+            };
+            let head = TrainableParts {
+                span_head: Some(SpanHead::init(hidden, seed, device)),
+                ..TrainableParts::empty()
+            };
+            (Encoded::Qa { train, dev }, head, Vec::new())
+        }
+        TaskKind::Classification => {
+            return Err(Error::InvalidInput(
+                "classification tasks train through pipeline::run_train".into(),
+            ))
+        }
+    };
+
+    let mut init: Vec<HostParam> = head.to_host();
+    if let Some(settings) = &prefix {
+        init.extend(prefix_tuning::task_prefix(
+            settings,
+            &config.method.init,
+            backbone,
+            &model.tokenizer,
+            &[],
+            max_len,
+            seed,
+        )?);
+    }
+    init.extend(unfreeze::initial_tensors(
+        backbone,
+        config.method.unfrozen(),
+    ));
+    let initial = TrainableParts::from_host(&init, device)?;
+    let trainable_parameters = initial.num_trainable();
+    let batch = config.train.eval_batch_size;
+    let decode = config.qa.decode();
+
+    let (objective, train_examples): (Box<dyn Objective + '_>, usize) = match &encoded {
+        Encoded::Tagging {
+            encoder,
+            train,
+            dev,
+        } => (
+            Box::new(TaggingObjective {
+                backbone,
+                encoder,
+                train,
+                dev: dev.as_ref().map(|(g, e)| (g.as_slice(), e.as_slice())),
+                pad_id,
+                eval_batch_size: batch,
+            }),
+            train.len(),
+        ),
+        Encoded::Qa { train, dev } => (
+            Box::new(QaObjective {
+                backbone,
+                train,
+                dev: dev.as_ref().map(|(q, w)| (q.as_slice(), w.as_slice())),
+                decode,
+                pad_id,
+                eval_batch_size: batch,
+            }),
+            train.len(),
+        ),
+    };
+    let initial_dev_metric = objective.dev_metric(&initial)?;
+    let out = &config.output_dir;
+    let outcome = fit(objective.as_ref(), init, &config.train, out, resume, device)?;
+
+    let best = TrainableParts::from_host(&outcome.best, device)?;
+    let (final_dev_scores, rate) = match &encoded {
+        Encoded::Tagging {
+            encoder,
+            dev: Some((gold, enc)),
+            ..
+        } => {
+            let e = evaluate_tagging(backbone, &best, encoder, enc, Some(gold), pad_id, batch)?;
+            (Some(tagging_json(&e)), Some(e.sentences_per_second))
+        }
+        Encoded::Qa {
+            dev: Some((questions, windows)),
+            ..
+        } => {
+            let e = evaluate_qa(
+                backbone, &best, questions, windows, &decode, pad_id, batch, true,
+            )?;
+            (Some(qa_json(&e)), Some(e.questions_per_second))
+        }
+        _ => (None, None),
+    };
+    let mut adapter_cfg = adapter_config_for(config, &model, labels);
+    adapter_cfg.num_virtual_tokens = prefix_len;
+    adapter_cfg.max_len = max_len;
+    let adapter = Adapter {
+        config: adapter_cfg,
+        params: prefix_tuning::fold(&outcome.best, device)?,
+    };
+    let adapter_dir = out.join("adapter");
+    adapter.save(&adapter_dir)?;
+    let report = NluTrainReport {
+        task: config.task,
+        metric: objective.metric_name().to_string(),
+        trainable_parameters,
+        backbone_parameters: backbone.num_parameters(),
+        train_examples,
+        initial_dev_metric,
+        best_dev_metric: outcome.best_metric,
+        final_dev_scores,
+        steps: outcome.steps,
+        seconds_per_step: outcome.seconds_per_step,
+        dev_examples_per_second: rate,
+        peak_rss_mib: peak_rss_mib(),
+        adapter_dir,
+    };
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    write_atomic(&out.join("results.json"), &json)?;
+    Ok(report)
+}
+
+/// A tagging or QA adapter on its model, ready to evaluate and predict.
+pub struct NluPredictor {
+    /// The model.
+    pub model: Model,
+    /// The adapter's settings.
+    pub adapter: crate::adapter::AdapterConfig,
+    /// Trained values.
+    pub parts: TrainableParts,
+    pad_id: u32,
+}
+
+impl NluPredictor {
+    /// Loads `adapter_dir` onto `model_spec` (default: the model it was trained on).
+    pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
+        let adapter = Adapter::load(adapter_dir)?;
+        if adapter.config.task == TaskKind::Classification {
+            return Err(Error::InvalidInput(format!(
+                "{} is a classification adapter",
+                adapter_dir.display()
+            )));
+        }
+        let model = Model::load(model_spec.unwrap_or(&adapter.config.base_model), device)?;
+        adapter.check_base(&model.backbone, &model.tokenizer)?;
+        let parts = TrainableParts::from_host(&adapter.params, device)?;
+        if let Some(p) = &parts.prefix {
+            p.check(model.backbone.config())?;
+        }
+        if let Some(t) = &parts.backbone {
+            t.apply(&model.backbone)?;
+        }
+        let pad_id = pad_id_of(&model);
+        Ok(Self {
+            model,
+            adapter: adapter.config,
+            parts,
+            pad_id,
+        })
+    }
+
+    /// Tags the sentences of a CoNLL file (scored against its tags) or answers the questions
+    /// of a SQuAD file (scored against its answers); returns the scores and one prediction
+    /// per sentence / question.
+    pub fn run(
+        &self,
+        spec: &DataSpec,
+        batch_size: usize,
+    ) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
+        let c = &self.adapter;
+        let backbone = &self.model.backbone;
+        match c.task {
+            TaskKind::TokenClassification => {
+                let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
+                let gold = read_tagged(spec, Some(&c.labels))?;
+                let enc = gold
+                    .iter()
+                    .map(|s| encoder.encode_words(&s.tokens))
+                    .collect::<Result<Vec<_>>>()?;
+                let e = evaluate_tagging(
+                    backbone,
+                    &self.parts,
+                    &encoder,
+                    &enc,
+                    Some(&gold),
+                    self.pad_id,
+                    batch_size,
+                )?;
+                let lines = gold
+                    .iter()
+                    .zip(&e.tags)
+                    .map(|(s, t)| json!({ "tokens": s.tokens, "gold": s.tags, "tags": t }))
+                    .collect();
+                Ok((tagging_json(&e), lines))
+            }
+            TaskKind::QuestionAnswering => {
+                let qa = c.qa.unwrap_or_default();
+                let encoder = QaEncoder::new(&self.model.tokenizer, c.max_len, qa.doc_stride)?;
+                let questions = read_questions(spec)?;
+                let windows = questions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| encoder.encode_example(i, q))
+                    .collect::<Result<Vec<_>>>()?
+                    .concat();
+                let e = evaluate_qa(
+                    backbone,
+                    &self.parts,
+                    &questions,
+                    &windows,
+                    &qa.decode(),
+                    self.pad_id,
+                    batch_size,
+                    true,
+                )?;
+                let lines = questions
+                    .iter()
+                    .zip(&e.answers)
+                    .map(|(q, a)| {
+                        json!({
+                            "id": q.id,
+                            "question": q.question,
+                            "answer": a.as_ref().map(|a| a.text.clone()).unwrap_or_default(),
+                            "start_char": a.as_ref().map(|a| a.start_char),
+                            "score": a.as_ref().map(|a| a.score),
+                        })
+                    })
+                    .collect();
+                Ok((qa_json(&e), lines))
+            }
+            TaskKind::Classification => Err(Error::InvalidInput(
+                "classification adapters score through Predictor".into(),
+            )),
+        }
+    }
+}
