@@ -7,11 +7,13 @@ mod tiny;
 use burn::tensor::{Device, Tensor};
 use promptune::backbone::layers::{float_tensor, to_vec};
 use promptune::backbone::PaddingSide;
-use promptune::method::prompt_tuning::SoftPrompt;
+use promptune::method::unfreeze::{initial_tensors, Unfreeze};
 use promptune::model::Model;
 use promptune::prompt::{EncodedPrompt, Verbalizer, VerbalizerSpec};
 use promptune::task::batch::collate;
-use promptune::task::classification::{label_logits, label_logits_after, TrainableParts};
+use promptune::task::classification::{
+    label_logits, label_logits_after, HostParam, TrainableParts,
+};
 use promptune::task::shared_prefix::SharedPrefix;
 
 fn prompt(words: &[u32], answer_last: bool) -> EncodedPrompt {
@@ -32,16 +34,14 @@ fn logits_and_grad(
     verbalizer: &Verbalizer,
     prompts: &[EncodedPrompt],
     values: &[f32],
+    unfrozen: &[HostParam],
     shared: bool,
 ) -> (Vec<f32>, Vec<f32>, usize) {
     let h = model.backbone.config().hidden_size;
     let device = Device::flex().autodiff();
-    let parts = TrainableParts {
-        prompt: Some(SoftPrompt::from_tensor(
-            float_tensor(values.to_vec(), [4, h], &device).require_grad(),
-        )),
-        ..TrainableParts::empty()
-    };
+    let mut named = vec![("prompt".to_string(), vec![4, h], values.to_vec())];
+    named.extend_from_slice(unfrozen);
+    let parts = TrainableParts::from_host(&named, &device).unwrap();
     let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
     let (logits, covered) = if shared {
         let prefix = SharedPrefix::compute(&model.backbone, &parts, &refs)
@@ -81,6 +81,16 @@ fn logits_and_grad(
 
 #[test]
 fn shared_prefix_gives_the_same_logits_and_gradients() {
+    check_shared_prefix(false);
+}
+
+/// With BitFit's biases (non-zero here) the shared tokens run through the same unfrozen model.
+#[test]
+fn shared_prefix_runs_through_unfrozen_biases() {
+    check_shared_prefix(true);
+}
+
+fn check_shared_prefix(with_biases: bool) {
     let dir = tempfile::tempdir().unwrap();
     tiny::tiny_model_with_tokenizer(dir.path());
     let model = Model::load_path(dir.path(), &Device::flex()).unwrap();
@@ -101,8 +111,30 @@ fn shared_prefix_gives_the_same_logits_and_gradients() {
     let values: Vec<f32> = (0..4 * h)
         .map(|i| ((i * 29 % 97) as f32 / 97.0 - 0.5) * 0.1)
         .collect();
-    let (full, full_grad, _) = logits_and_grad(&model, &verbalizer, &prompts, &values, false);
-    let (fast, fast_grad, covered) = logits_and_grad(&model, &verbalizer, &prompts, &values, true);
+    let mut biases = Vec::new();
+    if with_biases {
+        biases = initial_tensors(&model.backbone, Unfreeze::Biases);
+        for (k, (_, _, v)) in biases.iter_mut().enumerate() {
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = ((i * 13 + k * 7) % 17) as f32 / 17.0 - 0.5;
+            }
+        }
+    }
+    let run = |shared| logits_and_grad(&model, &verbalizer, &prompts, &values, &biases, shared);
+    let (full, full_grad, _) = run(false);
+    let (fast, fast_grad, covered) = run(true);
+    if with_biases {
+        let (plain, _, _) = logits_and_grad(&model, &verbalizer, &prompts, &values, &[], false);
+        let moved = plain
+            .iter()
+            .zip(&full)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            moved > 1e-2,
+            "the biases should change the logits, moved {moved}"
+        );
+    }
     assert_eq!(covered, 6, "soft tokens and the two shared words");
     let max = |a: &[f32], b: &[f32]| {
         a.iter()
