@@ -338,3 +338,27 @@ fn a_head_reads_the_pooler_the_first_token_or_the_mean() {
     // pooled: the fixture has no pooler, so the mean
     close(logits(Pooling::Pooled), logits(Pooling::Mean));
 }
+
+/// A tokenizer.json that pads and truncates (all-MiniLM's pads every text to 128 tokens) is
+/// loaded without either: prompts are the text's own tokens, batches pad with a mask.
+#[test]
+fn padding_and_truncation_saved_in_tokenizer_json_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    tiny_bert::tiny_bert_with_tokenizer(&folder);
+    let path = folder.join("tokenizer.json");
+    let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    t["padding"] = serde_json::json!({"strategy": {"Fixed": 16}, "direction": "Right",
+        "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"});
+    t["truncation"] = serde_json::json!({"max_length": 3, "strategy": "LongestFirst", "stride": 0,
+        "direction": "Right"});
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let model = promptune::model::Model::load_path(&folder, &Device::flex()).unwrap();
+    assert_eq!(
+        model
+            .encode("anna visited paris on monday", true)
+            .unwrap()
+            .len(),
+        7
+    );
+}

@@ -55,8 +55,17 @@ pub fn load_tokenizer_file(path: &Path, lowercase: Option<bool>) -> Result<Token
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
     {
-        return Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())));
+        let mut tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        // A tokenizer.json may carry the padding and truncation its exporter used (all-MiniLM's
+        // pads every text to 128 tokens, padding marked as real tokens): encodings here are
+        // the text's own tokens, as transformers' tokenizer call gives without padding; batches
+        // pad themselves with a mask, and prompts are cut to `max_len` by the prompt encoder.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        return Ok(tokenizer);
     }
     let lowercase = match lowercase {
         Some(l) => l,
