@@ -29,7 +29,6 @@ import json
 import os
 import random
 import resource
-import sys
 import time
 
 import torch

@@ -2,10 +2,12 @@
 //!
 //! Own format (a folder): `adapter.safetensors` (f32 tensors: `prompt`, `head.weight`,
 //! `head.bias`; prefix tuning: `prefix.embedding`, its MLP folded in; p-tuning: the prompt
-//! encoder's weights `p_tuning.*`) and `adapter_config.json` recording the method, template,
-//! verbalizer or head, label names, and a fingerprint of the base model; loading it on another
-//! base model fails with a message naming both. [`peft`] and [`peft_prefix`] convert to and
-//! from PEFT's layouts, [`peft_p_tuning`] to PEFT's P_TUNING layout.
+//! encoder's weights `p_tuning.*`; task heads `tag_head.*`, `span_head.*`; BitFit / full
+//! fine-tuning: the trained backbone weights `backbone.*`) and `adapter_config.json` recording
+//! the task, method, template, verbalizer or head, label names, and a fingerprint of the base
+//! model; loading it on another base model fails with a message naming both. [`peft`] and
+//! [`peft_prefix`] convert to and from PEFT's layouts, [`peft_p_tuning`] to PEFT's P_TUNING
+//! layout (P_TUNING comes in through [`peft::import_prompt_embeddings`]).
 
 pub mod peft;
 mod peft_files;
