@@ -293,6 +293,7 @@ fn a_head_reads_the_pooler_the_first_token_or_the_mean() {
         soft_positions: vec![vec![], vec![]],
         answer_positions: None,
         labels: None,
+        dropout: None,
     };
     let parts = TrainableParts {
         head: Some(ClassHead::init(32, 3, 7, &device)),
@@ -361,4 +362,28 @@ fn padding_and_truncation_saved_in_tokenizer_json_are_dropped() {
             .len(),
         7
     );
+}
+
+/// Training-mode dropout (BERT's `hidden_dropout_prob`) is drawn from the seed a forward pass
+/// gives: the same seed, the same output; no seed, the deterministic evaluation pass.
+#[test]
+fn dropout_follows_its_seed_and_stays_out_of_evaluation() {
+    use promptune::backbone::{ForwardInput, PaddingSide, TokenBatch};
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::tiny_bert_with_tokenizer(&dir.path().join("model"));
+    let model =
+        promptune::model::Model::load_path(&dir.path().join("model"), &Device::flex()).unwrap();
+    assert!((model.backbone.config().hidden_dropout - 0.1).abs() < 1e-6);
+    let tokens = TokenBatch::pad(&[vec![2, 5, 11, 3]], 0, PaddingSide::Right).unwrap();
+    let run = |seed: Option<u64>| {
+        let mut input = ForwardInput::new(tokens.clone());
+        input.dropout = seed;
+        promptune::backbone::layers::to_vec(
+            model.backbone.forward(&input, None).unwrap().last_hidden,
+        )
+    };
+    assert_eq!(run(None), run(None));
+    assert_eq!(run(Some(3)), run(Some(3)));
+    assert_ne!(run(Some(3)), run(Some(4)));
+    assert_ne!(run(Some(3)), run(None));
 }

@@ -5,7 +5,7 @@ use burn::tensor::{activation, Device, Tensor};
 use super::attention::{attend, build_mask, split_heads, MaskSpec};
 use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
-use super::layers::{activate, embed, float_tensor, int_tensor, layer_norm, Linear};
+use super::layers::{activate, dropout, embed, float_tensor, int_tensor, layer_norm, Linear};
 use super::prepare;
 use super::tensors::{visit_linear, TensorSlot};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
@@ -346,6 +346,17 @@ impl Encoder {
             &self.embed_norm.bias,
             cfg.norm_eps,
         );
+        // training-mode dropout, as HF applies it: after the embeddings and after each
+        // attention-output and feed-forward-output projection
+        let drop = |x: Tensor<3>, site: u64| match input.dropout {
+            Some(seed) if cfg.hidden_dropout > 0.0 => dropout(
+                x,
+                cfg.hidden_dropout,
+                seed.wrapping_mul(0x9e37_79b9).wrapping_add(site),
+            ),
+            _ => x,
+        };
+        x = drop(x, 0);
         if let Some(d) = deep {
             x = prepare::insert_deep(x, d);
         }
@@ -369,7 +380,10 @@ impl Encoder {
                 hidden_states.push(x.clone());
             }
             let prefix = input.prefixes.as_ref().map(|p| &p[i]);
-            x = self.layer_forward(layer, x, &mask, prefix);
+            let sites = (2 * i as u64 + 1, 2 * i as u64 + 2);
+            x = self.layer_forward(layer, x, &mask, prefix, |y, k| {
+                drop(y, if k == 0 { sites.0 } else { sites.1 })
+            });
         }
         if input.output_hidden_states {
             hidden_states.push(x.clone());
@@ -389,6 +403,7 @@ impl Encoder {
         x: Tensor<3>,
         mask: &Tensor<4, burn::tensor::Bool>,
         prefix: Option<&LayerPrefix>,
+        drop: impl Fn(Tensor<3>, usize) -> Tensor<3>,
     ) -> Tensor<3> {
         let cfg = &self.config;
         let b = x.dims()[0];
@@ -404,14 +419,14 @@ impl Encoder {
         }
         let attn = attend(q, k, v, mask, cfg.attention_scale, None);
         let a = layer_norm(
-            x + layer.attn_out.forward(attn),
+            x + drop(layer.attn_out.forward(attn), 0),
             &layer.attn_norm.weight,
             &layer.attn_norm.bias,
             cfg.norm_eps,
         );
         let i = activate(&cfg.hidden_act, layer.intermediate.forward(a.clone()));
         layer_norm(
-            a + layer.output.forward(i),
+            a + drop(layer.output.forward(i), 1),
             &layer.out_norm.weight,
             &layer.out_norm.bias,
             cfg.norm_eps,

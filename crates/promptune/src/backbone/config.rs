@@ -106,6 +106,9 @@ pub struct BackboneConfig {
     pub hidden_act: String,
     /// Llama-style attention projections carry biases (Qwen-like); BERT always has them.
     pub attention_bias: bool,
+    /// Dropout on hidden states while training (HF `hidden_dropout_prob`; encoders only, 0
+    /// elsewhere): applied when a forward pass asks for it ([`super::ForwardInput::dropout`]).
+    pub hidden_dropout: f32,
 }
 
 impl BackboneConfig {

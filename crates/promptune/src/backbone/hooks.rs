@@ -176,6 +176,9 @@ pub struct ForwardInput {
     pub output_hidden_states: bool,
     /// LM logits to compute.
     pub logits: LogitsRequest,
+    /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout > 0`;
+    /// `None`: the deterministic forward pass used for evaluation).
+    pub dropout: Option<u64>,
 }
 
 impl ForwardInput {

@@ -96,6 +96,25 @@ pub fn is_known_activation(name: &str) -> bool {
     )
 }
 
+/// Inverted dropout: each value is zeroed with probability `p`, the others scaled by
+/// `1 / (1 - p)`. The mask is drawn on the host from `seed`, so a batch gets the same mask
+/// whenever it is replayed (a resumed run repeats the interrupted one).
+pub fn dropout<const D: usize>(x: Tensor<D>, p: f32, seed: u64) -> Tensor<D> {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    if p <= 0.0 {
+        return x;
+    }
+    let dims = x.dims();
+    let n: usize = dims.iter().product();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - p);
+    let mask = (0..n)
+        .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    let device = x.device();
+    x * float_tensor(mask, dims, &device)
+}
+
 /// Looks up rows of an embedding table.
 pub fn embed(table: &Tensor<2>, ids: Tensor<2, Int>) -> Tensor<3> {
     module::embedding(table.clone(), ids)

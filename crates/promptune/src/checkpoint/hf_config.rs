@@ -264,6 +264,11 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         ),
         hidden_act,
         attention_bias: j.bool_or("attention_bias", false),
+        hidden_dropout: if encoder {
+            j.f64_or("hidden_dropout_prob", 0.1)? as f32
+        } else {
+            0.0
+        },
     };
     config.validate()?;
     Ok(config)

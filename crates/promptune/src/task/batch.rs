@@ -15,6 +15,16 @@ pub struct PromptBatch {
     pub answer_positions: Option<Vec<usize>>,
     /// Gold labels, when known.
     pub labels: Option<Vec<usize>>,
+    /// Training-mode dropout with this seed (see [`crate::backbone::ForwardInput::dropout`]).
+    pub dropout: Option<u64>,
+}
+
+/// A dropout seed for the training batch of examples `idx`: fixed by the batch, so a resumed
+/// run draws the masks of the interrupted one.
+pub fn batch_seed(idx: &[usize]) -> u64 {
+    idx.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &i| {
+        (h ^ i as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Pads `prompts` on `side` and shifts the recorded positions accordingly.
@@ -46,5 +56,6 @@ pub fn collate(
         soft_positions,
         answer_positions,
         labels,
+        dropout: None,
     })
 }

@@ -9,7 +9,7 @@ use super::batch::PromptBatch;
 use super::extractive_qa::SpanHead;
 use super::shared_prefix::SharedPrefix;
 use super::tagging::TokenTaggingHead;
-use crate::backbone::layers::to_vec;
+use crate::backbone::layers::{dropout, to_vec};
 use crate::backbone::layers::{float_tensor, int_tensor};
 use crate::backbone::SoftEmbeddings;
 use crate::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest};
@@ -472,6 +472,7 @@ pub fn label_logits_after(
     let device = backbone.device();
     let b = batch.tokens.batch;
     let mut input = ForwardInput::new(batch.tokens.clone());
+    input.dropout = batch.dropout;
     if let Some(s) = shared {
         input.prefixes = Some(s.layers().to_vec());
     }
@@ -543,6 +544,11 @@ pub fn label_logits_after(
                         .div(count)
                         .reshape([b, h])
                 }
+            };
+            // HF's sequence classifiers drop out the pooled vector too
+            let pooled = match batch.dropout {
+                Some(seed) => dropout(pooled, backbone.config().hidden_dropout, seed ^ 0xc1a5),
+                None => pooled,
             };
             Ok(pooled.matmul(head.weight.val()) + head.bias.val().unsqueeze())
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 
+use super::batch::batch_seed;
 use super::classification::TrainableParts;
 use super::extractive_qa::{
     decode_predictions, qa_batch, span_loss, DecodeOptions, QaWindow, SpanPrediction,
@@ -14,7 +15,7 @@ use super::extractive_qa::{
 use super::tagging::{
     argmax_tags, masked_cross_entropy, tagging_batch, EncodedTagging, TagEncoder,
 };
-use crate::backbone::layers::to_vec;
+use crate::backbone::layers::{dropout, to_vec};
 use crate::backbone::{Backbone, ForwardInput, TokenBatch};
 use crate::data::batching::length_sorted_batches;
 use crate::data::conll::TaggedSentence;
@@ -24,13 +25,14 @@ use crate::metrics::squad::{evaluate_squad, SquadScores};
 use crate::train::trainer::Objective;
 use crate::{Error, Result};
 
-/// Last hidden states `[B, T, H]` of `tokens` under the parts' prefix and unfrozen weights.
-/// Soft tokens have no place in a template-free input, so parts holding a soft prompt or a
-/// P-Tuning encoder are refused.
+/// Last hidden states `[B, T, H]` of `tokens` under the parts' prefix and unfrozen weights,
+/// with training-mode dropout when `dropout` gives a seed. Soft tokens have no place in a
+/// template-free input, so parts holding a soft prompt or a P-Tuning encoder are refused.
 pub fn hidden_states(
     backbone: &Backbone,
     parts: &TrainableParts,
     tokens: TokenBatch,
+    dropout: Option<u64>,
 ) -> Result<Tensor<3>> {
     if parts.soft_len().is_some() {
         return Err(Error::InvalidInput(
@@ -39,6 +41,7 @@ pub fn hidden_states(
     }
     let backbone = &*parts.effective_backbone(backbone)?;
     let mut input = ForwardInput::new(tokens);
+    input.dropout = dropout;
     if let Some(prefix) = &parts.prefix {
         input.prefixes = Some(prefix.layers(backbone.config())?);
     }
@@ -59,6 +62,8 @@ pub struct TaggingObjective<'a> {
     pub pad_id: u32,
     /// Batch size for dev scoring.
     pub eval_batch_size: usize,
+    /// Train with the model's dropout (also before the head, as HF's token classifiers).
+    pub dropout: bool,
 }
 
 /// Predicted tags of a tagged corpus.
@@ -97,7 +102,7 @@ pub fn evaluate_tagging(
     for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
         let rows: Vec<EncodedTagging> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let (tokens, _) = tagging_batch(&rows, pad_id)?;
-        let logits = head.forward(hidden_states(backbone, &parts, tokens)?)?;
+        let logits = head.forward(hidden_states(backbone, &parts, tokens, None)?)?;
         for (i, predicted) in idx.into_iter().zip(argmax_tags(logits)) {
             tags[i] = encoder.word_tags(&encoded[i], &predicted)?;
         }
@@ -129,8 +134,13 @@ impl Objective for TaggingObjective<'_> {
             .ok_or_else(|| Error::InvalidInput("token tagging needs a tag head".into()))?;
         let rows: Vec<EncodedTagging> = idx.iter().map(|&i| self.train[i].clone()).collect();
         let (tokens, labels) = tagging_batch(&rows, self.pad_id)?;
-        let logits = head.forward(hidden_states(self.backbone, parts, tokens)?)?;
-        masked_cross_entropy(logits, &labels)
+        let seed = self.dropout.then(|| batch_seed(idx));
+        let mut hidden = hidden_states(self.backbone, parts, tokens, seed)?;
+        if let Some(seed) = seed {
+            let p = self.backbone.config().hidden_dropout;
+            hidden = dropout(hidden, p, seed ^ 0x7a66);
+        }
+        masked_cross_entropy(head.forward(hidden)?, &labels)
     }
 
     fn has_dev(&self) -> bool {
@@ -172,6 +182,8 @@ pub struct QaObjective<'a> {
     pub pad_id: u32,
     /// Batch size for dev scoring.
     pub eval_batch_size: usize,
+    /// Train with the model's dropout (HF's QA head reads the hidden states undropped).
+    pub dropout: bool,
 }
 
 /// Answers to a set of questions.
@@ -216,7 +228,7 @@ pub fn evaluate_qa(
         let rows: Vec<&QaWindow> = idx.iter().map(|&i| &windows[i]).collect();
         let (tokens, _) = qa_batch(&rows, pad_id)?;
         let t = tokens.len;
-        let (s, e) = head.forward(hidden_states(backbone, &parts, tokens)?)?;
+        let (s, e) = head.forward(hidden_states(backbone, &parts, tokens, None)?)?;
         let (s, e) = (to_vec(s), to_vec(e));
         for (k, i) in idx.into_iter().enumerate() {
             starts[i] = s[k * t..(k + 1) * t].to_vec();
@@ -260,7 +272,8 @@ impl Objective for QaObjective<'_> {
         let (starts, ends) = labels
             .ok_or_else(|| Error::InvalidInput("a training window has no answer label".into()))?;
         let mask = tokens.mask.clone();
-        let (s, e) = head.forward(hidden_states(self.backbone, parts, tokens)?)?;
+        let seed = self.dropout.then(|| batch_seed(idx));
+        let (s, e) = head.forward(hidden_states(self.backbone, parts, tokens, seed)?)?;
         span_loss(s, e, &starts, &ends, Some(&mask))
     }
 

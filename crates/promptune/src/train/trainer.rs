@@ -21,7 +21,7 @@ use super::schedule::{learning_rate, Decay};
 use crate::backbone::{Backbone, PaddingSide};
 use crate::data::batching::{bucketed_batches, length_sorted_batches};
 use crate::prompt::{EncodedPrompt, Verbalizer};
-use crate::task::batch::collate;
+use crate::task::batch::{batch_seed, collate};
 use crate::task::classification::{
     cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits_after,
     predictions, HostParam, Pooling, TrainableParts,
@@ -63,6 +63,10 @@ pub struct TrainConfig {
     pub bucket_factor: usize,
     /// Batch size for evaluation and prediction.
     pub eval_batch_size: usize,
+    /// Train with the model's own dropout (HF `hidden_dropout_prob`: BERT-family encoders; the
+    /// decoders here have none), as transformers does in training mode; `false` trains on the
+    /// deterministic forward pass.
+    pub dropout: bool,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +87,7 @@ impl Default for TrainConfig {
             seed: 42,
             bucket_factor: 4,
             eval_batch_size: 32,
+            dropout: true,
         }
     }
 }
@@ -170,7 +175,7 @@ pub fn evaluate(
     let mut scores = vec![Vec::new(); prompts.len()];
     for idx in length_sorted_batches(&lengths, batch_size) {
         let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
-        let logits = batch_logits(task, &parts, &refs, shared.as_ref())?;
+        let logits = batch_logits(task, &parts, &refs, shared.as_ref(), None)?;
         let (p, s) = predictions(logits);
         for ((i, p), s) in idx.into_iter().zip(p).zip(s) {
             preds[i] = p;
@@ -208,14 +213,15 @@ fn shared_prefix(
 }
 
 /// Label logits `[prompts, labels]` for prompts that all start with `shared` (their rest is
-/// padded on the right after it), or for whole prompts.
+/// padded on the right after it), or for whole prompts; `dropout`: training-mode dropout seed.
 fn batch_logits(
     task: &ClassificationTask,
     parts: &TrainableParts,
     prompts: &[&EncodedPrompt],
     shared: Option<&SharedPrefix>,
+    dropout: Option<u64>,
 ) -> Result<burn::tensor::Tensor<2>> {
-    let batch = match shared {
+    let mut batch = match shared {
         Some(s) => {
             let rests: Vec<EncodedPrompt> = prompts.iter().map(|p| s.rest(p)).collect();
             let refs: Vec<&EncodedPrompt> = rests.iter().collect();
@@ -223,6 +229,7 @@ fn batch_logits(
         }
         None => collate(prompts, None, task.pad_id, task.padding)?,
     };
+    batch.dropout = dropout;
     label_logits_after(
         task.backbone,
         task.verbalizer,
@@ -359,6 +366,8 @@ pub struct ClassificationObjective<'a> {
     pub dev: Option<Labelled<'a>>,
     /// Batch size for dev scoring.
     pub eval_batch_size: usize,
+    /// Train with the model's dropout.
+    pub dropout: bool,
 }
 
 impl Objective for ClassificationObjective<'_> {
@@ -371,7 +380,8 @@ impl Objective for ClassificationObjective<'_> {
         let gold: Vec<usize> = idx.iter().map(|&i| self.train.labels[i]).collect();
         // recomputed per batch: the prefix states carry this step's gradient
         let shared = shared_prefix(self.task, parts, &refs)?;
-        let logits = batch_logits(self.task, parts, &refs, shared.as_ref())?;
+        let seed = self.dropout.then(|| batch_seed(idx));
+        let logits = batch_logits(self.task, parts, &refs, shared.as_ref(), seed)?;
         Ok(cross_entropy(logits, &gold))
     }
 
@@ -415,6 +425,7 @@ pub fn train(
         train,
         dev,
         eval_batch_size: cfg.eval_batch_size,
+        dropout: cfg.dropout,
     };
     fit(&objective, init, cfg, out, resume, device)
 }
