@@ -483,12 +483,7 @@ impl NluPredictor {
                 let qa = c.qa.unwrap_or_default();
                 let encoder = QaEncoder::new(&self.model.tokenizer, c.max_len, qa.doc_stride)?;
                 let questions = read_questions(spec)?;
-                let windows = questions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, q)| encoder.encode_example(i, q))
-                    .collect::<Result<Vec<_>>>()?
-                    .concat();
+                let windows = encoder.encode_examples(&questions)?;
                 let e = evaluate_qa(
                     backbone,
                     &self.parts,
