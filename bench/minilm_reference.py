@@ -27,10 +27,11 @@ Usage (python with torch, transformers, peft 0.21.2, seqeval):
   nice -n 5 python bench/minilm_reference.py --model /root/models/all-minilm-l6-v2 \
       --data /work/shared/data --out bench/results/minilm_reference.json \
       [--tasks sst2,ner,qa] [--settings prefix,head,full] [--smoke]
-      [--train-limit N] [--eval-limit N] [--epochs N]
+      [--train-limit N] [--eval-limit N] [--epochs N] [--seed N]
 --smoke: 32 train / 32 eval examples, 1 epoch, to check that everything runs. The limits override the
 table's counts; the QA figures in the README come from `--tasks qa --train-limit 1000 --eval-limit 300`,
-the split of examples/squad-minilm-ptv2.toml.
+the split of examples/squad-minilm-ptv2.toml. --seed (default 42) seeds torch, the head init and
+the shuffling; a run with another seed is stored as `task/setting/seedN`.
 """
 import argparse, collections, json, math, os, platform, random, re, resource, string, subprocess, sys, time
 
@@ -126,7 +127,8 @@ def run_one(args, task, setting):
     from peft import PrefixTuningConfig, TaskType, get_peft_model
 
     torch.set_num_threads(2)
-    random.seed(SEED); np.random.seed(SEED); torch.manual_seed(SEED)
+    seed = args.seed
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     t_wall = time.time()
     n_train = 32 if args.smoke else args.train_limit
     n_eval = 32 if args.smoke else args.eval_limit
@@ -236,7 +238,7 @@ def run_one(args, task, setting):
     opt = torch.optim.AdamW(params, lr=LR[(task, setting)], weight_decay=0.0)
     steps_per_epoch = math.ceil(len(train_f) / BATCH)
     sched = get_linear_schedule_with_warmup(opt, 0, steps_per_epoch * epochs)
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(seed)
     step_times, losses = [], []
     model.train()
     t_train = time.time()
@@ -321,7 +323,7 @@ def run_one(args, task, setting):
         res.update(exact_match=100 * em / len(eval_q), f1=100 * f1 / len(eval_q))
     eval_s = time.time() - t_eval
 
-    info.update(task=task, setting=setting, metrics=res, lr=LR[(task, setting)], epochs=epochs, batch_size=BATCH,
+    info.update(task=task, setting=setting, seed=seed, metrics=res, lr=LR[(task, setting)], epochs=epochs, batch_size=BATCH,
                 optimizer_steps=len(step_times), mean_s_per_step=sum(step_times) / len(step_times),
                 train_s=train_s, epoch_mean_loss=losses, eval_s=eval_s, eval_examples_per_s=info["n_eval"] / eval_s,
                 eval_forward_s=eval_forward_s, eval_forward_examples_per_s=info["n_eval"] / eval_forward_s,
@@ -341,6 +343,7 @@ def main():
     ap.add_argument("--train-limit", type=int, help="training examples / questions (default: the task's)")
     ap.add_argument("--eval-limit", type=int, help="evaluation examples / questions (default: the task's)")
     ap.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: task:setting, run in this process
     args = ap.parse_args()
 
@@ -364,17 +367,18 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--data", args.data,
                    "--out", part, "--one", f"{task}:{setting}"] + (["--smoke"] if args.smoke else [])
             for flag, value in [("--train-limit", args.train_limit), ("--eval-limit", args.eval_limit),
-                                ("--epochs", args.epochs)]:
+                                ("--epochs", args.epochs), ("--seed", args.seed)]:
                 if value:
                     cmd += [flag, str(value)]
-            print(f"== {task}/{setting}", flush=True)
+            key = f"{task}/{setting}" + (f"/seed{args.seed}" if args.seed != SEED else "")
+            print(f"== {key}", flush=True)
             if subprocess.run(cmd).returncode != 0:
-                print(f"!! {task}/{setting} failed", flush=True)
+                print(f"!! {key} failed", flush=True)
                 continue
             with open(part) as f:
-                results[f"{task}/{setting}"] = json.load(f)
+                results[key] = json.load(f)
             os.remove(part)
-            r = results[f"{task}/{setting}"]
+            r = results[key]
             print(f"   {r['metrics']} trainable {r['trainable_params']} {r['mean_s_per_step']:.3f} s/step "
                   f"{r['peak_rss_mib']:.0f} MiB {r['eval_examples_per_s']:.1f} ex/s", flush=True)
             doc = {"description": "HF transformers + PEFT CPU reference for MiniLM (see bench/minilm_reference.py)",

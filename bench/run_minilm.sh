@@ -6,8 +6,9 @@
 #
 #   MODELS_DIR=DIR DATA_DIR=DIR bash bench/run_minilm.sh [RUN ...]
 #
-# RUN names (default: all): sst2-ptv2 sst2-head sst2-bitfit sst2-full conll-ptv2 conll-full
-# squad-ptv2. Needs DIR/all-minilm-l6-v2 (bash scripts/fetch-models.sh) and DATA_DIR with
+# RUN names (default: all but squad-full): sst2-ptv2 sst2-head sst2-bitfit sst2-full conll-ptv2
+# conll-full squad-ptv2 squad-full; RUN:SEED runs it with train.seed=SEED and stores it as
+# RUN-seedSEED. Needs DIR/all-minilm-l6-v2 (bash scripts/fetch-models.sh) and DATA_DIR with
 # sst2-glue/, conll2003/ and squad-v1.1-dev/ (../shared/data on the project machines).
 # Each run's results.json is merged into bench/results/minilm.json.
 set -euo pipefail
@@ -24,7 +25,10 @@ model=(--set "model=$models_dir/all-minilm-l6-v2")
 sst2=("${model[@]}" --set "data.train.path=$data/sst2-glue/train_full.tsv" --set "data.dev.path=$data/sst2-glue/dev.tsv")
 conll=("${model[@]}" --set "data.train.path=$data/conll2003/train.txt" --set "data.dev.path=$data/conll2003/test.txt")
 squad=("${model[@]}" --set "data.train.path=$data/squad-v1.1-dev/dev-v1.1.json" --set "data.dev.path=$data/squad-v1.1-dev/dev-v1.1.json")
-for run in "${runs[@]}"; do
+for spec in "${runs[@]}"; do
+  run=${spec%%:*}
+  seed_args=()
+  if [ "$spec" != "$run" ]; then seed_args=(--set "train.seed=${spec#*:}"); fi
   case "$run" in
     sst2-ptv2) args=(--config "$root/examples/sst2-minilm-ptv2.toml" "${sst2[@]}") ;;
     sst2-head) args=(--config "$root/examples/sst2-minilm-ptv2.toml" "${sst2[@]}" --set method.kind=none) ;;
@@ -36,6 +40,8 @@ for run in "${runs[@]}"; do
     squad-full) args=(--config "$root/examples/squad-minilm-ptv2.toml" "${squad[@]}" --set method.kind=full --set train.lr=5e-5) ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
+  args+=("${seed_args[@]}")
+  if [ "$spec" != "$run" ]; then run="$run-seed${spec#*:}"; fi
   echo "== $run ($(cat /proc/loadavg))" >&2
   "$bin" train "${args[@]}" --set "output_dir=$work/$run" > "$work/$run.json"
   python3 - "$out" "$run" "$work/$run.json" "$(cat /proc/loadavg)" "${args[*]}" <<'PY'

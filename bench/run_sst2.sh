@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Prompt Tuning on SST-2 with SmolLM2-135M: promptune and HF PEFT side by side, in one run.
+# Prompt Tuning (or P-Tuning / Prefix-Tuning) on SST-2 with SmolLM2-135M: promptune and HF PEFT
+# side by side, in one run.
 #
-#   MODELS_DIR=DIR SST2_DIR=DIR PYTHON=/path/to/python bash bench/run_sst2.sh [--out FILE]
+#   MODELS_DIR=DIR SST2_DIR=DIR PYTHON=/path/to/python bash bench/run_sst2.sh \
+#       [--method prompt_tuning|p_tuning|prefix_mlp] [--out FILE]
+#
+# --method p_tuning: examples/sst2-smollm2-ptuning.toml (MLP prompt encoder, lr 1e-2) against PEFT
+# P_TUNING; prefix_mlp: examples/sst2-smollm2-prefix.toml with the MLP reparametrisation (hidden
+# 512, N(0, 1) start, lr 5e-5) against PEFT PREFIX_TUNING with prefix_projection. Both skip the
+# zero-shot scoring (the template is the prompt-tuning one) and write
+# bench/results/sst2_METHOD.json.
 #
 # Setup (examples/sst2-smollm2.toml; tests/reference/peft_sst2.py does the same in PEFT):
 # template "Review: {text_a}\nSentiment:{mask}" read at the next token, verbalizer
@@ -17,11 +25,13 @@
 # dev), and writes bench/results/sst2.json with the figures and the ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/results/sst2.json"
+out=""
+method=prompt_tuning
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --method) method=$2; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +39,17 @@ models_dir=${MODELS_DIR:?set MODELS_DIR to the folder from scripts/fetch-models.
 sst2=${SST2_DIR:?set SST2_DIR to a folder with GLUE SST-2 train_full.tsv and dev.tsv}
 python=${PYTHON:?set PYTHON to a python with torch, transformers, peft and gguf}
 gguf="$models_dir/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+case "$method" in
+  prompt_tuning) config=sst2-smollm2.toml; ours=(); peft_args=(); out=${out:-$root/bench/results/sst2.json} ;;
+  p_tuning) config=sst2-smollm2-ptuning.toml; ours=(); peft_args=(--method p_tuning --lr 1e-2 --skip-zero-shot) ;;
+  prefix_mlp)
+    config=sst2-smollm2-prefix.toml
+    ours=(--set method.prefix_projection=true --set method.encoder_hidden_size=512
+          --set 'method.init={ kind = "random" }' --set train.lr=5e-5)
+    peft_args=(--method prefix_tuning --prefix-projection --encoder-hidden-size 512 --lr 5e-5 --skip-zero-shot) ;;
+  *) echo "unknown method $method (prompt_tuning, p_tuning or prefix_mlp)" >&2; exit 2 ;;
+esac
+out=${out:-$root/bench/results/sst2_$method.json}
 for f in "$gguf" "$sst2/train_full.tsv" "$sst2/dev.tsv"; do
   [ -f "$f" ] || { echo "missing $f" >&2; exit 2; }
 done
@@ -41,27 +62,36 @@ sets=(--set "model=$gguf" --set "data.train.path=$sst2/train_full.tsv"
       --set "data.dev.path=$sst2/dev.tsv" --set "output_dir=$work/run")
 load_before=$(cat /proc/loadavg)
 
-echo "== promptune zero-shot" >&2
-"$bin" zero-shot --config "$root/examples/sst2-smollm2.toml" "${sets[@]}" > "$work/zero.json"
-echo "== promptune train" >&2
-"$bin" train --config "$root/examples/sst2-smollm2.toml" "${sets[@]}" > "$work/train.json"
-echo "== PEFT" >&2
-"$python" "$root/tests/reference/peft_sst2.py" "$models_dir" "$sst2" "$work/peft.json" > /dev/null
+if [ "$method" = prompt_tuning ]; then
+  echo "== promptune zero-shot" >&2
+  "$bin" zero-shot --config "$root/examples/$config" "${sets[@]}" > "$work/zero.json"
+fi
+echo "== promptune train ($method)" >&2
+"$bin" train --config "$root/examples/$config" "${sets[@]}" "${ours[@]}" > "$work/train.json"
+echo "== PEFT ($method)" >&2
+"$python" "$root/tests/reference/peft_sst2.py" "$models_dir" "$sst2" "$work/peft.json" --threads 2 "${peft_args[@]}" > /dev/null
 load_after=$(cat /proc/loadavg)
 
-"$python" - "$work" "$out" "$load_before" "$load_after" <<'PY'
+"$python" - "$work" "$out" "$load_before" "$load_after" "$method" "$config ${ours[*]}" "${peft_args[*]}" <<'PY'
 import json, os, platform, sys
-work, out, before, after = sys.argv[1:5]
+work, out, before, after, method, ours_args, peft_args = sys.argv[1:8]
 read = lambda name: json.load(open(os.path.join(work, name)))
-zero, ours, peft = read("zero.json"), read("run/results.json"), read("peft.json")
+ours, peft = read("run/results.json"), read("peft.json")
+if method == "prompt_tuning":
+    zero = read("zero.json")
+else:  # not scored: the same template's zero-shot figures are in sst2.json
+    zero = {"accuracy": None, "examples_per_second": None}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 result = {
-    "setup": "SmolLM2-135M-Instruct Q4_1 GGUF, SST-2, 20 soft tokens (text init), lr 3e-2, 1,000 train rows, 1 epoch, batch 16, dev 872",
+    "setup": "SmolLM2-135M-Instruct Q4_1 GGUF, SST-2, 1,000 train rows, 1 epoch, batch 16, dev 872; "
+             + ("20 soft tokens (text init), lr 3e-2" if method == "prompt_tuning"
+                else f"promptune: {ours_args}; PEFT: tests/reference/peft_sst2.py {peft_args}"),
+    "method": method,
     "machine": {"cpu": cpu, "cores": os.cpu_count(), "loadavg_before": before, "loadavg_after": after},
     "promptune": {
         "zero_shot_dev_accuracy": zero["accuracy"],
         "zero_shot_examples_per_second": zero["examples_per_second"],
-        "prompt_tuning_dev_accuracy": ours["final_dev_accuracy"],
+        f"{method}_dev_accuracy": ours["final_dev_accuracy"],
         "seconds_per_step": ours["seconds_per_step"],
         "steps": ours["steps"],
         "dev_examples_per_second": ours["dev_examples_per_second"],
@@ -71,26 +101,31 @@ result = {
     "peft": peft,
 }
 p = result["promptune"]
+peft_trained = peft.get("trained_dev_accuracy", peft.get("prompt_tuning_dev_accuracy"))
+ratio = lambda a, b: a / b if a is not None and b else None
+points = lambda a, b: 100 * (a - b) if a is not None and b is not None else None
 result["ratio_promptune_over_peft"] = {
     "seconds_per_step": p["seconds_per_step"] / peft["seconds_per_step"],
     "peak_rss": p["peak_rss_mib"] / peft["peak_rss_mib"],
     "dev_examples_per_second": p["dev_examples_per_second"] / peft["dev_examples_per_second"],
-    "zero_shot_examples_per_second": p["zero_shot_examples_per_second"] / peft["zero_shot_examples_per_second"],
+    "zero_shot_examples_per_second": ratio(p["zero_shot_examples_per_second"], peft["zero_shot_examples_per_second"]),
 }
 result["accuracy_points_promptune_minus_peft"] = {
-    "zero_shot": 100 * (p["zero_shot_dev_accuracy"] - peft["zero_shot_dev_accuracy"]),
-    "prompt_tuning": 100 * (p["prompt_tuning_dev_accuracy"] - peft["prompt_tuning_dev_accuracy"]),
+    "zero_shot": points(p["zero_shot_dev_accuracy"], peft["zero_shot_dev_accuracy"]),
+    method: points(p[f"{method}_dev_accuracy"], peft_trained),
 }
 os.makedirs(os.path.dirname(out), exist_ok=True)
 json.dump(result, open(out, "w"), indent=2)
-rows = [("zero-shot dev accuracy", p["zero_shot_dev_accuracy"] * 100, peft["zero_shot_dev_accuracy"] * 100),
-        ("prompt-tuning dev accuracy", p["prompt_tuning_dev_accuracy"] * 100, peft["prompt_tuning_dev_accuracy"] * 100),
+pct = lambda x: None if x is None else 100 * x
+rows = [("zero-shot dev accuracy", pct(p["zero_shot_dev_accuracy"]), pct(peft["zero_shot_dev_accuracy"])),
+        (f"{method} dev accuracy", pct(p[f"{method}_dev_accuracy"]), pct(peft_trained)),
         ("train s/step", p["seconds_per_step"], peft["seconds_per_step"]),
         ("peak RSS MiB", p["peak_rss_mib"], peft["peak_rss_mib"]),
         ("dev scoring ex/s (trained)", p["dev_examples_per_second"], peft["dev_examples_per_second"]),
         ("dev scoring ex/s (zero-shot)", p["zero_shot_examples_per_second"], peft["zero_shot_examples_per_second"])]
 print(f"{'':30} {'promptune':>10} {'PEFT':>10} {'ratio':>7}")
 for name, a, b in rows:
-    print(f"{name:30} {a:10.2f} {b:10.2f} {a / b:7.2f}")
+    if a is not None and b:
+        print(f"{name:30} {a:10.2f} {b:10.2f} {a / b:7.2f}")
 print(f"written to {out}")
 PY

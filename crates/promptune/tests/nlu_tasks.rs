@@ -364,7 +364,7 @@ fn padding_and_truncation_saved_in_tokenizer_json_are_dropped() {
     );
 }
 
-/// Training-mode dropout (BERT's `hidden_dropout_prob`) is drawn from the seed a forward pass
+/// Training-mode dropout (BERT's `hidden_dropout_prob` and `attention_probs_dropout_prob`) is drawn from the seed a forward pass
 /// gives: the same seed, the same output; no seed, the deterministic evaluation pass.
 #[test]
 fn dropout_follows_its_seed_and_stays_out_of_evaluation() {
@@ -374,6 +374,7 @@ fn dropout_follows_its_seed_and_stays_out_of_evaluation() {
     let model =
         promptune::model::Model::load_path(&dir.path().join("model"), &Device::flex()).unwrap();
     assert!((model.backbone.config().hidden_dropout - 0.1).abs() < 1e-6);
+    assert!((model.backbone.config().attention_dropout - 0.1).abs() < 1e-6);
     let tokens = TokenBatch::pad(&[vec![2, 5, 11, 3]], 0, PaddingSide::Right).unwrap();
     let run = |seed: Option<u64>| {
         let mut input = ForwardInput::new(tokens.clone());

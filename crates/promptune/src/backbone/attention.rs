@@ -2,10 +2,10 @@
 //! rotary position embeddings.
 
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{module, Bool, Device, Tensor, TensorData};
+use burn::tensor::{activation, module, Bool, Device, Tensor, TensorData};
 
 use super::config::RopeConfig;
-use super::layers::float_tensor;
+use super::layers::{dropout, float_tensor};
 
 /// Attention over `q: [B, H, T, D]` and `k, v: [B, KV, S, D]` with the mask repeated for the
 /// query group by [`group_mask`], `[B, 1, (H / KV) * T, S]` (true = may not attend; with
@@ -36,6 +36,37 @@ pub fn attend(
     // materialising the score tensor); under autodiff burn decomposes it into differentiable
     // ops. A query that may attend to nothing (padding) gets a zero output.
     module::attention(q, k, v, Some(mask.clone()), None, options)
+        .reshape([b, h, t, d])
+        .swap_dims(1, 2)
+        .reshape([b, t, h * d])
+}
+
+/// [`attend`] in training mode with dropout on the attention probabilities (HF's
+/// `attention_probs_dropout_prob`): each probability is zeroed with probability `p` and the others
+/// scaled by `1 / (1 - p)`, the mask drawn from `seed`. The probabilities are materialised
+/// (`[B, KV, (H / KV) * T, S]`), so this is only for training passes that ask for dropout; with
+/// `p = 0` it computes what [`attend`] does, a query that may attend to nothing included (zero
+/// output).
+pub fn attend_with_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: &Tensor<4, Bool>,
+    scale: f64,
+    p: f32,
+    seed: u64,
+) -> Tensor<3> {
+    let [b, h, t, d] = q.dims();
+    let [_, kv, s, _] = k.dims();
+    let rep = h / kv;
+    let q = q.reshape([b, kv, rep * t, d]);
+    let mask = mask.clone().expand([b, kv, rep * t, s]);
+    // a large negative instead of -inf: a fully masked row softmaxes to uniform, not NaN, and is
+    // then zeroed like the rest of the masked entries
+    let scores = (q.matmul(k.swap_dims(2, 3)) * scale).mask_fill(mask.clone(), -1.0e30);
+    let probs = activation::softmax(scores, 3).mask_fill(mask, 0.0);
+    dropout(probs, p, seed)
+        .matmul(v)
         .reshape([b, h, t, d])
         .swap_dims(1, 2)
         .reshape([b, t, h * d])
@@ -167,5 +198,100 @@ impl Rope {
         let x2 = x.clone().narrow(3, d / 2, d / 2);
         let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
         x * cos.clone() + rotated * sin.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::layers::to_vec;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        float_tensor(
+            (0..n).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            shape,
+            device,
+        )
+    }
+
+    /// Two sequences with four keys (a prefix of one included) and three queries; the second
+    /// has one padded key and a query that may see nothing at all.
+    fn case(
+        heads: usize,
+        kv: usize,
+        d: &Device,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>) {
+        // [2, 1, 3 queries, 4 keys]: key 3 of sequence 2 is padding, its query 1 sees nothing
+        let mut rows = vec![false; 24];
+        for q in 0..3 {
+            rows[12 + 4 * q + 3] = true;
+        }
+        rows[16..20].iter_mut().for_each(|m| *m = true);
+        let mask = Tensor::from_data(TensorData::new(rows, [2, 1, 3, 4]), d);
+        let mask = group_mask(mask, heads / kv);
+        (
+            random([2, heads, 3, 8], 1, d),
+            random([2, kv, 4, 8], 2, d),
+            random([2, kv, 4, 8], 3, d),
+            mask,
+        )
+    }
+
+    #[test]
+    fn explicit_probabilities_without_dropout_match_the_fused_attention() {
+        let d = Device::flex();
+        for (heads, kv) in [(4, 4), (4, 2)] {
+            let (q, k, v, mask) = case(heads, kv, &d);
+            let fused = to_vec(attend(q.clone(), k.clone(), v.clone(), &mask, 0.35, None));
+            let explicit = to_vec(attend_with_dropout(q, k, v, &mask, 0.35, 0.0, 9));
+            assert_eq!(fused.len(), explicit.len());
+            let worst = fused
+                .iter()
+                .zip(&explicit)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "heads {heads}/{kv}: max diff {worst}");
+            // the query of sequence 2 that sees no key gets a zero output, as in the fused path
+            let row = &explicit[(3 + 1) * heads * 8..(3 + 2) * heads * 8];
+            assert!(row.iter().all(|x| *x == 0.0));
+        }
+    }
+
+    #[test]
+    fn probability_dropout_follows_its_seed_and_keeps_the_expectation() {
+        let d = Device::flex();
+        let (q, k, _, mask) = case(4, 4, &d);
+        // values of ones: without dropout every visible query outputs exactly 1; with dropout
+        // it outputs the kept probabilities' sum, scaled by 1/(1-p): 1 on average
+        let v = Tensor::<4>::ones([2, 4, 4, 8], &d);
+        let run = |seed| {
+            to_vec(attend_with_dropout(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                &mask,
+                0.35,
+                0.5,
+                seed,
+            ))
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+        let visible: Vec<f32> = (0..400u64)
+            .flat_map(|seed| {
+                let out = run(seed);
+                // sequence 1's queries (all see four keys)
+                out[..3 * 4 * 8].to_vec()
+            })
+            .collect();
+        let mean = visible.iter().sum::<f32>() / visible.len() as f32;
+        assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+        assert!(
+            visible.iter().any(|x| (x - 1.0).abs() > 0.1),
+            "dropout changed nothing"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::tensor::{activation, Device, Tensor};
 
-use super::attention::{attend, build_mask, split_heads, MaskSpec};
+use super::attention::{attend, attend_with_dropout, build_mask, split_heads, MaskSpec};
 use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
 use super::layers::{activate, dropout, embed, float_tensor, int_tensor, layer_norm, Linear};
@@ -346,14 +346,13 @@ impl Encoder {
             &self.embed_norm.bias,
             cfg.norm_eps,
         );
-        // training-mode dropout, as HF applies it: after the embeddings and after each
-        // attention-output and feed-forward-output projection
+        // training-mode dropout, as HF applies it: after the embeddings, on the attention
+        // probabilities, and after each attention-output and feed-forward-output projection
+        let site_seed = |seed: u64, site: u64| seed.wrapping_mul(0x9e37_79b9).wrapping_add(site);
         let drop = |x: Tensor<3>, site: u64| match input.dropout {
-            Some(seed) if cfg.hidden_dropout > 0.0 => dropout(
-                x,
-                cfg.hidden_dropout,
-                seed.wrapping_mul(0x9e37_79b9).wrapping_add(site),
-            ),
+            Some(seed) if cfg.hidden_dropout > 0.0 => {
+                dropout(x, cfg.hidden_dropout, site_seed(seed, site))
+            }
             _ => x,
         };
         x = drop(x, 0);
@@ -381,7 +380,11 @@ impl Encoder {
             }
             let prefix = input.prefixes.as_ref().map(|p| &p[i]);
             let sites = (2 * i as u64 + 1, 2 * i as u64 + 2);
-            x = self.layer_forward(layer, x, &mask, prefix, |y, k| {
+            let attention_dropout = match input.dropout {
+                Some(seed) if cfg.attention_dropout > 0.0 => Some(site_seed(seed, 1000 + i as u64)),
+                _ => None,
+            };
+            x = self.layer_forward(layer, x, &mask, prefix, attention_dropout, |y, k| {
                 drop(y, if k == 0 { sites.0 } else { sites.1 })
             });
         }
@@ -403,6 +406,7 @@ impl Encoder {
         x: Tensor<3>,
         mask: &Tensor<4, burn::tensor::Bool>,
         prefix: Option<&LayerPrefix>,
+        attention_dropout: Option<u64>,
         drop: impl Fn(Tensor<3>, usize) -> Tensor<3>,
     ) -> Tensor<3> {
         let cfg = &self.config;
@@ -417,7 +421,13 @@ impl Encoder {
             k = Tensor::cat(vec![prepare::expand_batch(p.key.clone(), b), k], 2);
             v = Tensor::cat(vec![prepare::expand_batch(p.value.clone(), b), v], 2);
         }
-        let attn = attend(q, k, v, mask, cfg.attention_scale, None);
+        let attn = match attention_dropout {
+            Some(seed) => {
+                let p = cfg.attention_dropout;
+                attend_with_dropout(q, k, v, mask, cfg.attention_scale, p, seed)
+            }
+            None => attend(q, k, v, mask, cfg.attention_scale, None),
+        };
         let a = layer_norm(
             x + drop(layer.attn_out.forward(attn), 0),
             &layer.attn_norm.weight,

@@ -109,6 +109,9 @@ pub struct BackboneConfig {
     /// Dropout on hidden states while training (HF `hidden_dropout_prob`; encoders only, 0
     /// elsewhere): applied when a forward pass asks for it ([`super::ForwardInput::dropout`]).
     pub hidden_dropout: f32,
+    /// Dropout on attention probabilities while training (HF `attention_probs_dropout_prob`;
+    /// encoders only, 0 elsewhere), under the same switch as `hidden_dropout`.
+    pub attention_dropout: f32,
 }
 
 impl BackboneConfig {
@@ -153,6 +156,14 @@ impl BackboneConfig {
                 "{} heads x {} head_dim != hidden {}",
                 self.num_heads, self.head_dim, self.hidden_size
             ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout),
+            ("attention_probs_dropout_prob", self.attention_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{name} must be in [0, 1), got {p}"));
+            }
         }
         Ok(())
     }

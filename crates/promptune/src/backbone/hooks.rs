@@ -176,8 +176,8 @@ pub struct ForwardInput {
     pub output_hidden_states: bool,
     /// LM logits to compute.
     pub logits: LogitsRequest,
-    /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout > 0`;
-    /// `None`: the deterministic forward pass used for evaluation).
+    /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout` or
+    /// `attention_dropout` > 0; `None`: the deterministic forward pass used for evaluation).
     pub dropout: Option<u64>,
 }
 

@@ -141,6 +141,7 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         hidden_act: if gemma { "gelu_pytorch_tanh" } else { "silu" }.into(),
         attention_bias: file.tensor_info("blk.0.attn_q.bias").is_some(),
         hidden_dropout: 0.0,
+        attention_dropout: 0.0,
     };
     config.validate()?;
     Ok(config)

@@ -269,6 +269,11 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         } else {
             0.0
         },
+        attention_dropout: if encoder {
+            j.f64_or("attention_probs_dropout_prob", 0.1)? as f32
+        } else {
+            0.0
+        },
     };
     config.validate()?;
     Ok(config)

@@ -63,9 +63,9 @@ pub struct TrainConfig {
     pub bucket_factor: usize,
     /// Batch size for evaluation and prediction.
     pub eval_batch_size: usize,
-    /// Train with the model's own dropout (HF `hidden_dropout_prob`: BERT-family encoders; the
-    /// decoders here have none), as transformers does in training mode; `false` trains on the
-    /// deterministic forward pass.
+    /// Train with the model's own dropout (HF `hidden_dropout_prob` and
+    /// `attention_probs_dropout_prob`: BERT-family encoders; the decoders here have none), as
+    /// transformers does in training mode; `false` trains on the deterministic forward pass.
     pub dropout: bool,
 }
 
