@@ -8,7 +8,8 @@
 #
 # RUN names (default: all but squad-full): sst2-ptv2 sst2-head sst2-bitfit sst2-full conll-ptv2
 # conll-full squad-ptv2 squad-full; RUN:SEED runs it with train.seed=SEED and stores it as
-# RUN-seedSEED. Needs DIR/all-minilm-l6-v2 (bash scripts/fetch-models.sh) and DATA_DIR with
+# RUN-seedSEED. SETS="key=value ..." adds those --set overrides to every run, and TAG=name stores
+# the runs as RUN-name. Needs DIR/all-minilm-l6-v2 (bash scripts/fetch-models.sh) and DATA_DIR with
 # sst2-glue/, conll2003/ and squad-v1.1-dev/ (../shared/data on the project machines).
 # Each run's results.json is merged into bench/results/minilm.json.
 set -euo pipefail
@@ -41,7 +42,9 @@ for spec in "${runs[@]}"; do
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
   args+=("${seed_args[@]}")
+  for kv in ${SETS:-}; do args+=(--set "$kv"); done
   if [ "$spec" != "$run" ]; then run="$run-seed${spec#*:}"; fi
+  if [ -n "${TAG:-}" ]; then run="$run-$TAG"; fi
   echo "== $run ($(cat /proc/loadavg))" >&2
   "$bin" train "${args[@]}" --set "output_dir=$work/$run" > "$work/$run.json"
   python3 - "$out" "$run" "$work/$run.json" "$(cat /proc/loadavg)" "${args[*]}" <<'PY'

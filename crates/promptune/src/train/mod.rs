@@ -1,7 +1,8 @@
-//! Training support: the trainer, learning-rate schedules, atomic checkpoints, evaluation
+//! Training support: the trainer, learning-rate schedules, global-norm gradient clipping, atomic checkpoints, evaluation
 //! metrics, the JSONL metrics log and its plots.
 
 pub mod atomic;
+pub mod clip;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;

@@ -1,4 +1,4 @@
-//! The training loop: AdamW with warm-up and decay, gradient clipping and accumulation,
+//! The training loop: AdamW with warm-up and decay, global-norm gradient clipping and accumulation,
 //! length-bucketed batches, periodic evaluation with early stopping and a kept best state,
 //! atomic checkpoints that an interrupted run resumes from, a progress bar, a JSONL log and
 //! a curve plot.
@@ -9,13 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::atomic::write_atomic;
+use super::clip::{clip_global_norm, global_norm};
 use super::metrics::{accuracy, macro_f1, MetricsLog};
 use super::schedule::{learning_rate, Decay};
 use crate::backbone::{Backbone, PaddingSide};
@@ -49,7 +49,8 @@ pub struct TrainConfig {
     pub warmup_steps: usize,
     /// Decay after the warm-up.
     pub decay: Decay,
-    /// Clip each trainable tensor's gradient to this L2 norm (`None` = no clipping).
+    /// Clip the gradients to this global L2 norm, all trainable tensors together, as torch's
+    /// `clip_grad_norm_` (`None` = no clipping).
     pub max_grad_norm: Option<f32>,
     /// Evaluate on the dev set every N optimizer steps (0 = at the end of each epoch only).
     pub eval_every: usize,
@@ -455,13 +456,11 @@ pub fn fit(
         .unwrap_or(usize::MAX)
         .min(steps_per_epoch * cfg.epochs.max(1));
 
-    let mut optim_cfg = AdamWConfig::new()
+    // clipping is global (torch's clip_grad_norm_), done before the step: see train::clip
+    let mut optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
-        .with_epsilon(1e-8);
-    if let Some(norm) = cfg.max_grad_norm {
-        optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
-    }
-    let mut optim = optim_cfg.init();
+        .with_epsilon(1e-8)
+        .init();
     let metrics_path = out.join("metrics.jsonl");
 
     let (mut state, mut parts, mut best, mut log) = match (resume, load_checkpoint(out)?) {
@@ -556,7 +555,12 @@ pub fn fit(
                 continue;
             }
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
-            parts = optim.step(lr, parts, accumulator.grads());
+            let mut grads = accumulator.grads();
+            let grad_norm = match cfg.max_grad_norm {
+                Some(max) => clip_global_norm(&parts, &mut grads, max),
+                None => global_norm(&parts, &grads),
+            };
+            parts = optim.step(lr, parts, grads);
             state.step += 1;
             train_seconds += step_started.elapsed().as_secs_f64();
             let mean_loss = loss_sum / pending as f64;
@@ -565,7 +569,7 @@ pub fn fit(
             let rate = examples as f64 / train_seconds.max(1e-9);
             bar.set_position(state.step as u64);
             bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
-            log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "lr": lr, "examples_per_second": rate }))?;
+            log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": lr, "examples_per_second": rate }))?;
 
             let eval_now = has_dev
                 && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0)
