@@ -3,13 +3,16 @@
 # side by side, in one run.
 #
 #   MODELS_DIR=DIR SST2_DIR=DIR PYTHON=/path/to/python bash bench/run_sst2.sh \
-#       [--method prompt_tuning|p_tuning|prefix_mlp] [--out FILE]
+#       [--method prompt_tuning|p_tuning|prefix|prefix_random|prefix_mlp] [--out FILE]
 #
 # --method p_tuning: examples/sst2-smollm2-ptuning.toml (MLP prompt encoder, lr 1e-2) against PEFT
-# P_TUNING; prefix_mlp: examples/sst2-smollm2-prefix.toml with the MLP reparametrisation (hidden
-# 512, N(0, 1) start, lr 5e-5) against PEFT PREFIX_TUNING with prefix_projection. Both skip the
-# zero-shot scoring (the template is the prompt-tuning one) and write
-# bench/results/sst2_METHOD.json.
+# P_TUNING; prefix: examples/sst2-smollm2-prefix.toml (direct prefix from the word activations
+# of a task description, lr 1e-2) against PEFT PREFIX_TUNING started from the same values (our
+# start, trained 0 steps and exported with export-peft, loaded by peft_sst2.py --init-from; both
+# sides score it before training); prefix_random: the same from PEFT's N(0, 1) start on both
+# sides; prefix_mlp: the MLP reparametrisation (hidden 512, N(0, 1) start, lr 5e-5) against PEFT
+# with prefix_projection. These skip the zero-shot scoring (the template is the prompt-tuning
+# one) and write bench/results/sst2_METHOD.json.
 #
 # Setup (examples/sst2-smollm2.toml; tests/reference/peft_sst2.py does the same in PEFT):
 # template "Review: {text_a}\nSentiment:{mask}" read at the next token, verbalizer
@@ -39,15 +42,21 @@ models_dir=${MODELS_DIR:?set MODELS_DIR to the folder from scripts/fetch-models.
 sst2=${SST2_DIR:?set SST2_DIR to a folder with GLUE SST-2 train_full.tsv and dev.tsv}
 python=${PYTHON:?set PYTHON to a python with torch, transformers, peft and gguf}
 gguf="$models_dir/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 case "$method" in
   prompt_tuning) config=sst2-smollm2.toml; ours=(); peft_args=(); out=${out:-$root/bench/results/sst2.json} ;;
   p_tuning) config=sst2-smollm2-ptuning.toml; ours=(); peft_args=(--method p_tuning --lr 1e-2 --skip-zero-shot) ;;
+  prefix) config=sst2-smollm2-prefix.toml; ours=()
+    peft_args=(--method prefix_tuning --lr 1e-2 --skip-zero-shot --dev-before --init-from "$work/start-peft") ;;
+  prefix_random) config=sst2-smollm2-prefix.toml; ours=(--set 'method.init={ kind = "random" }')
+    peft_args=(--method prefix_tuning --lr 1e-2 --skip-zero-shot --dev-before) ;;
   prefix_mlp)
     config=sst2-smollm2-prefix.toml
     ours=(--set method.prefix_projection=true --set method.encoder_hidden_size=512
           --set 'method.init={ kind = "random" }' --set train.lr=5e-5)
     peft_args=(--method prefix_tuning --prefix-projection --encoder-hidden-size 512 --lr 5e-5 --skip-zero-shot) ;;
-  *) echo "unknown method $method (prompt_tuning, p_tuning or prefix_mlp)" >&2; exit 2 ;;
+  *) echo "unknown method $method (prompt_tuning, p_tuning, prefix, prefix_random or prefix_mlp)" >&2; exit 2 ;;
 esac
 out=${out:-$root/bench/results/sst2_$method.json}
 for f in "$gguf" "$sst2/train_full.tsv" "$sst2/dev.tsv"; do
@@ -56,12 +65,16 @@ done
 
 cargo build --release -q -p promptune-cli --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/promptune"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 sets=(--set "model=$gguf" --set "data.train.path=$sst2/train_full.tsv"
       --set "data.dev.path=$sst2/dev.tsv" --set "output_dir=$work/run")
 load_before=$(cat /proc/loadavg)
 
+if [ "$method" = prefix ]; then
+  echo "== promptune: the starting prefix, exported for PEFT" >&2
+  "$bin" train --config "$root/examples/$config" "${sets[@]}" --set train.max_steps=0 \
+      --set data.dev.limit=1 --set "output_dir=$work/start" > /dev/null
+  "$bin" export-peft --adapter "$work/start/adapter" --out "$work/start-peft" >&2
+fi
 if [ "$method" = prompt_tuning ]; then
   echo "== promptune zero-shot" >&2
   "$bin" zero-shot --config "$root/examples/$config" "${sets[@]}" > "$work/zero.json"
@@ -91,6 +104,7 @@ result = {
     "promptune": {
         "zero_shot_dev_accuracy": zero["accuracy"],
         "zero_shot_examples_per_second": zero["examples_per_second"],
+        "dev_accuracy_before_training": ours.get("initial_dev_accuracy"),
         f"{method}_dev_accuracy": ours["final_dev_accuracy"],
         "seconds_per_step": ours["seconds_per_step"],
         "steps": ours["steps"],
@@ -123,6 +137,9 @@ rows = [("zero-shot dev accuracy", pct(p["zero_shot_dev_accuracy"]), pct(peft["z
         ("peak RSS MiB", p["peak_rss_mib"], peft["peak_rss_mib"]),
         ("dev scoring ex/s (trained)", p["dev_examples_per_second"], peft["dev_examples_per_second"]),
         ("dev scoring ex/s (zero-shot)", p["zero_shot_examples_per_second"], peft["zero_shot_examples_per_second"])]
+if method != "prompt_tuning":
+    rows.insert(0, ("dev accuracy before training", pct(p["dev_accuracy_before_training"]),
+                    pct(peft.get("dev_accuracy_before_training"))))
 print(f"{'':30} {'promptune':>10} {'PEFT':>10} {'ratio':>7}")
 for name, a, b in rows:
     if a is not None and b:

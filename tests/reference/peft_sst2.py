@@ -10,7 +10,9 @@ batch 16, left padding. Reports zero-shot and trained dev accuracy, train step t
 and dev scoring throughput.
 
 --method picks the PEFT method (the default, prompt_tuning, is the run above, output unchanged):
-  prefix_tuning  PrefixTuningConfig, 20 virtual tokens, PEFT's random N(0,1) init; with
+  prefix_tuning  PrefixTuningConfig, 20 virtual tokens, PEFT's random N(0,1) init, or with
+                 --init-from DIR the prompt_embeddings of a PEFT adapter folder (promptune's start
+                 from word activations: bench/run_sst2.sh --method prefix); with
                  --prefix-projection the MLP reparameterisation (--encoder-hidden-size, default 512)
   p_tuning       PromptEncoderConfig, 20 virtual tokens, MLP encoder, --encoder-hidden-size
                  (default: the model hidden size, 576)
@@ -29,6 +31,7 @@ import json
 import os
 import random
 import resource
+import sys
 import time
 
 import torch
@@ -49,6 +52,8 @@ ap.add_argument("--limit", type=int, default=1000, help="training rows (first N 
 ap.add_argument("--dev-limit", type=int, default=None, help="dev rows (default: all 872; for smoke tests)")
 ap.add_argument("--threads", type=int, default=os.cpu_count())
 ap.add_argument("--skip-zero-shot", action="store_true")
+ap.add_argument("--init-from", help="prefix_tuning without projection: start from the prompt_embeddings of this PEFT "
+                                    "adapter folder (e.g. promptune's word-activation start, trained 0 steps and exported)")
 ap.add_argument("--dev-before", action="store_true", help="also score the untrained PEFT model on dev")
 args = ap.parse_args()
 models, sst2, out_path = args.models, args.sst2, args.out
@@ -114,6 +119,13 @@ else:
                               encoder_reparameterization_type=PromptEncoderReparameterizationType.MLP,
                               encoder_hidden_size=args.encoder_hidden_size or model.config.hidden_size)
 pm = get_peft_model(model, cfg)
+if args.init_from:
+    if args.method != "prefix_tuning" or args.prefix_projection:
+        sys.exit("--init-from needs --method prefix_tuning without --prefix-projection")
+    from safetensors.torch import load_file
+    start = load_file(os.path.join(args.init_from, "adapter_model.safetensors"))["prompt_embeddings"]
+    with torch.no_grad():
+        pm.prompt_encoder["default"].embedding.weight.copy_(start)
 trainable = sum(p.numel() for p in pm.parameters() if p.requires_grad)
 before_acc, before_rate = evaluate(pm) if args.dev_before else (None, None)
 opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=args.lr)
@@ -145,7 +157,7 @@ if args.method != "prompt_tuning":
             "num_transformer_submodules", "prefix_projection", "encoder_hidden_size",
             "encoder_reparameterization_type", "encoder_num_layers", "encoder_dropout")
     shown = {k: getattr(v, "value", v) for k, v in cfg.to_dict().items() if k in keys}
-    result = {"method": args.method, "lr": args.lr, "train_rows": len(train), "dev_rows": len(dev),
+    result = {"method": args.method, "lr": args.lr, "init_from": args.init_from, "train_rows": len(train), "dev_rows": len(dev),
               "trainable_parameters": trainable, "peft_config": shown,
               "dev_accuracy_before_training": before_acc, "dev_examples_per_second_before_training": before_rate,
               "trained_dev_accuracy": trained_acc, **result}

@@ -60,7 +60,10 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Seed for initialisation and batch order.
     pub seed: u64,
-    /// Length bucketing: sort within groups of `bucket_factor` batches (1 = plain shuffle).
+    /// Length bucketing: sort within groups of `bucket_factor` batches. 1 (the default) is a
+    /// plain shuffle, as HF's Trainer. Larger factors pad less, but batches of similar length
+    /// change what a loss averaged over tokens weighs: P-Tuning v2 on CoNLL NER lost 3 entity-F1
+    /// points with 4 (58.2 against 61.1, same seed).
     pub bucket_factor: usize,
     /// Batch size for evaluation and prediction.
     pub eval_batch_size: usize,
@@ -86,7 +89,7 @@ impl Default for TrainConfig {
             early_stopping_patience: None,
             checkpoint_every: 0,
             seed: 42,
-            bucket_factor: 4,
+            bucket_factor: 1,
             eval_batch_size: 32,
             dropout: true,
         }
