@@ -2,11 +2,58 @@
 //! PEFT's examples) does it: the L2 norm is taken over the gradients of all trainable tensors
 //! together, and when it exceeds the limit every gradient is scaled by `max / (norm + 1e-6)`.
 //! burn's own clipping works tensor by tensor, which changes the balance between a head's large
-//! early gradients and a prompt's small ones.
+//! early gradients and a prompt's small ones; it stays available ([`ClipMode::PerTensor`]).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// How `max_grad_norm` is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipMode {
+    /// Each trainable tensor's gradient on its own (burn's clipping). The default: P-Tuning's
+    /// MLP encoder on SmolLM2 SST-2 at lr 1e-2 trains to 81.5% with it and collapses to one
+    /// class with global clipping or none (two seeds each).
+    #[default]
+    PerTensor,
+    /// All gradients together by their global norm, as torch's `clip_grad_norm_` (HF, PEFT).
+    Global,
+}
+
+/// Clips each parameter's gradient of `module` to the norm `max_norm` on its own; returns
+/// the global norm before clipping.
+pub fn clip_per_tensor<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f64 {
+    let norm = global_norm(module, grads);
+    let mut visitor = ClipEach {
+        grads,
+        max_norm: max_norm as f64,
+    };
+    module.visit(&mut visitor);
+    norm
+}
+
+/// Scales each gradient it visits down to `max_norm` when its own norm is larger.
+struct ClipEach<'a> {
+    grads: &'a mut GradientsParams,
+    max_norm: f64,
+}
+
+impl ModuleVisitor for ClipEach<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let norm =
+                (crate::backbone::layers::to_vec(g.clone().powi_scalar(2).sum())[0] as f64).sqrt();
+            let g = if norm > self.max_norm {
+                g * (self.max_norm / (norm + 1e-6)) as f32
+            } else {
+                g
+            };
+            self.grads.register(param.id, g);
+        }
+    }
+}
 
 /// Sums the squared gradient values of every parameter it visits.
 struct SquaredNorm<'a> {
@@ -97,6 +144,17 @@ mod tests {
         assert!(
             (a[0] - 0.6).abs() < 1e-5 && a[1] == 0.0 && (b[0] - 0.8).abs() < 1e-5,
             "{a:?} {b:?}"
+        );
+        // per tensor: a's gradient (norm 3) is cut to 1, b's (4) to 1
+        let loss2 =
+            (two.a.val() * float_tensor(vec![3.0, 0.0], [1, 2], &d)).sum() + two.b.val() * 4.0;
+        let mut each = GradientsParams::from_grads(loss2.sum().backward(), &two);
+        assert!((clip_per_tensor(&two, &mut each, 1.0) - 5.0).abs() < 1e-6);
+        let a2 = to_vec(each.get::<2>(two.a.id).unwrap());
+        let b2 = to_vec(each.get::<1>(two.b.id).unwrap());
+        assert!(
+            (a2[0] - 1.0).abs() < 1e-5 && (b2[0] - 1.0).abs() < 1e-5,
+            "{a2:?} {b2:?}"
         );
         // under the limit nothing changes
         let before = to_vec(grads.get::<2>(two.a.id).unwrap());

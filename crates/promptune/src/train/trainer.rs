@@ -1,4 +1,4 @@
-//! The training loop: AdamW with warm-up and decay, global-norm gradient clipping and accumulation,
+//! The training loop: AdamW with warm-up and decay, gradient clipping and accumulation,
 //! length-bucketed batches, periodic evaluation with early stopping and a kept best state,
 //! atomic checkpoints that an interrupted run resumes from, a progress bar, a JSONL log and
 //! a curve plot.
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::atomic::write_atomic;
-use super::clip::{clip_global_norm, global_norm};
+use super::clip::{clip_global_norm, clip_per_tensor, global_norm, ClipMode};
 use super::metrics::{accuracy, macro_f1, MetricsLog};
 use super::schedule::{learning_rate, Decay};
 use crate::backbone::{Backbone, PaddingSide};
@@ -49,9 +49,11 @@ pub struct TrainConfig {
     pub warmup_steps: usize,
     /// Decay after the warm-up.
     pub decay: Decay,
-    /// Clip the gradients to this global L2 norm, all trainable tensors together, as torch's
-    /// `clip_grad_norm_` (`None` = no clipping).
+    /// Clip the gradients to this L2 norm (`None` = no clipping), as `clip` says.
     pub max_grad_norm: Option<f32>,
+    /// Per tensor (default) or by the global norm (torch's `clip_grad_norm_`): see
+    /// [`super::clip::ClipMode`].
+    pub clip: ClipMode,
     /// Evaluate on the dev set every N optimizer steps (0 = at the end of each epoch only).
     pub eval_every: usize,
     /// Stop after this many evaluations without improvement (`None` = never).
@@ -85,6 +87,7 @@ impl Default for TrainConfig {
             warmup_steps: 0,
             decay: Decay::Linear,
             max_grad_norm: Some(1.0),
+            clip: ClipMode::default(),
             eval_every: 0,
             early_stopping_patience: None,
             checkpoint_every: 0,
@@ -560,7 +563,10 @@ pub fn fit(
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
             let mut grads = accumulator.grads();
             let grad_norm = match cfg.max_grad_norm {
-                Some(max) => clip_global_norm(&parts, &mut grads, max),
+                Some(max) if cfg.clip == ClipMode::Global => {
+                    clip_global_norm(&parts, &mut grads, max)
+                }
+                Some(max) => clip_per_tensor(&parts, &mut grads, max),
                 None => global_norm(&parts, &grads),
             };
             parts = optim.step(lr, parts, grads);
