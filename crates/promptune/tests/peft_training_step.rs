@@ -3,10 +3,12 @@
 //! head agree with PEFT's (fixture from `tests/reference/make_prefix_step_fixture.py`; the
 //! tiny BERT in eval mode, since dropout draws differ between the two).
 
+mod common;
 #[path = "common/tiny_bert.rs"]
 mod tiny_bert;
 
 use burn::tensor::{Device, Tensor};
+use common::{fixture, max_abs_diff, read_cases, CaseTensor};
 use promptune::backbone::layers::to_vec;
 use promptune::backbone::{PaddingSide, TokenBatch};
 use promptune::method::prefix_tuning::EMBEDDING;
@@ -14,29 +16,19 @@ use promptune::model::Model;
 use promptune::task::classification::{TrainableParts, TAG_HEAD_BIAS, TAG_HEAD_WEIGHT};
 use promptune::task::nlu::hidden_states;
 use promptune::task::tagging::masked_cross_entropy;
-use safetensors::{Dtype, SafeTensors};
-
-fn fixture_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert")
-}
 
 /// A tensor of the fixture as `f32` values (`i64` ones converted) with its shape.
-fn read(file: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = file.tensor(name).unwrap();
-    let values = match t.dtype() {
-        Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        Dtype::I64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
-            .collect(),
-        other => panic!("unexpected dtype {other:?} for {name}"),
+fn read(
+    cases: &std::collections::HashMap<String, CaseTensor>,
+    name: &str,
+) -> (Vec<usize>, Vec<f32>) {
+    let t = &cases[name];
+    let values = if t.i64.is_empty() {
+        t.f32.clone()
+    } else {
+        t.i64.iter().map(|&v| v as f32).collect()
     };
-    (t.shape().to_vec(), values)
+    (t.shape.clone(), values)
 }
 
 /// `[rows, cols]` row-major to `[cols, rows]`.
@@ -49,11 +41,7 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 fn assert_close(name: &str, ours: &[f32], theirs: &[f32], tol: f32) {
     assert_eq!(ours.len(), theirs.len(), "{name}: lengths differ");
     let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = max_abs_diff(ours, theirs, |_| true);
     assert!(scale > 0.0, "{name}: the reference is all zeros");
     eprintln!("{name}: max |diff| {worst:.2e} (largest value {scale:.3e})");
     assert!(
@@ -64,8 +52,7 @@ fn assert_close(name: &str, ours: &[f32], theirs: &[f32], tol: f32) {
 
 #[test]
 fn prefix_tagging_step_matches_peft() {
-    let bytes = std::fs::read(fixture_dir().join("prefix_tagging_step.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let file = read_cases(&fixture("tiny-bert/prefix_tagging_step.safetensors"));
     let dir = tempfile::tempdir().unwrap();
     tiny_bert::tiny_bert_with_tokenizer(&dir.path().join("model"));
     let model = Model::load_path(&dir.path().join("model"), &Device::flex()).unwrap();

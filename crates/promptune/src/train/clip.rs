@@ -1,10 +1,13 @@
-//! Gradient clipping by the global norm, as torch's `clip_grad_norm_` (and so HF's Trainer and
-//! PEFT's examples) does it: the L2 norm is taken over the gradients of all trainable tensors
-//! together, and when it exceeds the limit every gradient is scaled by `max / (norm + 1e-6)`.
-//! burn's own clipping works tensor by tensor, which changes the balance between a head's large
-//! early gradients and a prompt's small ones; it stays available ([`ClipMode::PerTensor`]).
+//! Gradient clipping, per tensor or by the global norm. The global mode is torch's
+//! `clip_grad_norm_` (and so HF's Trainer and PEFT's examples): the L2 norm is taken over the
+//! gradients of all trainable tensors together, and when it exceeds the limit every gradient is
+//! scaled by `max / (norm + 1e-6)`. Per tensor (as burn's own clipping) each gradient is scaled
+//! by its own norm, which changes the balance between a head's large early gradients and a
+//! prompt's small ones.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -22,95 +25,99 @@ pub enum ClipMode {
     Global,
 }
 
-/// Clips each parameter's gradient of `module` to the norm `max_norm` on its own; returns
-/// the global norm before clipping.
-pub fn clip_per_tensor<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f64 {
-    let norm = global_norm(module, grads);
-    let mut visitor = ClipEach {
-        grads,
-        max_norm: max_norm as f64,
+/// Clips `grads` to `max_norm` (no clipping for `None`) as `mode` says; returns the global norm
+/// before clipping. Each gradient's norm is computed once.
+pub fn clip<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: Option<f32>,
+    mode: ClipMode,
+) -> f64 {
+    let squares = squared_norms(module, grads);
+    let norm = squares.values().sum::<f64>().sqrt();
+    let Some(max) = max_norm.map(f64::from) else {
+        return norm;
     };
-    module.visit(&mut visitor);
+    let factors: HashMap<ParamId, f32> = match mode {
+        ClipMode::Global if max / (norm + 1e-6) < 1.0 => {
+            let factor = (max / (norm + 1e-6)) as f32;
+            squares.keys().map(|&id| (id, factor)).collect()
+        }
+        ClipMode::Global => HashMap::new(),
+        ClipMode::PerTensor => squares
+            .iter()
+            .map(|(&id, &sq)| (id, sq.sqrt()))
+            .filter(|&(_, n)| n > max)
+            .map(|(id, n)| (id, (max / (n + 1e-6)) as f32))
+            .collect(),
+    };
+    if !factors.is_empty() {
+        module.visit(&mut Scale { grads, factors });
+    }
     norm
-}
-
-/// Scales each gradient it visits down to `max_norm` when its own norm is larger.
-struct ClipEach<'a> {
-    grads: &'a mut GradientsParams,
-    max_norm: f64,
-}
-
-impl ModuleVisitor for ClipEach<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            let norm =
-                (crate::backbone::layers::to_vec(g.clone().powi_scalar(2).sum())[0] as f64).sqrt();
-            let g = if norm > self.max_norm {
-                g * (self.max_norm / (norm + 1e-6)) as f32
-            } else {
-                g
-            };
-            self.grads.register(param.id, g);
-        }
-    }
-}
-
-/// Sums the squared gradient values of every parameter it visits.
-struct SquaredNorm<'a> {
-    grads: &'a GradientsParams,
-    sum: f64,
-}
-
-impl ModuleVisitor for SquaredNorm<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.get::<D>(param.id) {
-            let s = g.powi_scalar(2).sum();
-            self.sum += crate::backbone::layers::to_vec(s)[0] as f64;
-        }
-    }
-}
-
-/// Multiplies the gradient of every parameter it visits by `factor`.
-struct Scale<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f32,
-}
-
-impl ModuleVisitor for Scale<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register(param.id, g * self.factor);
-        }
-    }
 }
 
 /// The global L2 norm of the gradients of `module`'s parameters.
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
-    let mut visitor = SquaredNorm { grads, sum: 0.0 };
-    module.visit(&mut visitor);
-    visitor.sum.sqrt()
+    squared_norms(module, grads).values().sum::<f64>().sqrt()
 }
 
 /// Clips `grads` to the global norm `max_norm` (torch's `clip_grad_norm_`); returns the norm
 /// before clipping.
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f64 {
-    let norm = global_norm(module, grads);
-    let factor = max_norm as f64 / (norm + 1e-6);
-    if factor < 1.0 {
-        let mut visitor = Scale {
-            grads,
-            factor: factor as f32,
-        };
-        module.visit(&mut visitor);
+    clip(module, grads, Some(max_norm), ClipMode::Global)
+}
+
+/// Clips each parameter's gradient of `module` to the norm `max_norm` on its own; returns
+/// the global norm before clipping.
+pub fn clip_per_tensor<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f64 {
+    clip(module, grads, Some(max_norm), ClipMode::PerTensor)
+}
+
+/// The sum of squared gradient values of each parameter of `module` that has a gradient.
+fn squared_norms<M: Module>(module: &M, grads: &GradientsParams) -> HashMap<ParamId, f64> {
+    let mut visitor = SquaredNorms {
+        grads,
+        squares: HashMap::new(),
+    };
+    module.visit(&mut visitor);
+    visitor.squares
+}
+
+struct SquaredNorms<'a> {
+    grads: &'a GradientsParams,
+    squares: HashMap<ParamId, f64>,
+}
+
+impl ModuleVisitor for SquaredNorms<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let s = crate::backbone::layers::to_vec(g.powi_scalar(2).sum())[0] as f64;
+            self.squares.insert(param.id, s);
+        }
     }
-    norm
+}
+
+/// Multiplies the gradient of each listed parameter by its factor.
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factors: HashMap<ParamId, f32>,
+}
+
+impl ModuleVisitor for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(&factor) = self.factors.get(&param.id) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g * factor);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backbone::layers::{float_tensor, to_vec};
-    use burn::module::ParamId;
     use burn::tensor::Device;
 
     #[derive(Module, Debug)]

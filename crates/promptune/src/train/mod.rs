@@ -1,5 +1,5 @@
-//! Training support: the trainer, learning-rate schedules, global-norm gradient clipping, atomic checkpoints, evaluation
-//! metrics, the JSONL metrics log and its plots.
+//! Training support: the trainer, learning-rate schedules, gradient clipping, atomic
+//! checkpoints, evaluation metrics, the JSONL metrics log and its plots.
 
 pub mod atomic;
 pub mod clip;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::atomic::write_atomic;
-use super::clip::{clip_global_norm, clip_per_tensor, global_norm, ClipMode};
+use super::clip::{clip, ClipMode};
 use super::metrics::{accuracy, macro_f1, MetricsLog};
 use super::schedule::{learning_rate, Decay};
 use crate::backbone::{Backbone, PaddingSide};
@@ -462,7 +462,7 @@ pub fn fit(
         .unwrap_or(usize::MAX)
         .min(steps_per_epoch * cfg.epochs.max(1));
 
-    // clipping is global (torch's clip_grad_norm_), done before the step: see train::clip
+    // clipping is done before the step, per tensor or globally: see train::clip
     let mut optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .with_epsilon(1e-8)
@@ -562,13 +562,7 @@ pub fn fit(
             }
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
             let mut grads = accumulator.grads();
-            let grad_norm = match cfg.max_grad_norm {
-                Some(max) if cfg.clip == ClipMode::Global => {
-                    clip_global_norm(&parts, &mut grads, max)
-                }
-                Some(max) => clip_per_tensor(&parts, &mut grads, max),
-                None => global_norm(&parts, &grads),
-            };
+            let grad_norm = clip(&parts, &mut grads, cfg.max_grad_norm, cfg.clip);
             parts = optim.step(lr, parts, grads);
             state.step += 1;
             train_seconds += step_started.elapsed().as_secs_f64();
