@@ -302,10 +302,10 @@ fn superglue_reads_the_three_tasks() {
     );
     assert_eq!(
         boolq[1].fields["question"],
-        "is house tax and property tax are same"
+        "is a tomato a fruit or a vegetable"
     );
     assert_eq!(boolq[1].fields["text_b"], boolq[1].fields["question"]);
-    assert!(boolq[1].fields["passage"].starts_with("Property tax -- Property tax or 'house tax'"));
+    assert!(boolq[1].fields["passage"].starts_with("Tomato -- A tomato or 'love apple'"));
     assert_eq!(boolq[1].fields["text_a"], boolq[1].fields["passage"]);
 
     let rte = read_rte(fixture("rte_val_head.jsonl")).unwrap();
@@ -315,22 +315,19 @@ fn superglue_reads_the_three_tasks() {
     );
     assert_eq!(
         rte[0].fields["hypothesis"],
-        "Christopher Reeve had an accident."
+        "Karl Berg was a famous singer."
     );
-    assert_eq!(
-        rte[0].fields["text_b"],
-        "Christopher Reeve had an accident."
-    );
+    assert_eq!(rte[0].fields["text_b"], "Karl Berg was a famous singer.");
     assert_eq!(SuperGlueTask::Rte.labels()[1], "not_entailment");
     let train = read_superglue(fixture("rte_train_head.jsonl"), SuperGlueTask::Rte).unwrap();
-    assert_eq!(train[0].fields["text_b"], "JFK airport is in New York.");
+    assert_eq!(train[0].fields["text_b"], "The bridge was built last year.");
 
     let cb = read_cb(fixture("cb_val_head.jsonl")).unwrap();
     assert_eq!(
         cb.iter().map(|e| e.label).collect::<Vec<_>>(),
         [Some(1), Some(2), Some(0)]
     );
-    assert_eq!(cb[0].fields["text_b"], "Valence was helping");
+    assert_eq!(cb[0].fields["text_b"], "Marta was lying");
     assert_eq!(
         cb.iter()
             .map(|e| SuperGlueTask::Cb.labels()[e.label.unwrap()])

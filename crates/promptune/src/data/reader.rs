@@ -491,16 +491,16 @@ mod tests {
         assert_eq!(examples.len(), 8);
         assert_eq!(
             examples[0].fields["text_a"],
-            "it 's a charming and often affecting journey ."
+            "a warm and quietly funny story about two old friends ."
         );
         assert_eq!(examples[0].label, Some(1));
         assert_eq!(
             examples[1].fields["text_a"],
-            "unflinchingly bleak and desperate"
+            "dull , shapeless and far too long"
         );
         assert_eq!(examples[1].label, Some(0));
         // PTB-style quotes are plain text
-        assert!(examples[7].fields["text_a"].starts_with("the subtle strength of `` elling ''"));
+        assert!(examples[7].fields["text_a"].starts_with("the quiet charm of `` harbour lights ''"));
     }
 
     #[test]
@@ -514,7 +514,10 @@ mod tests {
         assert!(examples
             .iter()
             .all(|e| e.label.is_some() && e.fields.len() == 2));
-        assert_eq!(examples[0].fields["text_b"], "JFK airport is in New York.");
+        assert_eq!(
+            examples[0].fields["text_b"],
+            "The bridge was built last year."
+        );
         assert_eq!(examples[0].label, Some(1));
     }
 
