@@ -8,6 +8,8 @@
 static GLOBAL: promptune::runtime::Allocator = promptune::runtime::Allocator;
 
 mod commands;
+mod plot;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! `promptune train` end to end through the binary: an uninterrupted run, and a run killed
-//! (SIGKILL) after a checkpoint then resumed with `--resume`, end with the same prompt.
+//! (SIGKILL) after a checkpoint then resumed with `--resume`, end with the same prompt; the
+//! finished run has its curves plotted.
 
 #[path = "../../promptune/tests/common/tiny.rs"]
 mod tiny;
@@ -73,6 +74,9 @@ fn killed_run_resumes_to_the_same_prompt() {
 
     let status = train(dir, "full", false).status().unwrap();
     assert!(status.success(), "uninterrupted run failed");
+    // the command line plots the training curves the library logged
+    let svg = std::fs::read_to_string(dir.join("full/curves.svg")).expect("curves.svg written");
+    assert!(svg.contains("<svg") && svg.contains("loss"), "{svg}");
 
     let mut child = train(dir, "killed", false).spawn().unwrap();
     let latest = dir.join("killed/checkpoint/latest");

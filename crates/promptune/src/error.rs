@@ -12,33 +12,58 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
     /// A file exists but its content is not what its format requires.
     #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A required file is absent.
     #[error("missing file {path}: {hint}")]
-    MissingFile { path: PathBuf, hint: String },
+    MissingFile {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// What the file is and how to get it.
+        hint: String,
+    },
     /// The checkpoint names an architecture we do not implement.
     #[error("unknown architecture `{0}` (supported: bert, roberta, llama, gemma3)")]
     UnknownArchitecture(String),
     /// A config entry is missing or has the wrong type.
     #[error("config {path}: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong in it.
+        message: String,
+    },
     /// A tensor is missing from a checkpoint.
     #[error("tensor `{name}` not found in {path}")]
-    MissingTensor { name: String, path: PathBuf },
+    MissingTensor {
+        /// The tensor's name.
+        name: String,
+        /// The checkpoint.
+        path: PathBuf,
+    },
     /// A tensor, input or hook has a shape that does not fit the model.
     #[error("shape mismatch: {0}")]
     Shape(String),
     /// A GGUF tensor uses a quantization we do not decode.
     #[error("unsupported quantization type {name} (id {id}) for tensor `{tensor}`")]
     UnsupportedQuant {
+        /// GGML name of the type.
         name: String,
+        /// GGML type id.
         id: u32,
+        /// The tensor stored in it.
         tensor: String,
     },
     /// Tokenizer trouble (loading, vocabulary mismatch, encoding).
@@ -50,8 +75,11 @@ pub enum Error {
     /// A template does not parse.
     #[error("template: {}", crate::prompt::template::render_error(template, *column, message))]
     Template {
+        /// The template's source.
         template: String,
+        /// 0-based column of the problem.
         column: usize,
+        /// What is wrong.
         message: String,
     },
     /// The model could not be fetched from the hub.
@@ -60,10 +88,22 @@ pub enum Error {
     /// A data file (examples, metrics log) has a bad line, a missing column or an unknown label.
     #[error("{path}{}: {message}", line_suffix(.line))]
     Data {
+        /// The data file.
         path: PathBuf,
+        /// 1-based line, when known.
         line: Option<usize>,
+        /// What is wrong.
         message: String,
     },
+    /// Writing an adapter, checkpoint or report failed to serialise (not the caller's input).
+    #[error("serialisation failed: {0}")]
+    Serialize(String),
+    /// A step that cannot fail on valid input did (a bug: please report it).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Optimiser state could not be saved or restored.
+    #[error("optimiser state: {0}")]
+    Optimizer(String),
 }
 
 /// `:<line>` when the 1-based line number is known.

@@ -4,6 +4,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::backbone::layers::to_vec;
 use crate::backbone::{ForwardInput, KvCache, LogitPositions, LogitsRequest, TokenBatch};
+use crate::method::AdapterHooks;
 use crate::model::Model;
 use crate::{Error, Result};
 
@@ -13,9 +14,19 @@ pub enum Sampling {
     /// Always the most likely token.
     Greedy,
     /// Sample among the `k` most likely tokens.
-    TopK { k: usize, temperature: f32 },
+    TopK {
+        /// Candidates kept.
+        k: usize,
+        /// Softmax temperature.
+        temperature: f32,
+    },
     /// Sample from the smallest set of tokens whose probability reaches `p` (nucleus).
-    TopP { p: f32, temperature: f32 },
+    TopP {
+        /// Probability mass kept.
+        p: f32,
+        /// Softmax temperature.
+        temperature: f32,
+    },
 }
 
 /// Generation settings.
@@ -108,34 +119,61 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut StdRng) -> u32 {
 
 /// Continues `prompt_ids`; returns only the new tokens.
 pub fn generate_ids(model: &Model, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Vec<u32>> {
+    generate_ids_with(model, &AdapterHooks::default(), prompt_ids, &[], opts)
+}
+
+/// Continues `prompt_ids` under an adapter's hooks: its soft tokens replace the prompt's ids
+/// at `soft_positions`, its prefixes stand in front of every layer (kept in the KV cache after
+/// the first step, with positions continuing after them). Returns only the new tokens.
+pub fn generate_ids_with(
+    model: &Model,
+    hooks: &AdapterHooks,
+    prompt_ids: &[u32],
+    soft_positions: &[usize],
+    opts: &GenerateOptions,
+) -> Result<Vec<u32>> {
     validate(opts)?;
     if prompt_ids.is_empty() {
         return Err(Error::InvalidInput(
             "empty prompt: nothing to continue".into(),
         ));
     }
-    if !model.backbone.config().family.is_causal() {
+    let info = model.backbone.info();
+    if !info.causal {
         return Err(Error::InvalidInput(format!(
             "{} is an encoder; generation needs a decoder",
-            model.backbone.config().family.name()
+            info.family
         )));
     }
     let eos = &model.backbone.config().eos_token_ids;
     let mut rng = StdRng::seed_from_u64(opts.seed);
-    let mut cache = KvCache::new(model.backbone.config().num_layers);
+    let mut cache = KvCache::new(info.num_layers);
     let mut out = Vec::new();
     let mut step: Vec<u32> = prompt_ids.to_vec();
     for _ in 0..opts.max_new_tokens {
-        if cache.len() + step.len() > model.backbone.config().max_positions {
+        let in_front = if cache.is_empty() {
+            hooks.prefix_len()
+        } else {
+            cache.len()
+        };
+        if in_front + step.len() > info.max_positions {
             break;
         }
-        let mut input = ForwardInput::new(TokenBatch::single(&step)?);
+        let tokens = TokenBatch::single(&step)?;
+        let mut input = ForwardInput::new(tokens.clone());
+        if cache.is_empty() {
+            let soft = [soft_positions.to_vec()];
+            hooks.apply(&info, &tokens, &soft, true, &mut input)?;
+        }
         input.logits = LogitsRequest {
             positions: LogitPositions::Last,
             rows: None,
         };
         let fwd = model.backbone.forward(&input, Some(&mut cache))?;
-        let logits = to_vec(fwd.logits.expect("requested"));
+        let logits = to_vec(
+            fwd.logits
+                .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
+        );
         let next = choose(&logits, &opts.sampling, &mut rng);
         if opts.stop_at_eos && eos.contains(&next) {
             break;
@@ -174,7 +212,7 @@ pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
     if text.trim().is_empty() {
         return Err(Error::InvalidInput("empty text: nothing to score".into()));
     }
-    if !model.backbone.config().family.is_causal() {
+    if !model.backbone.info().causal {
         return Err(Error::InvalidInput(
             "scoring needs a decoder (causal LM)".into(),
         ));
@@ -186,7 +224,9 @@ pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
         rows: None,
     };
     let fwd = model.backbone.forward(&input, None)?;
-    let logits = fwd.logits.expect("requested");
+    let logits = fwd
+        .logits
+        .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?;
     let vocab = logits.dims()[2];
     let logp = to_vec(burn::tensor::activation::log_softmax(logits, 2));
     Ok(ids

@@ -60,12 +60,11 @@ fn nlu_config(
 }
 
 fn prefix_method() -> MethodConfig {
-    MethodConfig {
-        kind: "prefix_tuning".into(),
+    MethodConfig::PrefixTuning(promptune::method::prefix_tuning::PrefixTuningConfig {
         num_virtual_tokens: 4,
         init: promptune::method::prompt_tuning::PromptInit::Random,
         ..Default::default()
-    }
+    })
 }
 
 #[test]
@@ -154,10 +153,7 @@ fn soft_input_methods_are_refused_for_plain_text_tasks() {
     tiny_bert::tiny_bert_with_tokenizer(&dir.path().join("model"));
     std::fs::write(dir.path().join("train.txt"), tiny_bert::conll(4, 0)).unwrap();
     let spec = DataSpec::new(dir.path().join("train.txt"));
-    let method = MethodConfig {
-        kind: "prompt_tuning".into(),
-        ..Default::default()
-    };
+    let method = MethodConfig::default();
     let config = nlu_config(
         dir.path(),
         TaskKind::TokenClassification,
@@ -177,10 +173,7 @@ fn soft_input_methods_are_refused_for_plain_text_tasks() {
 #[test]
 fn bitfit_starts_at_the_frozen_model_and_trains_only_biases() {
     let dir = tiny::sentiment_folder();
-    let method = MethodConfig {
-        kind: "bitfit".into(),
-        ..Default::default()
-    };
+    let method = MethodConfig::Bitfit(Default::default());
     let train = TrainConfig {
         lr: 0.05,
         batch_size: 8,
@@ -197,7 +190,7 @@ fn bitfit_starts_at_the_frozen_model_and_trains_only_biases() {
     assert!(!biases.is_empty());
     assert!(biases
         .iter()
-        .all(|(n, _, v)| is_bias(n) && v.iter().all(|&x| x == 0.0)));
+        .all(|t| is_bias(&t.name) && t.data.iter().all(|&x| x == 0.0)));
 
     let zero_shot = promptune::pipeline::zero_shot(
         model,
@@ -217,7 +210,7 @@ fn bitfit_starts_at_the_frozen_model_and_trains_only_biases() {
     assert_eq!(report.initial_dev_accuracy, zero_shot.accuracy);
     assert_eq!(
         report.trainable_parameters,
-        biases.iter().map(|b| b.2.len()).sum::<usize>()
+        biases.iter().map(|b| b.data.len()).sum::<usize>()
     );
     let loss = losses(&config.output_dir);
     assert!(loss.last().unwrap() < &loss[0], "loss {loss:?}");
@@ -226,12 +219,12 @@ fn bitfit_starts_at_the_frozen_model_and_trains_only_biases() {
     assert!(adapter
         .params
         .iter()
-        .all(|(n, _, _)| n.starts_with("backbone.") && is_bias(n)));
+        .all(|t| t.name.starts_with("backbone.") && is_bias(&t.name)));
     assert!(adapter
         .params
         .iter()
-        .any(|(_, _, v)| v.iter().any(|&x| x != 0.0)));
-    assert!(predictor.parts.backbone.is_some());
+        .any(|t| t.data.iter().any(|&x| x != 0.0)));
+    assert!(predictor.params.has_prefix("backbone."));
 }
 
 #[test]
@@ -240,10 +233,7 @@ fn full_fine_tuning_trains_every_weight_of_the_model() {
     tiny_bert::tiny_bert_with_tokenizer(&dir.path().join("model"));
     std::fs::write(dir.path().join("train.txt"), tiny_bert::conll(24, 0)).unwrap();
     std::fs::write(dir.path().join("dev.txt"), tiny_bert::conll(6, 100)).unwrap();
-    let method = MethodConfig {
-        kind: "full".into(),
-        ..Default::default()
-    };
+    let method = MethodConfig::Full(Default::default());
     let mut config = nlu_config(
         dir.path(),
         TaskKind::TokenClassification,
@@ -256,7 +246,7 @@ fn full_fine_tuning_trains_every_weight_of_the_model() {
     let device = Device::flex();
     let model = promptune::model::Model::load(&config.model, &device).unwrap();
     let all = initial_tensors(&model.backbone, Unfreeze::All);
-    let values: usize = all.iter().map(|t| t.2.len()).sum();
+    let values: usize = all.iter().map(|t| t.data.len()).sum();
     assert_eq!(values, model.backbone.num_parameters());
 
     let report = run_train_nlu(&config, false, &device).expect("train");
@@ -265,20 +255,21 @@ fn full_fine_tuning_trains_every_weight_of_the_model() {
     let trained = adapter
         .params
         .iter()
-        .find(|p| p.0 == "backbone.embeddings.word")
+        .find(|p| p.name == "backbone.embeddings.word")
         .unwrap();
     let start = all
         .iter()
-        .find(|p| p.0 == "backbone.embeddings.word")
+        .find(|p| p.name == "backbone.embeddings.word")
         .unwrap();
-    assert_ne!(trained.2, start.2, "the embeddings did not train");
+    assert_ne!(trained.data, start.data, "the embeddings did not train");
 }
 
 #[test]
 fn a_head_reads_the_pooler_the_first_token_or_the_mean() {
     use promptune::backbone::{ForwardInput, PaddingSide, TokenBatch};
+    use promptune::params::Trainables;
     use promptune::task::batch::PromptBatch;
-    use promptune::task::classification::{label_logits_after, ClassHead, Pooling, TrainableParts};
+    use promptune::task::classification::{label_logits_after, ClassHead, Pooling};
 
     let dir = tempfile::tempdir().unwrap();
     tiny_bert::tiny_bert_with_tokenizer(&dir.path().join("model"));
@@ -295,12 +286,9 @@ fn a_head_reads_the_pooler_the_first_token_or_the_mean() {
         labels: None,
         dropout: None,
     };
-    let parts = TrainableParts {
-        head: Some(ClassHead::init(32, 3, 7, &device)),
-        ..TrainableParts::empty()
-    };
-    let head = parts.head.as_ref().unwrap();
-    let (w, b) = (head.weight.val(), head.bias.val());
+    let parts = Trainables::from_host(&ClassHead::initial(32, 3, 7), &device).unwrap();
+    let head = ClassHead::from_params(&parts).unwrap().unwrap();
+    let (w, b) = (head.weight, head.bias);
     let hidden = model
         .backbone
         .forward(&ForwardInput::new(tokens), None)

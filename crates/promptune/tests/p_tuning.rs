@@ -17,9 +17,10 @@ use promptune::adapter::Adapter;
 use promptune::backbone::layers::to_vec;
 use promptune::backbone::{Backbone, ForwardInput, PaddingSide, TokenBatch};
 use promptune::checkpoint::load_backbone;
-use promptune::method::p_tuning::{self as ptn, initial_encoder, EncoderType};
+use promptune::method::p_tuning::{self as ptn, initial_encoder, EncoderType, PTuningConfig};
+use promptune::method::AdapterHooks;
+use promptune::params::{from_safetensors, HostTensor, Trainables};
 use promptune::pipeline::{run_train, MethodConfig, Predictor, TaskConfig};
-use promptune::task::classification::{host_params_from_safetensors, HostParam, TrainableParts};
 use promptune::train::trainer::TrainConfig;
 
 const N: usize = 3;
@@ -27,8 +28,8 @@ const N: usize = 3;
 /// A classification-like loss over two rows of the LM head at the last real token of two
 /// padded rows whose soft tokens (from the encoder of `named`) sit at the start of one row and
 /// around a real token in the other.
-fn loss(model: &Backbone, named: &[HostParam], device: &Device) -> (Tensor<1>, TrainableParts) {
-    let parts = TrainableParts::from_host(named, device).unwrap();
+fn loss(model: &Backbone, named: &[HostTensor], device: &Device) -> (Tensor<1>, Trainables) {
+    let parts = Trainables::from_host(named, device).unwrap();
     let tokens = TokenBatch::pad(
         &[vec![0, 0, 0, 7, 9, 11, 13], vec![0, 0, 5, 0, 8]],
         0,
@@ -36,12 +37,21 @@ fn loss(model: &Backbone, named: &[HostParam], device: &Device) -> (Tensor<1>, T
     )
     .unwrap();
     let mut input = ForwardInput::new(tokens);
-    input.soft = parts.soft_hook(vec![vec![0, 1, 2], vec![0, 1, 3]]);
+    let hooks = AdapterHooks::of(&parts, &model.info()).unwrap();
+    let soft = [vec![0, 1, 2], vec![0, 1, 3]];
+    hooks
+        .apply(&model.info(), &tokens_of(&input), &soft, true, &mut input)
+        .unwrap();
     assert!(input.soft.is_some());
     (common::two_label_loss(model, input), parts)
 }
 
-fn encoder_init(kind: EncoderType, hidden: usize) -> Vec<HostParam> {
+/// The token batch of `input`.
+fn tokens_of(input: &ForwardInput) -> TokenBatch {
+    input.tokens.clone().unwrap()
+}
+
+fn encoder_init(kind: EncoderType, hidden: usize) -> Vec<HostTensor> {
     let emb: Vec<f32> = (0..N * hidden)
         .map(|i| ((i * 37 % 101) as f32 / 101.0 - 0.5) * 0.8)
         .collect();
@@ -58,40 +68,35 @@ fn encoder_gradients_match_finite_differences() {
         let ad = device.clone().autodiff();
         let (l, parts) = loss(&model, &init, &ad);
         let grads = l.backward();
-        let net = parts.p_tuning.as_ref().expect("encoder");
+        let net = ptn::from_params(&parts).unwrap().expect("encoder");
         assert_eq!(net.encoder_type(), kind);
         assert_eq!(net.output().dims(), [N, hidden]);
         let mut analytic: Vec<(String, Vec<f32>)> = vec![(
             ptn::EMBEDDING.into(),
-            to_vec(
-                net.embedding
-                    .val()
-                    .grad(&grads)
-                    .expect("embedding gradient"),
-            ),
+            to_vec(net.embedding.grad(&grads).expect("embedding gradient")),
         )];
         for (i, layer) in net.mlp.iter().enumerate() {
             analytic.push((
                 ptn::mlp_name(i, "weight"),
-                to_vec(layer.weight.val().grad(&grads).expect("weight gradient")),
+                to_vec(layer.weight.grad(&grads).expect("weight gradient")),
             ));
             analytic.push((
                 ptn::mlp_name(i, "bias"),
-                to_vec(layer.bias.val().grad(&grads).expect("bias gradient")),
+                to_vec(layer.bias.grad(&grads).expect("bias gradient")),
             ));
         }
         for (k, d) in net.lstm.iter().enumerate() {
             analytic.push((
                 ptn::lstm_name(k, "w_ih"),
-                to_vec(d.w_ih.val().grad(&grads).expect("w_ih gradient")),
+                to_vec(d.w_ih.grad(&grads).expect("w_ih gradient")),
             ));
             analytic.push((
                 ptn::lstm_name(k, "w_hh"),
-                to_vec(d.w_hh.val().grad(&grads).expect("w_hh gradient")),
+                to_vec(d.w_hh.grad(&grads).expect("w_hh gradient")),
             ));
             analytic.push((
                 ptn::lstm_name(k, "bias"),
-                to_vec(d.bias.val().grad(&grads).expect("bias gradient")),
+                to_vec(d.bias.grad(&grads).expect("bias gradient")),
             ));
         }
         let expected = match kind {
@@ -105,8 +110,8 @@ fn encoder_gradients_match_finite_differences() {
                 grad.iter().any(|g| g.abs() > 1e-7),
                 "{kind:?}: {name} gradient is zero"
             );
-            let k = init.iter().position(|p| &p.0 == name).unwrap();
-            let len = init[k].2.len();
+            let k = init.iter().position(|p| &p.name == name).unwrap();
+            let len = init[k].data.len();
             // a few entries: the largest gradient and two fixed ones
             let top = (0..len)
                 .max_by(|&a, &b| grad[a].abs().total_cmp(&grad[b].abs()))
@@ -114,9 +119,9 @@ fn encoder_gradients_match_finite_differences() {
             for &i in &[top, 1, len - 1] {
                 let eps = 1e-2f32;
                 let mut plus = init.clone();
-                plus[k].2[i] += eps;
+                plus[k].data[i] += eps;
                 let mut minus = init.clone();
-                minus[k].2[i] -= eps;
+                minus[k].data[i] -= eps;
                 let fp = to_vec(loss(&model, &plus, &device).0)[0];
                 let fm = to_vec(loss(&model, &minus, &device).0)[0];
                 let numeric = (fp - fm) / (2.0 * eps);
@@ -131,12 +136,11 @@ fn encoder_gradients_match_finite_differences() {
 }
 
 fn config(dir: &Path, out: &str, kind: EncoderType, template: &str) -> TaskConfig {
-    let method = MethodConfig {
-        kind: "p_tuning".into(),
+    let method = MethodConfig::PTuning(PTuningConfig {
         encoder_type: kind,
         encoder_hidden_size: Some(8),
         ..Default::default()
-    };
+    });
     let train = TrainConfig {
         lr: 0.01,
         batch_size: 8,
@@ -165,7 +169,7 @@ fn all_positive() -> tempfile::TempDir {
 }
 
 fn losses(metrics: &Path) -> Vec<f64> {
-    promptune::train::plot::read_metrics(metrics)
+    promptune::train::metrics::read_metrics(metrics)
         .unwrap()
         .iter()
         .filter_map(|r| r.get("loss").and_then(|v| v.as_f64()))
@@ -204,7 +208,10 @@ fn training_lowers_the_loss_and_is_reproducible() {
     let adapter = Adapter::load(&report.adapter_dir).unwrap();
     assert_eq!(adapter.config.method, "p_tuning");
     assert_eq!(adapter.config.num_virtual_tokens, 4);
-    assert!(adapter.params.iter().all(|p| p.0.starts_with(ptn::PREFIX)));
+    assert!(adapter
+        .params
+        .iter()
+        .all(|p| p.name.starts_with(ptn::PREFIX)));
     assert_eq!(adapter.params.len(), 7);
 
     run_train(
@@ -229,7 +236,10 @@ fn anchored_template_with_lstm_trains_and_predicts() {
     assert_loss_went_down(&dir.path().join("run"), "lstm, anchored");
     let predictor = Predictor::load(&report.adapter_dir, None, &device).expect("load");
     assert_eq!(
-        predictor.parts.p_tuning.as_ref().unwrap().encoder_type(),
+        ptn::from_params(&predictor.params)
+            .unwrap()
+            .unwrap()
+            .encoder_type(),
         EncoderType::Lstm
     );
     let dev =
@@ -245,7 +255,7 @@ fn anchored_template_with_lstm_trains_and_predicts() {
     // PEFT prepends its virtual tokens: anchors between soft slots cannot be exported
     let adapter = Adapter::load(&report.adapter_dir).unwrap();
     let model = load_backbone(&dir.path().join("model"), &device).unwrap();
-    let err = export_p_tuning(&adapter, model.config(), &dir.path().join("peft"))
+    let err = export_p_tuning(&adapter, &model.info(), &dir.path().join("peft"))
         .expect_err("must refuse")
         .to_string();
     assert!(err.contains("prepends") && err.contains("anchor"), "{err}");
@@ -260,7 +270,7 @@ fn adapter_round_trips_and_exports_peft_layout() {
 
     // the best parameters of the checkpoint predict the same
     let best = tiny::best_checkpoint_params(&dir.path().join("run"));
-    predictor.parts = TrainableParts::from_host(&best, &device).unwrap();
+    predictor.params = Trainables::from_host(&best, &device).unwrap();
     let from_best = predictor.predict(&dev, 3).unwrap();
     tiny::assert_same_predictions(&from_adapter, &from_best, 1e-4);
 
@@ -268,7 +278,7 @@ fn adapter_round_trips_and_exports_peft_layout() {
     let adapter = Adapter::load(&report.adapter_dir).unwrap();
     let model = load_backbone(&dir.path().join("model"), &device).unwrap();
     let peft_dir = dir.path().join("peft");
-    export_p_tuning(&adapter, model.config(), &peft_dir).unwrap();
+    export_p_tuning(&adapter, &model.info(), &peft_dir).unwrap();
     let cfg_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(peft_dir.join("adapter_config.json")).unwrap())
             .unwrap();
@@ -311,18 +321,21 @@ fn adapter_round_trips_and_exports_peft_layout() {
     assert_eq!(cfg_json["num_layers"], model.config().num_layers);
     assert_eq!(cfg_json["num_attention_heads"], model.config().num_heads);
     let st_path = peft_dir.join("adapter_model.safetensors");
-    let tensors =
-        host_params_from_safetensors(&std::fs::read(&st_path).unwrap(), &st_path).unwrap();
+    let tensors = from_safetensors(&std::fs::read(&st_path).unwrap(), &st_path).unwrap();
     assert_eq!(tensors.len(), 1);
-    assert_eq!(tensors[0].0, "prompt_embeddings");
-    assert_eq!(tensors[0].1, [4, 32]);
-    let parts = TrainableParts::from_host(&adapter.params, &device).unwrap();
-    let output = to_vec(parts.p_tuning.unwrap().output());
-    assert_eq!(tensors[0].2, output);
+    assert_eq!(tensors[0].name, "prompt_embeddings");
+    assert_eq!(tensors[0].shape, [4, 32]);
+    let parts = Trainables::from_host(&adapter.params, &device).unwrap();
+    let output = to_vec(ptn::from_params(&parts).unwrap().unwrap().output());
+    assert_eq!(tensors[0].data, output);
 
     // the encoder output as a plain soft prompt scores as the encoder does
-    predictor.parts = TrainableParts::from_host(
-        &[("prompt".into(), vec![4, 32], tensors[0].2.clone())],
+    predictor.params = Trainables::from_host(
+        &[HostTensor::new(
+            "prompt",
+            vec![4, 32],
+            tensors[0].data.clone(),
+        )],
         &device,
     )
     .unwrap();

@@ -13,9 +13,10 @@ use promptune::backbone::layers::to_vec;
 use promptune::backbone::{PaddingSide, TokenBatch};
 use promptune::method::prefix_tuning::EMBEDDING;
 use promptune::model::Model;
-use promptune::task::classification::{TrainableParts, TAG_HEAD_BIAS, TAG_HEAD_WEIGHT};
+use promptune::params::{HostTensor, Trainables};
 use promptune::task::nlu::hidden_states;
 use promptune::task::tagging::masked_cross_entropy;
+use promptune::task::tagging::{TokenTaggingHead, TAG_HEAD};
 
 /// A tensor of the fixture as `f32` values (`i64` ones converted) with its shape.
 fn read(
@@ -62,16 +63,16 @@ fn prefix_tagging_step_matches_peft() {
     let (_, bias) = read(&file, "classifier.bias");
     let (tags, hidden) = (w_shape[0], w_shape[1]);
     let named = vec![
-        (EMBEDDING.to_string(), prefix_shape.clone(), prefix),
-        (
-            TAG_HEAD_WEIGHT.to_string(),
+        HostTensor::new(EMBEDDING, prefix_shape.clone(), prefix),
+        HostTensor::new(
+            TAG_HEAD.weight,
             vec![hidden, tags],
             transpose(&weight, tags, hidden),
         ),
-        (TAG_HEAD_BIAS.to_string(), vec![tags], bias),
+        HostTensor::new(TAG_HEAD.bias, vec![tags], bias),
     ];
     let device = Device::flex().autodiff();
-    let parts = TrainableParts::from_host(&named, &device).unwrap();
+    let parts = Trainables::from_host(&named, &device).unwrap();
 
     // the batch: rows without their padding (id 0), labels -100 -> None
     let (id_shape, ids) = read(&file, "input_ids");
@@ -89,7 +90,7 @@ fn prefix_tagging_step_matches_peft() {
         .collect();
 
     let hidden_states = hidden_states(&model.backbone, &parts, tokens, None).unwrap();
-    let head = parts.tag_head.as_ref().unwrap();
+    let head = TokenTaggingHead::from_params(&parts).unwrap().unwrap();
     let logits = head.forward(hidden_states).unwrap();
     let loss = masked_cross_entropy(logits.clone(), &labels).unwrap();
 
@@ -107,10 +108,9 @@ fn prefix_tagging_step_matches_peft() {
     assert_close("loss", &to_vec(loss.clone()), &peft_loss, 1e-5);
 
     let grads = loss.backward();
-    let prefix = parts.prefix.as_ref().unwrap();
-    let g_prefix: Tensor<2> = prefix.embedding.val().grad(&grads).unwrap();
-    let g_weight: Tensor<2> = head.weight.val().grad(&grads).unwrap();
-    let g_bias: Tensor<1> = head.bias.val().grad(&grads).unwrap();
+    let g_prefix: Tensor<2> = parts.matrix(EMBEDDING).unwrap().grad(&grads).unwrap();
+    let g_weight: Tensor<2> = head.weight.grad(&grads).unwrap();
+    let g_bias: Tensor<1> = head.bias.grad(&grads).unwrap();
     let (_, peft_g_prefix) = read(&file, "grad.prefix");
     let (_, peft_g_weight) = read(&file, "grad.classifier.weight");
     let (_, peft_g_bias) = read(&file, "grad.classifier.bias");

@@ -20,13 +20,13 @@ use promptune::backbone::{
 };
 use promptune::checkpoint::load_backbone;
 use promptune::method::prefix_tuning::{
-    self as pt, activation_prefix, initial_prefix, layer_prefixes, peft_offset, PrefixSettings,
-    PrefixShape,
+    self as pt, activation_prefix, initial_prefix, layer_prefixes, peft_offset, Prefix,
+    PrefixSettings, PrefixShape, PrefixTuningConfig,
 };
+use promptune::params::{HostTensor, Trainables};
 use promptune::pipeline::{
     import_peft_prefix_tuning, run_train, MethodConfig, Predictor, TaskConfig,
 };
-use promptune::task::classification::{HostParam, TrainableParts};
 use promptune::train::trainer::TrainConfig;
 
 const N: usize = 3;
@@ -41,13 +41,13 @@ fn settings(projection: bool) -> PrefixSettings {
 
 /// A classification-like loss over two rows of the LM head at the last real token of two
 /// padded rows, with the prefixes of `named`.
-fn loss(model: &Backbone, named: &[HostParam], device: &Device) -> (Tensor<1>, TrainableParts) {
-    let parts = TrainableParts::from_host(named, device).unwrap();
-    let prefix = parts.prefix.as_ref().expect("prefix");
+fn loss(model: &Backbone, named: &[HostTensor], device: &Device) -> (Tensor<1>, Prefix) {
+    let params = Trainables::from_host(named, device).unwrap();
+    let prefix = Prefix::from_params(&params).unwrap().expect("prefix");
     let tokens = TokenBatch::pad(&[vec![7, 9, 11, 13], vec![5, 8]], 0, PaddingSide::Right).unwrap();
     let mut input = ForwardInput::new(tokens);
-    input.prefixes = Some(prefix.layers(model.config()).unwrap());
-    (common::two_label_loss(model, input), parts)
+    input.prefixes = Some(prefix.layers(&model.info()).unwrap());
+    (common::two_label_loss(model, input), prefix)
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn prefix_matrix_splits_in_peft_order() {
 fn prefix_gradients_match_finite_differences() {
     let device = Device::flex();
     let model = load_backbone(&fixture("tiny-llama"), &device).unwrap();
-    let cfg = model.config().clone();
+    let cfg = model.info();
     assert!(
         cfg.num_kv_heads < cfg.num_heads,
         "the fixture should use GQA"
@@ -94,40 +94,33 @@ fn prefix_gradients_match_finite_differences() {
         let mut init = initial_prefix(&settings(projection), shape, cfg.max_positions, 7).unwrap();
         // smaller direct prefixes keep the finite differences in the linear regime
         if !projection {
-            for v in &mut init[0].2 {
+            for v in &mut init[0].data {
                 *v *= 0.3;
             }
         }
         let ad = device.clone().autodiff();
-        let (l, parts) = loss(&model, &init, &ad);
+        let (l, prefix) = loss(&model, &init, &ad);
         let grads = l.backward();
-        let prefix = parts.prefix.as_ref().unwrap();
         let mut analytic: Vec<(String, Vec<f32>)> = vec![(
             pt::EMBEDDING.into(),
-            to_vec(
-                prefix
-                    .embedding
-                    .val()
-                    .grad(&grads)
-                    .expect("embedding gradient"),
-            ),
+            to_vec(prefix.embedding.grad(&grads).expect("embedding gradient")),
         )];
         if let Some(m) = &prefix.mlp {
             analytic.push((
                 pt::MLP_IN_WEIGHT.into(),
-                to_vec(m.in_weight.val().grad(&grads).expect("w1 gradient")),
+                to_vec(m.in_weight.grad(&grads).expect("w1 gradient")),
             ));
             analytic.push((
                 pt::MLP_IN_BIAS.into(),
-                to_vec(m.in_bias.val().grad(&grads).expect("b1 gradient")),
+                to_vec(m.in_bias.grad(&grads).expect("b1 gradient")),
             ));
             analytic.push((
                 pt::MLP_OUT_WEIGHT.into(),
-                to_vec(m.out_weight.val().grad(&grads).expect("w2 gradient")),
+                to_vec(m.out_weight.grad(&grads).expect("w2 gradient")),
             ));
             analytic.push((
                 pt::MLP_OUT_BIAS.into(),
-                to_vec(m.out_bias.val().grad(&grads).expect("b2 gradient")),
+                to_vec(m.out_bias.grad(&grads).expect("b2 gradient")),
             ));
         } else {
             assert_eq!(init.len(), 1);
@@ -137,15 +130,15 @@ fn prefix_gradients_match_finite_differences() {
                 grad.iter().any(|g| g.abs() > 1e-6),
                 "projection {projection}: {name} gradient is zero"
             );
-            let k = init.iter().position(|p| &p.0 == name).unwrap();
-            let len = init[k].2.len();
+            let k = init.iter().position(|p| &p.name == name).unwrap();
+            let len = init[k].data.len();
             // entries in the first and the last layer's keys and values
             for &i in &[0, 5, len / 2 + 1, len - 1] {
                 let eps = 1e-2f32;
                 let mut plus = init.clone();
-                plus[k].2[i] += eps;
+                plus[k].data[i] += eps;
                 let mut minus = init.clone();
-                minus[k].2[i] -= eps;
+                minus[k].data[i] -= eps;
                 let fp = to_vec(loss(&model, &plus, &device).0)[0];
                 let fm = to_vec(loss(&model, &minus, &device).0)[0];
                 let numeric = (fp - fm) / (2.0 * eps);
@@ -163,7 +156,7 @@ fn prefix_gradients_match_finite_differences() {
 fn prefix_longer_than_the_context_is_a_clear_error() {
     let device = Device::flex();
     let model = load_backbone(&fixture("tiny-llama"), &device).unwrap();
-    let cfg = model.config().clone();
+    let cfg = model.info();
     let shape = PrefixShape::of(&cfg);
     let too_long = PrefixSettings {
         num_virtual_tokens: cfg.max_positions,
@@ -176,24 +169,24 @@ fn prefix_longer_than_the_context_is_a_clear_error() {
     assert!(err.contains("does not fit"), "{err}");
     // a prefix built by hand is checked before any tensor operation
     let n = cfg.max_positions + 2;
-    let named = vec![(
-        pt::EMBEDDING.to_string(),
+    let named = vec![HostTensor::new(
+        pt::EMBEDDING,
         vec![n, shape.width()],
         vec![0.0; n * shape.width()],
     )];
-    let parts = TrainableParts::from_host(&named, &device).unwrap();
-    let err = parts
-        .prefix
+    let params = Trainables::from_host(&named, &device).unwrap();
+    let err = Prefix::from_params(&params)
+        .unwrap()
         .unwrap()
         .layers(&cfg)
         .expect_err("must not fit")
         .to_string();
     assert!(err.contains("does not fit"), "{err}");
     // a prefix for another model's key/value width
-    let named = vec![(pt::EMBEDDING.to_string(), vec![2, 10], vec![0.0; 20])];
-    let parts = TrainableParts::from_host(&named, &device).unwrap();
-    let err = parts
-        .prefix
+    let named = vec![HostTensor::new(pt::EMBEDDING, vec![2, 10], vec![0.0; 20])];
+    let params = Trainables::from_host(&named, &device).unwrap();
+    let err = Prefix::from_params(&params)
+        .unwrap()
         .unwrap()
         .layers(&cfg)
         .err()
@@ -204,7 +197,10 @@ fn prefix_longer_than_the_context_is_a_clear_error() {
     // through the pipeline: the prefix plus the longest prompt must fit
     let dir = setup();
     let mut config = config(dir.path(), "run", false);
-    config.method.num_virtual_tokens = 125;
+    config.method = MethodConfig::PrefixTuning(PrefixTuningConfig {
+        num_virtual_tokens: 125,
+        ..Default::default()
+    });
     let err = run_train(&config, false, &device)
         .expect_err("must not fit")
         .to_string();
@@ -212,13 +208,12 @@ fn prefix_longer_than_the_context_is_a_clear_error() {
 }
 
 fn config(dir: &Path, out: &str, projection: bool) -> TaskConfig {
-    let method = MethodConfig {
-        kind: "prefix_tuning".into(),
+    let method = MethodConfig::PrefixTuning(PrefixTuningConfig {
         num_virtual_tokens: 4,
         prefix_projection: projection,
         encoder_hidden_size: projection.then_some(8),
         ..Default::default()
-    };
+    });
     let train = TrainConfig {
         lr: 0.05,
         batch_size: 8,
@@ -242,7 +237,7 @@ fn setup() -> tempfile::TempDir {
 }
 
 fn losses(metrics: &Path) -> Vec<f64> {
-    promptune::train::plot::read_metrics(metrics)
+    promptune::train::metrics::read_metrics(metrics)
         .unwrap()
         .iter()
         .filter_map(|r| r.get("loss").and_then(|v| v.as_f64()))
@@ -278,9 +273,9 @@ fn training_lowers_the_loss_and_is_reproducible() {
         let adapter = Adapter::load(&report.adapter_dir).unwrap();
         assert_eq!(adapter.config.method, "prefix_tuning");
         assert_eq!(adapter.config.num_virtual_tokens, 4);
-        let names: Vec<&str> = adapter.params.iter().map(|p| p.0.as_str()).collect();
+        let names: Vec<&str> = adapter.params.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, [pt::EMBEDDING]);
-        assert_eq!(adapter.params[0].1, [4, 64]);
+        assert_eq!(adapter.params[0].shape, [4, 64]);
 
         let again = format!("again-{projection}");
         run_train(&config(dir.path(), &again, projection), false, &device).expect("again");
@@ -301,15 +296,15 @@ fn adapter_round_trips_and_predicts_the_same() {
 
     // the unfolded best parameters (MLP and all, as the checkpoint keeps them) agree
     let best = tiny::best_checkpoint_params(&dir.path().join("run"));
-    assert!(best.iter().any(|p| p.0 == pt::MLP_OUT_WEIGHT));
-    predictor.parts = TrainableParts::from_host(&best, &device).unwrap();
+    assert!(best.iter().any(|p| p.name == pt::MLP_OUT_WEIGHT));
+    predictor.params = Trainables::from_host(&best, &device).unwrap();
     let unfolded = predictor.predict(&dev, 3).unwrap();
     tiny::assert_same_predictions(&folded, &unfolded, 1e-4);
     // PEFT layout: prompt_embeddings [n, layers * 2 * kv_heads * head_dim], PEFT's fields
     let adapter = Adapter::load(&report.adapter_dir).unwrap();
     let model = load_backbone(&dir.path().join("model"), &device).unwrap();
     let peft_dir = dir.path().join("peft");
-    export_prefix_tuning(&adapter, model.config(), &peft_dir).unwrap();
+    export_prefix_tuning(&adapter, &model.info(), &peft_dir).unwrap();
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(peft_dir.join("adapter_config.json")).unwrap())
             .unwrap();
@@ -324,12 +319,12 @@ fn adapter_round_trips_and_predicts_the_same() {
     assert_eq!(json["token_dim"], 16, "kv_heads x head_dim");
     assert_eq!(json["prefix_projection"], false);
     let (imported, info) = import_prefix_tuning(&peft_dir).unwrap();
-    info.check(model.config()).unwrap();
-    assert_eq!(imported.0, pt::EMBEDDING);
-    assert_eq!(imported.1, [4, 2 * 2 * 16]);
-    assert_eq!(imported.2, adapter.params[0].2);
+    info.check(&model.info()).unwrap();
+    assert_eq!(imported.name, pt::EMBEDDING);
+    assert_eq!(imported.shape, [4, 2 * 2 * 16]);
+    assert_eq!(imported.data, adapter.params[0].data);
     // and PEFT's own check of another model's sizes
-    let mut other = model.config().clone();
+    let mut other = model.info();
     other.num_kv_heads = 4;
     assert!(info.check(&other).is_err());
 
@@ -362,7 +357,7 @@ fn adapter_round_trips_and_predicts_the_same() {
         }
     }
     let mut wrong = cfg.clone();
-    wrong.method.kind = "prompt_tuning".into();
+    wrong.method = MethodConfig::default();
     assert!(import_peft_prefix_tuning(&peft_dir, &wrong, &device).is_err());
 }
 
@@ -370,15 +365,16 @@ fn adapter_round_trips_and_predicts_the_same() {
 fn activation_prefix_is_the_text_run_before_the_input() {
     let device = Device::flex();
     let model = load_backbone(&fixture("tiny-llama"), &device).unwrap();
-    let cfg = model.config().clone();
+    let cfg = model.info();
     let text = [5u32, 9, 12];
     let input_ids = [7u32, 9, 11, 13];
     let matrix = activation_prefix(&model, &text).unwrap();
     let width = PrefixShape::of(&cfg).width();
-    let named = vec![(pt::EMBEDDING.to_string(), vec![3, width], matrix)];
-    let parts = TrainableParts::from_host(&named, &device).unwrap();
+    let named = vec![HostTensor::new(pt::EMBEDDING, vec![3, width], matrix)];
+    let params = Trainables::from_host(&named, &device).unwrap();
     let mut input = ForwardInput::new(TokenBatch::single(&input_ids).unwrap());
-    input.prefixes = Some(parts.prefix.unwrap().layers(&cfg).unwrap());
+    let prefix = Prefix::from_params(&params).unwrap().unwrap();
+    input.prefixes = Some(prefix.layers(&cfg).unwrap());
     input.logits = LogitsRequest {
         positions: LogitPositions::All,
         rows: None,

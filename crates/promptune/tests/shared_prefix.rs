@@ -9,11 +9,10 @@ use promptune::backbone::layers::{float_tensor, to_vec};
 use promptune::backbone::PaddingSide;
 use promptune::method::unfreeze::{initial_tensors, Unfreeze};
 use promptune::model::Model;
+use promptune::params::{HostTensor, Trainables};
 use promptune::prompt::{EncodedPrompt, Verbalizer, VerbalizerSpec};
 use promptune::task::batch::collate;
-use promptune::task::classification::{
-    label_logits, label_logits_after, HostParam, TrainableParts,
-};
+use promptune::task::classification::{label_logits, label_logits_after};
 use promptune::task::shared_prefix::SharedPrefix;
 
 fn prompt(words: &[u32], answer_last: bool) -> EncodedPrompt {
@@ -34,14 +33,14 @@ fn logits_and_grad(
     verbalizer: &Verbalizer,
     prompts: &[EncodedPrompt],
     values: &[f32],
-    unfrozen: &[HostParam],
+    unfrozen: &[HostTensor],
     shared: bool,
 ) -> (Vec<f32>, Vec<f32>, usize) {
     let h = model.backbone.config().hidden_size;
     let device = Device::flex().autodiff();
-    let mut named = vec![("prompt".to_string(), vec![4, h], values.to_vec())];
+    let mut named = vec![HostTensor::new("prompt", vec![4, h], values.to_vec())];
     named.extend_from_slice(unfrozen);
-    let parts = TrainableParts::from_host(&named, &device).unwrap();
+    let parts = Trainables::from_host(&named, &device).unwrap();
     let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
     let (logits, covered) = if shared {
         let prefix = SharedPrefix::compute(&model.backbone, &parts, &refs)
@@ -70,10 +69,9 @@ fn logits_and_grad(
     let weights: Vec<f32> = (0..n * 2).map(|i| 0.3 + 0.1 * i as f32).collect();
     let loss = (logits.clone() * float_tensor(weights, [n, 2], &device)).sum();
     let grads = loss.backward();
-    let prompt = parts.prompt.as_ref().unwrap();
-    let grad: Tensor<2> = prompt
-        .embedding
-        .val()
+    let grad: Tensor<2> = parts
+        .matrix("prompt")
+        .unwrap()
         .grad(&grads)
         .expect("prompt gradient");
     (to_vec(logits), to_vec(grad), covered)
@@ -114,8 +112,8 @@ fn check_shared_prefix(with_biases: bool) {
     let mut biases = Vec::new();
     if with_biases {
         biases = initial_tensors(&model.backbone, Unfreeze::Biases);
-        for (k, (_, _, v)) in biases.iter_mut().enumerate() {
-            for (i, x) in v.iter_mut().enumerate() {
+        for (k, t) in biases.iter_mut().enumerate() {
+            for (i, x) in t.data.iter_mut().enumerate() {
                 *x = ((i * 13 + k * 7) % 17) as f32 / 17.0 - 0.5;
             }
         }

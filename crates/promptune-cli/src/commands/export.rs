@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::adapter::{peft, peft_p_tuning, peft_prefix, Adapter};
+use promptune::adapter::{peft, Adapter};
 
 /// Arguments of `export-peft`.
 #[derive(Debug, clap::Args)]
@@ -31,20 +31,18 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| adapter.config.base_model.clone());
     let model = super::load_model(&spec, &super::device())?;
     adapter.check_base(&model.backbone, &model.tokenizer)?;
-    let written = if adapter.config.method == "prefix_tuning" {
-        peft_prefix::export_prefix_tuning(&adapter, model.backbone.config(), &args.out)
-    } else if adapter.config.method == "p_tuning" {
+    // soft tokens (not prefixes) sit after a BOS in our prompts and before it in PEFT's
+    if adapter
+        .params
+        .iter()
+        .all(|t| !t.name.starts_with("prefix."))
+    {
         if let Some(w) = peft::special_prefix_warning(&model.tokenizer) {
             eprintln!("warning: {w}");
         }
-        peft_p_tuning::export_p_tuning(&adapter, model.backbone.config(), &args.out)
-    } else {
-        if let Some(w) = peft::special_prefix_warning(&model.tokenizer) {
-            eprintln!("warning: {w}");
-        }
-        peft::export_prompt_tuning(&adapter, model.backbone.config().num_heads, &args.out)
-    };
-    written.with_context(|| format!("writing {}", args.out.display()))?;
+    }
+    peft::export(&adapter, &model.backbone.info(), &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -7,9 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::pipeline::{
-    import_peft_p_tuning, import_peft_prefix_tuning, import_peft_prompt_tuning, TaskConfig,
-};
+use promptune::pipeline::{import_peft, TaskConfig};
 
 /// Arguments of `import-peft`.
 #[derive(Debug, clap::Args)]
@@ -34,15 +32,8 @@ pub fn run(args: Args) -> Result<()> {
     let config = TaskConfig::load(&args.config, &args.overrides)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let device = super::device();
-    let imported = match config.method.kind.as_str() {
-        "prefix_tuning" => {
-            import_peft_prefix_tuning(&args.peft, &config, &device).map(|a| (a, None))
-        }
-        "p_tuning" => import_peft_p_tuning(&args.peft, &config, &device),
-        _ => import_peft_prompt_tuning(&args.peft, &config, &device),
-    };
-    let (adapter, warning) =
-        imported.with_context(|| format!("importing the PEFT adapter {}", args.peft.display()))?;
+    let (adapter, warning) = import_peft(&args.peft, &config, &device)
+        .with_context(|| format!("importing the PEFT adapter {}", args.peft.display()))?;
     if let Some(w) = warning {
         eprintln!("warning: {w}");
     }

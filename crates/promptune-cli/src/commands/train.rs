@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::pipeline::nlu::run_train_nlu;
-use promptune::pipeline::{run_train, TaskConfig, TaskKind};
+use promptune::pipeline::nlu::run_train_nlu_observed;
+use promptune::pipeline::{run_train_observed, TaskConfig, TaskKind};
+use promptune::train::metrics::read_metrics;
+
+use crate::progress::ProgressBar;
 
 /// Arguments of `train`.
 #[derive(Debug, clap::Args)]
@@ -20,19 +23,29 @@ pub struct Args {
     pub resume: bool,
 }
 
-/// Runs `train`.
+/// Runs `train`: a progress bar while it goes, then the report on stdout and the curves of
+/// `metrics.jsonl` in `curves.svg` beside it.
 pub fn run(args: Args) -> Result<()> {
     let config = TaskConfig::load(&args.config, &args.overrides)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let device = super::device();
+    let mut bar = ProgressBar::new();
     let report = match config.task {
         TaskKind::Classification => serde_json::to_value(
-            run_train(&config, args.resume, &device).context("training failed")?,
+            run_train_observed(&config, args.resume, &device, &mut bar)
+                .context("training failed")?,
         )?,
         _ => serde_json::to_value(
-            run_train_nlu(&config, args.resume, &device).context("training failed")?,
+            run_train_nlu_observed(&config, args.resume, &device, &mut bar)
+                .context("training failed")?,
         )?,
     };
+    let out = &config.output_dir;
+    let records = read_metrics(out.join("metrics.jsonl"))?;
+    if records.iter().any(|r| r.get("loss").is_some()) {
+        crate::plot::plot_curves(&records, &out.join("curves.svg"))
+            .context("plotting the training curves")?;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::backbone::{Backbone, PaddingSide};
+use crate::params::{from_safetensors, to_safetensors, HostTensor};
 use crate::prompt::VerbalizerSpec;
-use crate::task::classification::{
-    host_params_from_safetensors, host_params_to_safetensors, HostParam, Readout,
-};
+use crate::task::classification::{Pooling, Readout};
+use crate::task::{QaConfig, TaskKind};
 use crate::train::atomic::write_atomic;
 use crate::{Error, Result};
 
@@ -45,7 +45,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// Fingerprint of a loaded model.
     pub fn of(backbone: &Backbone, tokenizer: &Tokenizer) -> Self {
-        let cfg = backbone.config();
+        let info = backbone.info();
         let mut vocab: Vec<(u32, String)> = tokenizer
             .get_vocab(true)
             .into_iter()
@@ -60,10 +60,10 @@ impl Fingerprint {
             }
         }
         Self {
-            family: cfg.family.name().to_string(),
-            hidden_size: cfg.hidden_size,
-            num_layers: cfg.num_layers,
-            vocab_size: cfg.vocab_size,
+            family: info.family.to_string(),
+            hidden_size: info.hidden_size,
+            num_layers: info.num_layers,
+            vocab_size: info.vocab_size,
             vocab_hash: format!("{hash:016x}"),
         }
     }
@@ -83,7 +83,7 @@ pub struct AdapterConfig {
     pub format: String,
     /// Format version.
     pub version: u32,
-    /// `prompt_tuning` or `prefix_tuning`.
+    /// The `[method] kind` that trained it (`prompt_tuning`, `prefix_tuning`, ...).
     pub method: String,
     /// The model spec it was trained on (informational).
     pub base_model: String,
@@ -91,7 +91,7 @@ pub struct AdapterConfig {
     pub fingerprint: Fingerprint,
     /// What the adapter predicts (older adapters: classification).
     #[serde(default)]
-    pub task: crate::pipeline::TaskKind,
+    pub task: TaskKind,
     /// The template source.
     pub template: String,
     /// Longest encoded prompt.
@@ -102,7 +102,7 @@ pub struct AdapterConfig {
     pub readout: Readout,
     /// What a head reads (older adapters: the pooled output).
     #[serde(default)]
-    pub pooling: crate::task::classification::Pooling,
+    pub pooling: Pooling,
     /// Label names in index order.
     pub labels: Vec<String>,
     /// Label words (verbalizer readout).
@@ -111,7 +111,7 @@ pub struct AdapterConfig {
     pub num_virtual_tokens: usize,
     /// Windows and span decoding (question answering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qa: Option<crate::pipeline::QaConfig>,
+    pub qa: Option<QaConfig>,
 }
 
 impl AdapterConfig {
@@ -149,18 +149,18 @@ impl AdapterConfig {
 pub struct Adapter {
     /// Settings.
     pub config: AdapterConfig,
-    /// Tensors (`prompt`, `head.weight`, `head.bias`).
-    pub params: Vec<HostParam>,
+    /// Tensors, named by their owner (`prompt`, `prefix.embedding`, `head.weight`, ...).
+    pub params: Vec<HostTensor>,
 }
 
 impl Adapter {
     /// Writes `adapter_config.json` and `adapter.safetensors` into `dir` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(&self.config)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&self.config).map_err(|e| Error::Serialize(e.to_string()))?;
         write_atomic(
             &dir.join("adapter.safetensors"),
-            &host_params_to_safetensors(&self.params)?,
+            &to_safetensors(&self.params)?,
         )?;
         write_atomic(&dir.join("adapter_config.json"), &json)
     }
@@ -170,11 +170,12 @@ impl Adapter {
         let config = AdapterConfig::load(dir)?;
         let st_path = dir.join("adapter.safetensors");
         let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
-        let params = host_params_from_safetensors(&bytes, &st_path)?;
+        let params = from_safetensors(&bytes, &st_path)?;
         Ok(Self { config, params })
     }
 
-    /// Fails, naming both models, when this adapter was trained on another base model.
+    /// Fails, naming both models, when this adapter was trained on another base model (its
+    /// tensors are checked against the model by the methods when they are loaded).
     pub fn check_base(&self, backbone: &Backbone, tokenizer: &Tokenizer) -> Result<()> {
         let here = Fingerprint::of(backbone, tokenizer);
         if here != self.config.fingerprint {
@@ -184,15 +185,6 @@ impl Adapter {
                 self.config.fingerprint.describe(),
                 here.describe()
             )));
-        }
-        let prompt = self.params.iter().find(|p| p.0 == "prompt");
-        if let Some((_, shape, _)) = prompt {
-            if shape.get(1) != Some(&backbone.config().hidden_size) {
-                return Err(Error::Shape(format!(
-                    "adapter prompt is {shape:?}, model hidden size {}",
-                    backbone.config().hidden_size
-                )));
-            }
         }
         Ok(())
     }

@@ -8,16 +8,36 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{peft_files, Adapter};
+use crate::backbone::BackboneInfo;
+use crate::params::HostTensor;
 use crate::prompt::{Part, Template};
-use crate::task::classification::HostParam;
 use crate::{Error, Result};
 
+/// PEFT's `task_type` for a model: what its head does.
+pub(crate) fn task_type(model: &BackboneInfo) -> &'static str {
+    if model.causal {
+        "CAUSAL_LM"
+    } else {
+        "FEATURE_EXTRACTION"
+    }
+}
+
+/// Writes `adapter` in PEFT's layout for its method into `dir`: PREFIX_TUNING, P_TUNING or
+/// PROMPT_TUNING (see [`super::peft_prefix`], [`super::peft_p_tuning`] and
+/// [`export_prompt_tuning`]).
+pub fn export(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
+    match adapter.config.method.as_str() {
+        "prefix_tuning" => super::peft_prefix::export_prefix_tuning(adapter, model, dir),
+        "p_tuning" => super::peft_p_tuning::export_p_tuning(adapter, model, dir),
+        "prompt_tuning" => export_prompt_tuning(adapter, model, dir),
+        other => Err(Error::InvalidInput(format!(
+            "PEFT has no layout for a `{other}` adapter (PROMPT_TUNING, P_TUNING and PREFIX_TUNING export)"
+        ))),
+    }
+}
+
 /// Writes `adapter` in PEFT's PROMPT_TUNING layout into `dir`.
-pub fn export_prompt_tuning(
-    adapter: &Adapter,
-    num_attention_heads: usize,
-    dir: &Path,
-) -> Result<()> {
+pub fn export_prompt_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
     let template = Template::parse(&adapter.config.template)?;
     let n = template.soft_count();
     if !matches!(template.parts.first(), Some(Part::Soft { count, .. }) if *count == n) {
@@ -25,24 +45,15 @@ pub fn export_prompt_tuning(
             "PEFT prompt tuning prepends all virtual tokens: the template must start with its only {soft*N} slot".into(),
         ));
     }
-    let (_, shape, data) = adapter
-        .params
-        .iter()
-        .find(|p| p.0 == "prompt")
+    let prompt = crate::params::find(&adapter.params, crate::method::prompt_tuning::PROMPT)
         .ok_or_else(|| Error::InvalidInput("the adapter has no soft prompt".into()))?;
-    let task_type = if adapter.config.fingerprint.family == "llama"
-        || adapter.config.fingerprint.family == "gemma3"
-    {
-        "CAUSAL_LM"
-    } else {
-        "FEATURE_EXTRACTION"
-    };
+    let (shape, data) = (&prompt.shape, &prompt.data);
     let config = json!({
         "auto_mapping": null,
         "base_model_name_or_path": adapter.config.base_model,
         "inference_mode": true,
         "modules_to_save": null,
-        "num_attention_heads": num_attention_heads,
+        "num_attention_heads": model.num_heads,
         "num_layers": adapter.config.fingerprint.num_layers,
         "num_transformer_submodules": 1,
         "num_virtual_tokens": shape[0],
@@ -51,7 +62,7 @@ pub fn export_prompt_tuning(
         "prompt_tuning_init": "RANDOM",
         "prompt_tuning_init_text": null,
         "revision": null,
-        "task_type": task_type,
+        "task_type": task_type(model),
         "token_dim": shape[1],
         "tokenizer_kwargs": null,
         "tokenizer_name_or_path": null
@@ -60,14 +71,14 @@ pub fn export_prompt_tuning(
 }
 
 /// Reads a PEFT PROMPT_TUNING adapter: returns the soft prompt as the `prompt` tensor.
-pub fn import_prompt_tuning(dir: &Path) -> Result<HostParam> {
+pub fn import_prompt_tuning(dir: &Path) -> Result<HostTensor> {
     import_prompt_embeddings(dir, "PROMPT_TUNING")
 }
 
 /// Reads the `prompt_embeddings` of a PEFT adapter of `peft_type` (PROMPT_TUNING, or
 /// P_TUNING, whose file holds the prompt encoder's output, which PEFT itself uses as is at
 /// inference) as the `prompt` tensor.
-pub fn import_prompt_embeddings(dir: &Path, peft_type: &str) -> Result<HostParam> {
+pub fn import_prompt_embeddings(dir: &Path, peft_type: &str) -> Result<HostTensor> {
     let files = peft_files::read(dir, peft_type)?;
     let (cfg, st_path) = (&files.config, &files.tensor_path);
     let (shape, data) = (files.shape, files.data);
@@ -80,7 +91,11 @@ pub fn import_prompt_embeddings(dir: &Path, peft_type: &str) -> Result<HostParam
             ),
         ));
     }
-    Ok(("prompt".into(), shape, data))
+    Ok(HostTensor::new(
+        crate::method::prompt_tuning::PROMPT,
+        shape,
+        data,
+    ))
 }
 
 /// A warning when `tokenizer` puts special tokens (a BOS) before the text: PEFT prepends its

@@ -21,12 +21,12 @@ pub(crate) fn write(
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            .map_err(|e| Error::Serialize(e.to_string()))?;
     let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     let st = safetensors::serialize([(TENSOR, view)], Some(meta))
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        .map_err(|e| Error::Serialize(e.to_string()))?;
     write_atomic(&dir.join("adapter_model.safetensors"), &st)?;
-    let text = serde_json::to_vec_pretty(config).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let text = serde_json::to_vec_pretty(config).map_err(|e| Error::Serialize(e.to_string()))?;
     write_atomic(&dir.join("adapter_config.json"), &text)
 }
 

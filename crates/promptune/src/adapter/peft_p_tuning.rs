@@ -14,22 +14,22 @@ use serde_json::json;
 
 use super::{peft_files, Adapter};
 use crate::backbone::layers::to_vec;
-use crate::backbone::BackboneConfig;
-use crate::method::p_tuning::LSTM_LAYERS;
+use crate::backbone::BackboneInfo;
+use crate::method::p_tuning::{from_params, LSTM_LAYERS};
+use crate::params::Trainables;
 use crate::prompt::{Part, Template};
-use crate::task::classification::TrainableParts;
 use crate::{Error, Result};
 
 /// Writes a p-tuning `adapter` for a model of config `model` in PEFT's P_TUNING layout into
 /// `dir`.
-pub fn export_p_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Path) -> Result<()> {
+pub fn export_p_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
     if adapter.config.method != "p_tuning" {
         return Err(Error::InvalidInput(format!(
             "a `{}` adapter is not a p-tuning one",
             adapter.config.method
         )));
     }
-    if adapter.params.iter().any(|p| p.0.starts_with("head.")) {
+    if adapter.params.iter().any(|p| p.name.starts_with("head.")) {
         return Err(Error::InvalidInput(
             "PEFT's P_TUNING has no classification head: only verbalizer adapters export".into(),
         ));
@@ -49,25 +49,19 @@ pub fn export_p_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Path) ->
             adapter.config.template
         )));
     }
-    let parts = TrainableParts::from_host(&adapter.params, &Device::flex())?;
-    let net = parts
-        .p_tuning
+    let params = Trainables::from_host(&adapter.params, &Device::flex())?;
+    let net = from_params(&params)?
         .ok_or_else(|| Error::InvalidInput("the adapter has no p-tuning encoder".into()))?;
     net.check(model.hidden_size)?;
     let encoder_type = net.encoder_type();
     let encoder_hidden = match (&net.lstm.first(), &net.mlp.first()) {
-        (Some(d), _) => d.w_hh.val().dims()[0],
-        (None, Some(l)) => l.weight.val().dims()[1],
+        (Some(d), _) => d.w_hh.dims()[0],
+        (None, Some(l)) => l.weight.dims()[1],
         (None, None) => model.hidden_size,
     };
     let output = net.output();
     let shape = output.dims().to_vec();
     let data = to_vec(output);
-    let task_type = if model.family.is_causal() {
-        "CAUSAL_LM"
-    } else {
-        "FEATURE_EXTRACTION"
-    };
     let encoder_num_layers = match encoder_type {
         crate::method::p_tuning::EncoderType::Lstm => LSTM_LAYERS,
         crate::method::p_tuning::EncoderType::Mlp => 2,
@@ -88,7 +82,7 @@ pub fn export_p_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Path) ->
         "peft_type": "P_TUNING",
         "peft_version": "0.21.2",
         "revision": null,
-        "task_type": task_type,
+        "task_type": super::peft::task_type(model),
         "token_dim": shape[1]
     });
     peft_files::write(dir, &config, &shape, &data)

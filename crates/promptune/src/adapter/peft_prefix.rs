@@ -14,31 +14,30 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{peft_files, Adapter};
-use crate::backbone::{BackboneConfig, Family};
+use crate::backbone::BackboneInfo;
 use crate::method::prefix_tuning::{fold, PrefixShape, EMBEDDING};
-use crate::task::classification::HostParam;
+use crate::params::HostTensor;
 use crate::{Error, Result};
 
 /// Writes a prefix-tuning `adapter` for a model of config `model` in PEFT's PREFIX_TUNING
 /// layout into `dir`.
-pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Path) -> Result<()> {
+pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
     if adapter.config.method != "prefix_tuning" {
         return Err(Error::InvalidInput(format!(
             "a `{}` adapter is not a prefix-tuning one",
             adapter.config.method
         )));
     }
-    if adapter.params.iter().any(|p| p.0.starts_with("head.")) {
+    if adapter.params.iter().any(|p| p.name.starts_with("head.")) {
         return Err(Error::InvalidInput(
             "PEFT's PREFIX_TUNING has no classification head: only verbalizer adapters export"
                 .into(),
         ));
     }
     let folded = fold(&adapter.params, &burn::tensor::Device::flex())?;
-    let (_, shape, data) = folded
-        .iter()
-        .find(|p| p.0 == EMBEDDING)
+    let prefix = crate::params::find(&folded, EMBEDDING)
         .ok_or_else(|| Error::InvalidInput("the adapter has no prefix".into()))?;
+    let (shape, data) = (&prefix.shape, &prefix.data);
     let want = PrefixShape::of(model);
     if shape.len() != 2 || shape[1] != want.width() {
         return Err(Error::Shape(format!(
@@ -49,11 +48,6 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Pat
             want.head_dim
         )));
     }
-    let task_type = if matches!(model.family, Family::Llama | Family::Gemma3) {
-        "CAUSAL_LM"
-    } else {
-        "FEATURE_EXTRACTION"
-    };
     let token_dim = want.kv_dim();
     let config = json!({
         "auto_mapping": null,
@@ -70,7 +64,7 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneConfig, dir: &Pat
         "peft_version": "0.21.2",
         "prefix_projection": false,
         "revision": null,
-        "task_type": task_type,
+        "task_type": super::peft::task_type(model),
         "token_dim": token_dim
     });
     peft_files::write(dir, &config, shape, data)
@@ -91,7 +85,7 @@ pub struct PeftPrefixInfo {
 
 impl PeftPrefixInfo {
     /// Fails, naming both, when the adapter does not fit `model`.
-    pub fn check(&self, model: &BackboneConfig) -> Result<()> {
+    pub fn check(&self, model: &BackboneInfo) -> Result<()> {
         let want = PrefixShape::of(model);
         if self.num_layers != want.num_layers
             || self.num_attention_heads != want.kv_heads
@@ -113,7 +107,7 @@ impl PeftPrefixInfo {
 
 /// Reads a PEFT PREFIX_TUNING adapter: the prefix as our [`EMBEDDING`] tensor `[n, layers *
 /// 2 * token_dim]` and the sizes its config records.
-pub fn import_prefix_tuning(dir: &Path) -> Result<(HostParam, PeftPrefixInfo)> {
+pub fn import_prefix_tuning(dir: &Path) -> Result<(HostTensor, PeftPrefixInfo)> {
     let files = peft_files::read(dir, "PREFIX_TUNING")?;
     let (cfg_path, cfg, st_path) = (&files.config_path, &files.config, &files.tensor_path);
     let field = |k: &str| -> Result<usize> {
@@ -154,5 +148,5 @@ pub fn import_prefix_tuning(dir: &Path) -> Result<(HostParam, PeftPrefixInfo)> {
             ),
         ));
     }
-    Ok(((EMBEDDING.into(), shape, data), info))
+    Ok((HostTensor::new(EMBEDDING, shape, data), info))
 }

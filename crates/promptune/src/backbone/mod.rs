@@ -10,6 +10,7 @@ pub mod bert;
 pub mod config;
 pub mod decoder;
 pub mod hooks;
+pub mod info;
 pub mod kv_cache;
 pub mod layers;
 mod prepare;
@@ -22,6 +23,7 @@ pub use hooks::{
     DeepTokens, ForwardInput, ForwardOutput, LayerPrefix, LogitPositions, LogitsRequest,
     PaddingSide, SoftEmbeddings, TokenBatch,
 };
+pub use info::{AttentionSite, BackboneInfo, Modality, PrefixPositions};
 pub use kv_cache::KvCache;
 pub use tensors::TensorSlot;
 
@@ -60,6 +62,45 @@ impl Backbone {
         match self {
             Backbone::Encoder(m) => &m.config,
             Backbone::Decoder(m) => &m.config,
+        }
+    }
+
+    /// What methods may know about this backbone.
+    pub fn info(&self) -> BackboneInfo {
+        let c = self.config();
+        let causal = c.family.is_causal();
+        BackboneInfo {
+            family: c.family.name(),
+            num_layers: c.num_layers,
+            hidden_size: c.hidden_size,
+            num_heads: c.num_heads,
+            num_kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+            max_positions: c.max_positions,
+            vocab_size: c.vocab_size,
+            output_vocab: self.output_vocab(),
+            causal,
+            sites: vec![if causal {
+                AttentionSite::DecoderSelf
+            } else {
+                AttentionSite::EncoderSelf
+            }],
+            modality: Modality::Tokens,
+            prefix_positions: if causal {
+                PrefixPositions::CountRealTokens
+            } else {
+                PrefixPositions::Default
+            },
+            hidden_dropout: c.hidden_dropout,
+        }
+    }
+
+    /// The model's own pooled output `[batch, hidden]` of `last_hidden` (BERT: dense + tanh
+    /// over the first token), or `None` when it has no pooler.
+    pub fn pool(&self, last_hidden: &Tensor<3>) -> Option<Tensor<2>> {
+        match self {
+            Backbone::Encoder(e) => e.pool(last_hidden),
+            Backbone::Decoder(_) => None,
         }
     }
 

@@ -20,129 +20,31 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, AdapterConfig, Fingerprint};
 use crate::backbone::layers::to_vec;
-use crate::backbone::{Backbone, Family, PaddingSide};
+use crate::backbone::{Backbone, PaddingSide};
 use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
-use crate::method::p_tuning::{self, EncoderType};
-use crate::method::prefix_tuning::{self, PrefixSettings};
-use crate::method::prompt_tuning::{initial_prompt, PromptInit};
-use crate::method::unfreeze::{self, Unfreeze};
+use crate::method::unfreeze::effective_backbone;
+use crate::method::{self, prefix_tuning, InitContext};
 use crate::model::Model;
+use crate::params::{HostTensor, Trainables};
 use crate::prompt::{
     AnswerStyle, EncodedPrompt, Part, PromptEncoder, Template, Verbalizer, VerbalizerSpec,
 };
 use crate::task::batch::collate;
 use crate::task::classification::{
-    label_logits_after, predictions, ClassHead, HostParam, Pooling, Readout, TrainableParts,
+    evaluate, label_logits_after, predictions, ClassHead, ClassificationObjective,
+    ClassificationTask, Evaluation, Labelled, Pooling, Readout,
 };
 use crate::task::shared_prefix::SharedPrefix;
 use crate::train::atomic::write_atomic;
-use crate::train::trainer::{
-    evaluate, train, ClassificationTask, Evaluation, Labelled, TrainConfig,
-};
+use crate::train::trainer::{fit, Quiet, TrainConfig, TrainObserver};
 use crate::{Error, Result};
-
-/// The `[method]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MethodConfig {
-    /// `prompt_tuning` (soft tokens at the template's `{soft}` slots), `p_tuning` (the soft
-    /// tokens produced by a trainable prompt encoder, see [`crate::method::p_tuning`]) or
-    /// `prefix_tuning` (trainable keys and values in front of every attention layer; the
-    /// template then has no `{soft}` slots).
-    pub kind: String,
-    /// Initialisation. Prompt tuning: of the soft tokens. P-Tuning: of the prompt encoder's
-    /// input embedding (its layers start as PyTorch's defaults). Prefix tuning without projection:
-    /// the keys and values a decoder computes for real tokens (Li & Liang's initialisation from
-    /// word activations) of `text`'s tokens, of sampled vocabulary (default) or of the label
-    /// words; or `random`, PEFT's N(0, 1). With `prefix_projection` the MLP starts as PEFT's
-    /// and this is not used.
-    pub init: PromptInit,
-    /// Prefix tuning: prefix length, the key/value positions added to every layer (default 20).
-    pub num_virtual_tokens: usize,
-    /// Prefix tuning: train the prefixes through a two-layer tanh MLP (the paper's
-    /// reparametrisation, PEFT's `prefix_projection = true`), folded away when the adapter is
-    /// saved; `false` (default, as PEFT) trains them directly (P-Tuning v2). The MLP wants a far
-    /// smaller learning rate (the paper: 5e-5; SmolLM2 on SST-2 collapsed to one class at 1e-3).
-    pub prefix_projection: bool,
-    /// Prefix tuning with `prefix_projection`: hidden width of the MLP (default: the model's
-    /// key/value width `kv_heads * head_dim`, PEFT's default `token_dim`). P-Tuning: the prompt
-    /// encoder's width `e` (MLP layers, LSTM per direction; default: the hidden size).
-    pub encoder_hidden_size: Option<usize>,
-    /// P-Tuning: the prompt encoder, `mlp` (default, PEFT's default) or `lstm` (the paper's
-    /// bidirectional two-layer LSTM + MLP).
-    pub encoder_type: EncoderType,
-    /// Backbone weights trained next to the method: `none` (default), `biases` (BitFit) or
-    /// `all` (full fine-tuning). `kind = "bitfit"` and `kind = "full"` train only those (and a
-    /// head); `kind = "none"` trains only the head.
-    pub unfreeze: Unfreeze,
-}
-
-impl Default for MethodConfig {
-    fn default() -> Self {
-        Self {
-            kind: "prompt_tuning".into(),
-            init: PromptInit::SampledVocab,
-            num_virtual_tokens: 20,
-            prefix_projection: false,
-            encoder_hidden_size: None,
-            encoder_type: EncoderType::Mlp,
-            unfreeze: Unfreeze::None,
-        }
-    }
-}
-
-/// Every `[method] kind`.
-pub const METHOD_KINDS: [&str; 6] = [
-    "prompt_tuning",
-    "p_tuning",
-    "prefix_tuning",
-    "bitfit",
-    "full",
-    "none",
-];
-
-impl MethodConfig {
-    /// Rejects an unknown method kind.
-    pub fn validate(&self) -> Result<()> {
-        if !METHOD_KINDS.contains(&self.kind.as_str()) {
-            return Err(Error::InvalidInput(format!(
-                "unknown method `{}` (available: {})",
-                self.kind,
-                METHOD_KINDS.join(", ")
-            )));
-        }
-        Ok(())
-    }
-
-    /// The backbone weights that train: `bitfit` → biases, `full` → all, else `unfreeze`.
-    pub fn unfrozen(&self) -> Unfreeze {
-        match self.kind.as_str() {
-            "bitfit" => Unfreeze::Biases,
-            "full" => Unfreeze::All,
-            _ => self.unfreeze,
-        }
-    }
-
-    /// Whether the method puts trainable soft tokens into the template's `{soft}` slots.
-    pub fn fills_soft_slots(&self) -> bool {
-        matches!(self.kind.as_str(), "prompt_tuning" | "p_tuning")
-    }
-
-    /// The prefix-tuning settings, when `kind = "prefix_tuning"`.
-    pub fn prefix_settings(&self) -> Option<PrefixSettings> {
-        (self.kind == "prefix_tuning").then_some(PrefixSettings {
-            num_virtual_tokens: self.num_virtual_tokens,
-            prefix_projection: self.prefix_projection,
-            encoder_hidden_size: self.encoder_hidden_size,
-        })
-    }
-}
 
 /// The `[data]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -159,7 +61,8 @@ pub struct DataConfig {
 }
 
 pub mod nlu;
-pub use nlu::{QaConfig, TaskKind};
+pub use crate::method::MethodConfig;
+pub use crate::task::{QaConfig, TaskKind};
 
 /// A whole task config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,8 +182,8 @@ impl TaskConfig {
 
 /// A model with everything needed to encode and score examples for one task.
 pub struct Prepared {
-    /// The model.
-    pub model: Model,
+    /// The model, shared (one model serves many adapters).
+    pub model: Arc<Model>,
     /// Template → ids.
     pub encoder: PromptEncoder,
     /// Label words (verbalizer readout).
@@ -299,7 +202,7 @@ impl Prepared {
     /// Loads the model and checks the template, verbalizer and readout against it.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        model: Model,
+        model: impl Into<Arc<Model>>,
         template: &str,
         max_len: usize,
         padding: Option<PaddingSide>,
@@ -307,9 +210,9 @@ impl Prepared {
         verbalizer: Option<&VerbalizerSpec>,
         labels: &[String],
     ) -> Result<Self> {
+        let model = model.into();
         let template = Template::parse(template)?;
-        let family = model.backbone.config().family;
-        let causal = family.is_causal();
+        let causal = model.backbone.info().causal;
         let tokenizer = model.tokenizer.clone();
         let verbalizer = match readout {
             Readout::Verbalizer => {
@@ -418,8 +321,9 @@ pub(crate) fn pad_id_of(model: &Model) -> u32 {
         .unwrap_or(0)
 }
 
-fn family_default_padding(family: Family) -> PaddingSide {
-    if family.is_causal() {
+/// Decoders pad on the left (the answer follows the last token), encoders on the right.
+fn default_padding(backbone: &Backbone) -> PaddingSide {
+    if backbone.info().causal {
         PaddingSide::Left
     } else {
         PaddingSide::Right
@@ -476,15 +380,13 @@ pub(crate) fn adapter_config_for(
     AdapterConfig {
         format: "promptune-adapter".into(),
         version: 1,
-        method: config.method.kind.clone(),
+        method: config.method.kind().to_string(),
         base_model: config.model.clone(),
         fingerprint: Fingerprint::of(&model.backbone, &model.tokenizer),
         task: config.task,
         template: config.template.clone(),
         max_len: config.max_len,
-        padding: config
-            .padding
-            .unwrap_or(family_default_padding(model.backbone.config().family)),
+        padding: config.padding.unwrap_or(default_padding(&model.backbone)),
         readout: config.readout,
         pooling: config.pooling,
         labels,
@@ -497,10 +399,10 @@ pub(crate) fn adapter_config_for(
 /// A PEFT adapter of `peft_type` imports only into a task config of method `kind` read out
 /// by a verbalizer (PEFT saves no classification head).
 fn check_peft_import_config(config: &TaskConfig, peft_type: &str, kind: &str) -> Result<()> {
-    if config.method.kind != kind {
+    if config.method.kind() != kind {
         return Err(Error::InvalidInput(format!(
             "a PEFT {peft_type} adapter imports as method `{kind}`, not `{}`",
-            config.method.kind
+            config.method.kind()
         )));
     }
     if config.readout != Readout::Verbalizer {
@@ -550,10 +452,10 @@ fn import_peft_soft_prompt(
     let prompt = crate::adapter::peft::import_prompt_embeddings(peft_dir, peft_type)?;
     let template = Template::parse(&config.template)?;
     let n = template.soft_count();
-    if prompt.1[0] != n {
+    if prompt.shape[0] != n {
         return Err(Error::Shape(format!(
             "the PEFT adapter has {} virtual tokens but the template `{}` has {n} soft slots; write {{soft*{}}} at its start",
-            prompt.1[0], config.template, prompt.1[0]
+            prompt.shape[0], config.template, prompt.shape[0]
         )));
     }
     if !matches!(template.parts.first(), Some(Part::Soft { count, .. }) if *count == n) {
@@ -564,10 +466,10 @@ fn import_peft_soft_prompt(
     }
     let prepared = prepare(config, device)?;
     let hidden = prepared.model.backbone.config().hidden_size;
-    if prompt.1[1] != hidden {
+    if prompt.shape[1] != hidden {
         return Err(Error::Shape(format!(
             "the PEFT prompt embeddings are {} wide but {} has hidden size {hidden}",
-            prompt.1[1], config.model
+            prompt.shape[1], config.model
         )));
     }
     let warning = crate::adapter::peft::special_prefix_warning(&prepared.model.tokenizer);
@@ -596,15 +498,33 @@ pub fn import_peft_prefix_tuning(
             config.template
         )));
     }
-    let model_cfg = prepared.model.backbone.config();
-    info.check(model_cfg)?;
-    prefix_tuning::check_fits(info.num_virtual_tokens, model_cfg.max_positions)?;
+    let model_info = prepared.model.backbone.info();
+    info.check(&model_info)?;
+    prefix_tuning::check_fits(info.num_virtual_tokens, model_info.max_positions)?;
     let mut adapter_cfg = adapter_config(config, &prepared);
     adapter_cfg.num_virtual_tokens = info.num_virtual_tokens;
     Ok(Adapter {
         config: adapter_cfg,
         params: vec![prefix],
     })
+}
+
+/// Turns the PEFT adapter in `peft_dir` into our adapter format, for the PEFT layout of
+/// `config`'s method (PROMPT_TUNING, P_TUNING or PREFIX_TUNING); see the three importers.
+/// Returns the adapter and a warning where PEFT scores differently.
+pub fn import_peft(
+    peft_dir: &Path,
+    config: &TaskConfig,
+    device: &Device,
+) -> Result<(Adapter, Option<String>)> {
+    match config.method.kind() {
+        "prefix_tuning" => import_peft_prefix_tuning(peft_dir, config, device).map(|a| (a, None)),
+        "p_tuning" => import_peft_p_tuning(peft_dir, config, device),
+        "prompt_tuning" => import_peft_prompt_tuning(peft_dir, config, device),
+        other => Err(Error::InvalidInput(format!(
+            "PEFT has no layout for method `{other}`: import PROMPT_TUNING, P_TUNING or PREFIX_TUNING adapters with that method kind"
+        ))),
+    }
 }
 
 /// What `train` reports.
@@ -644,7 +564,16 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Trains a prompt as `config` says; writes the adapter to `output_dir/adapter`.
 pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
-    config.method.validate()?;
+    run_train_observed(config, resume, device, &mut Quiet)
+}
+
+/// [`run_train`], telling `observer` how training goes.
+pub fn run_train_observed(
+    config: &TaskConfig,
+    resume: bool,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainReport> {
     if config.task != TaskKind::Classification {
         return Err(Error::InvalidInput(format!(
             "run_train trains classification; task `{:?}` goes through nlu::run_train_nlu",
@@ -673,102 +602,34 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
         None => None,
     };
 
-    // initial parameters
+    // initial parameters: the method's, then a head
     let backbone = &prepared.model.backbone;
     let template = prepared.encoder.template().clone();
-    let mut init: Vec<HostParam> = Vec::new();
-    let prefix = config.method.prefix_settings();
-    if let Some(settings) = &prefix {
-        if template.soft_count() > 0 {
-            return Err(Error::InvalidInput(format!(
-                "prefix tuning adds its prefixes to every layer; the template `{}` must have no {{soft}} slots",
-                template.source
-            )));
-        }
-        let longest = train_prompts
-            .iter()
-            .chain(dev.iter().flat_map(|(p, _)| p))
-            .map(|p| p.ids.len())
-            .max()
-            .unwrap_or(0);
-        let words = config
-            .verbalizer
-            .as_ref()
-            .map(|v| v.words.clone())
-            .unwrap_or_default();
-        init.extend(prefix_tuning::task_prefix(
-            settings,
-            &config.method.init,
-            backbone,
-            &prepared.model.tokenizer,
-            &words,
-            longest,
-            config.train.seed,
-        )?);
-    }
-    if template.soft_count() > 0 && !config.method.fills_soft_slots() {
-        return Err(Error::InvalidInput(format!(
-            "method `{}` trains no soft tokens; the template `{}` must have no {{soft}} slots (or use prompt_tuning with unfreeze = \"{}\")",
-            config.method.kind,
-            template.source,
-            if config.method.unfrozen() == Unfreeze::All { "all" } else { "biases" }
-        )));
-    }
-    init.extend(unfreeze::initial_tensors(
+    let longest = train_prompts
+        .iter()
+        .chain(dev.iter().flat_map(|(p, _)| p))
+        .map(|p| p.ids.len())
+        .max()
+        .unwrap_or(0);
+    let words = config
+        .verbalizer
+        .as_ref()
+        .map(|v| v.words.clone())
+        .unwrap_or_default();
+    let mut init = config.method.initial_tensors(&InitContext {
         backbone,
-        config.method.unfrozen(),
-    ));
-    if template.soft_count() > 0 {
-        let words = config
-            .verbalizer
-            .as_ref()
-            .map(|v| v.words.clone())
-            .unwrap_or_default();
-        let values = initial_prompt(
-            &config.method.init,
-            &template,
-            backbone,
-            &prepared.model.tokenizer,
-            &words,
-            config.train.seed,
-        )?;
-        let (n, hidden) = (template.soft_count(), backbone.config().hidden_size);
-        if config.method.kind == "p_tuning" {
-            let e = config.method.encoder_hidden_size.unwrap_or(hidden);
-            if e == 0 {
-                return Err(Error::InvalidInput(
-                    "p-tuning needs encoder_hidden_size >= 1".into(),
-                ));
-            }
-            init.extend(p_tuning::initial_encoder(
-                config.method.encoder_type,
-                n,
-                hidden,
-                e,
-                values,
-                config.train.seed,
-            ));
-        } else {
-            init.push(("prompt".into(), vec![n, hidden], values));
-        }
-    } else if config.method.kind == "p_tuning" {
-        return Err(Error::InvalidInput(format!(
-            "p-tuning produces the template's {{soft}} tokens; the template `{}` has none",
-            template.source
-        )));
-    }
+        tokenizer: &prepared.model.tokenizer,
+        template: Some(&template),
+        label_words: &words,
+        longest_input: longest,
+        seed: config.train.seed,
+    })?;
     if config.readout == Readout::Head {
-        let head = ClassHead::init(
-            backbone.config().hidden_size,
+        init.extend(ClassHead::initial(
+            backbone.info().hidden_size,
             prepared.labels.len(),
             config.train.seed,
-            device,
-        );
-        let parts = TrainableParts {
-            head: Some(head),
-            ..TrainableParts::empty()
-        };
-        init.extend(parts.to_host());
+        ));
     }
     if init.is_empty() {
         return Err(Error::InvalidInput(
@@ -776,53 +637,52 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
         ));
     }
     let task = prepared.task();
-    let initial_parts = TrainableParts::from_host(&init, device)?;
+    let initial = Trainables::from_host(&init, device)?;
     let initial_dev_accuracy = match &dev {
         Some((p, g)) => {
-            evaluate(
-                &task,
-                &initial_parts,
-                p,
-                Some(g),
-                config.train.eval_batch_size,
-            )?
-            .accuracy
+            evaluate(&task, &initial, p, Some(g), config.train.eval_batch_size)?.accuracy
         }
         None => None,
     };
-    let trainable_parameters = initial_parts.num_trainable();
+    let trainable_parameters = initial.num_trainable();
     let out = &config.output_dir;
-    let outcome = train(
-        &task,
-        init,
-        Labelled {
+    let objective = ClassificationObjective {
+        task: &task,
+        train: Labelled {
             prompts: &train_prompts,
             labels: &train_gold,
         },
-        dev.as_ref().map(|(p, g)| Labelled {
+        dev: dev.as_ref().map(|(p, g)| Labelled {
             prompts: p,
             labels: g,
         }),
+        eval_batch_size: config.train.eval_batch_size,
+        dropout: config.train.dropout,
+    };
+    let outcome = fit(
+        &objective,
+        init,
         &config.train,
         out,
         resume,
         device,
+        observer,
     )?;
     let mut adapter_cfg = adapter_config(config, &prepared);
-    if let Some(settings) = &prefix {
-        adapter_cfg.num_virtual_tokens = settings.num_virtual_tokens;
+    if config.method.prefix_len() > 0 {
+        adapter_cfg.num_virtual_tokens = config.method.prefix_len();
     }
     let adapter = Adapter {
         config: adapter_cfg,
-        // the prefix MLP is folded into the prefixes it produces
-        params: prefix_tuning::fold(&outcome.best, device)?,
+        // e.g. the prefix MLP is folded into the prefixes it produces
+        params: method::adapter_tensors(&outcome.best, device)?,
     };
     let adapter_dir = out.join("adapter");
     adapter.save(&adapter_dir)?;
     let final_eval = match &dev {
         Some((p, g)) => Some(evaluate(
             &task,
-            &TrainableParts::from_host(&outcome.best, device)?,
+            &Trainables::from_host(&outcome.best, device)?,
             p,
             Some(g),
             config.train.eval_batch_size,
@@ -842,8 +702,7 @@ pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<T
         peak_rss_mib: peak_rss_mib(),
         adapter_dir,
     };
-    let json =
-        serde_json::to_vec_pretty(&report).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?;
     write_atomic(&out.join("results.json"), &json)?;
     Ok(report)
 }
@@ -866,22 +725,26 @@ pub struct Predictor {
     /// Model and encoder.
     pub prepared: Prepared,
     /// Trained values.
-    pub parts: TrainableParts,
+    pub params: Trainables,
 }
 
 impl Predictor {
     /// Loads `adapter_dir` onto `model_spec` (default: the model it was trained on).
     pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
         let adapter = Adapter::load(adapter_dir)?;
+        let model = Model::load(model_spec.unwrap_or(&adapter.config.base_model), device)?;
+        Self::with_model(adapter, Arc::new(model), device)
+    }
+
+    /// Puts `adapter` on a loaded model, which other predictors may share.
+    pub fn with_model(adapter: Adapter, model: Arc<Model>, device: &Device) -> Result<Self> {
         let c = &adapter.config;
         if c.task != TaskKind::Classification {
             return Err(Error::InvalidInput(format!(
-                "{} is a {:?} adapter; load it with nlu::NluPredictor",
-                adapter_dir.display(),
+                "a {:?} adapter: load it with nlu::NluPredictor",
                 c.task
             )));
         }
-        let model = Model::load(model_spec.unwrap_or(&c.base_model), device)?;
         adapter.check_base(&model.backbone, &model.tokenizer)?;
         let padding = Some(c.padding);
         let mut prepared = Prepared::new(
@@ -894,14 +757,8 @@ impl Predictor {
             &c.labels,
         )?;
         prepared.pooling = c.pooling;
-        let parts = TrainableParts::from_host(&adapter.params, device)?;
-        if let Some(p) = &parts.prefix {
-            p.check(prepared.model.backbone.config())?;
-        }
-        if let Some(net) = &parts.p_tuning {
-            net.check(prepared.model.backbone.config().hidden_size)?;
-        }
-        Ok(Self { prepared, parts })
+        let params = load_params(&adapter.params, &prepared.model.backbone, device)?;
+        Ok(Self { prepared, params })
     }
 
     /// Scores examples (gold labels used for metrics when all are present).
@@ -909,7 +766,7 @@ impl Predictor {
         let (prompts, gold) = self.prepared.encode(examples)?;
         evaluate(
             &self.prepared.task(),
-            &self.parts,
+            &self.params,
             &prompts,
             gold.as_deref(),
             batch_size,
@@ -927,13 +784,13 @@ impl Predictor {
             ));
         }
         let task = self.prepared.task();
-        let parts = burn::module::Module::valid(&self.parts);
+        let params = burn::module::Module::valid(&self.params);
         let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
         let mut out: Vec<Option<Prediction>> = vec![None; prompts.len()];
         for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
             let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
             let shared = match task.verbalizer {
-                Some(_) => SharedPrefix::compute(task.backbone, &parts, &refs)?,
+                Some(_) => SharedPrefix::compute(task.backbone, &params, &refs)?,
                 None => None,
             };
             let batch = match &shared {
@@ -948,7 +805,7 @@ impl Predictor {
                 task.backbone,
                 task.verbalizer,
                 task.num_labels,
-                &parts,
+                &params,
                 &batch,
                 shared.as_ref(),
                 task.pooling,
@@ -980,7 +837,7 @@ pub fn zero_shot(
     examples: &[Example],
     batch_size: usize,
 ) -> Result<Evaluation> {
-    let padding = Some(family_default_padding(model.backbone.config().family));
+    let padding = Some(default_padding(&model.backbone));
     let prepared = Prepared::new(
         model,
         template,
@@ -996,14 +853,27 @@ pub fn zero_shot(
         ));
     }
     let (prompts, gold) = prepared.encode(examples)?;
-    let parts = TrainableParts::empty();
+    let params = Trainables::empty();
     evaluate(
         &prepared.task(),
-        &parts,
+        &params,
         &prompts,
         gold.as_deref(),
         batch_size,
     )
+}
+
+/// An adapter's tensors on `device`, checked against `backbone` by every method that owns
+/// some of them (and unfrozen weights against the model's own) before any forward pass.
+pub(crate) fn load_params(
+    tensors: &[HostTensor],
+    backbone: &Backbone,
+    device: &Device,
+) -> Result<Trainables> {
+    let params = Trainables::from_host(tensors, device)?;
+    method::check(&params, &backbone.info())?;
+    effective_backbone(&params, backbone)?;
+    Ok(params)
 }
 
 /// Keeps `Backbone` in the public signature set used by the CLI.

@@ -19,71 +19,27 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
-use super::{adapter_config_for, pad_id_of, peak_rss_mib, TaskConfig};
+use super::{adapter_config_for, load_params, pad_id_of, peak_rss_mib, TaskConfig};
 use crate::adapter::Adapter;
 use crate::backbone::Backbone;
 use crate::data::conll::{read_conll, tag_set, TaggedSentence};
 use crate::data::squad::{read_squad, QaExample};
 use crate::data::DataSpec;
-use crate::method::prefix_tuning;
-use crate::method::unfreeze;
+use crate::method::{self, prefix_tuning, InitContext};
 use crate::model::Model;
-use crate::task::classification::{HostParam, TrainableParts};
-use crate::task::extractive_qa::{DecodeOptions, QaEncoder, QaWindow, SpanHead};
+use crate::params::Trainables;
+use crate::task::extractive_qa::{QaEncoder, QaWindow, SpanHead};
 use crate::task::nlu::{
     evaluate_qa, evaluate_tagging, QaEvaluation, QaObjective, TaggingEvaluation, TaggingObjective,
 };
 use crate::task::tagging::{EncodedTagging, TagEncoder, TokenTaggingHead};
+use crate::task::{Objective, TaskKind};
 use crate::train::atomic::write_atomic;
-use crate::train::trainer::{fit, Objective};
+use crate::train::trainer::{fit, Quiet, TrainObserver};
 use crate::{Error, Result};
-
-/// What a task predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// A label per input, through a template (verbalizer or head).
-    #[default]
-    Classification,
-    /// A tag per word (BIO tagging, first sub-token labelled), from CoNLL files.
-    TokenClassification,
-    /// An answer span in a context, from SQuAD files.
-    QuestionAnswering,
-}
-
-/// The `[qa]` table: windows over long contexts and span decoding (HF `run_qa`'s defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QaConfig {
-    /// Context tokens two consecutive windows share.
-    pub doc_stride: usize,
-    /// Longest answer in tokens.
-    pub max_answer_len: usize,
-    /// Candidate start and end positions per window.
-    pub n_best: usize,
-}
-
-impl Default for QaConfig {
-    fn default() -> Self {
-        Self {
-            doc_stride: 128,
-            max_answer_len: 30,
-            n_best: 20,
-        }
-    }
-}
-
-impl QaConfig {
-    fn decode(&self) -> DecodeOptions {
-        DecodeOptions {
-            n_best: self.n_best,
-            max_answer_len: self.max_answer_len,
-        }
-    }
-}
 
 /// Sentences of a CoNLL file (the last column holds the tags), the first `limit` of them.
 pub fn read_tagged(spec: &DataSpec, known_tags: Option<&[String]>) -> Result<Vec<TaggedSentence>> {
@@ -218,9 +174,18 @@ fn input_budget(config: &TaskConfig, backbone: &Backbone, prefix_len: usize) -> 
 /// Trains a token-tagging or QA task as `config` says; writes the adapter to
 /// `output_dir/adapter` and the report to `output_dir/results.json`.
 pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Result<NluTrainReport> {
-    config.method.validate()?;
+    run_train_nlu_observed(config, resume, device, &mut Quiet)
+}
+
+/// [`run_train_nlu`], telling `observer` how training goes.
+pub fn run_train_nlu_observed(
+    config: &TaskConfig,
+    resume: bool,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<NluTrainReport> {
     config.train.validate()?;
-    let kind = config.method.kind.as_str();
+    let kind = config.method.kind();
     if config.method.fills_soft_slots() {
         return Err(Error::InvalidInput(format!(
             "method `{kind}` fills soft input tokens; a {:?} task reads the plain text: use prefix_tuning (deep prompts, P-Tuning v2), bitfit, full or none",
@@ -230,8 +195,7 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
     let model = Model::load(&config.model, device)?;
     let backbone = &model.backbone;
     let pad_id = pad_id_of(&model);
-    let prefix = config.method.prefix_settings();
-    let prefix_len = prefix.map_or(0, |p| p.num_virtual_tokens);
+    let prefix_len = config.method.prefix_len();
     let max_len = input_budget(config, backbone, prefix_len)?;
     let train_spec = config
         .data
@@ -265,10 +229,7 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
                 }
                 None => None,
             };
-            let head = TrainableParts {
-                tag_head: Some(TokenTaggingHead::init(hidden, tags.len(), seed, device)),
-                ..TrainableParts::empty()
-            };
+            let head = TokenTaggingHead::initial(hidden, tags.len(), seed);
             let encoded = Encoded::Tagging {
                 encoder: Box::new(encoder),
                 train: train_enc,
@@ -287,10 +248,7 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
                 }
                 None => None,
             };
-            let head = TrainableParts {
-                span_head: Some(SpanHead::init(hidden, seed, device)),
-                ..TrainableParts::empty()
-            };
+            let head = SpanHead::initial(hidden, seed);
             (Encoded::Qa { train, dev }, head, Vec::new())
         }
         TaskKind::Classification => {
@@ -300,23 +258,16 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
         }
     };
 
-    let mut init: Vec<HostParam> = head.to_host();
-    if let Some(settings) = &prefix {
-        init.extend(prefix_tuning::task_prefix(
-            settings,
-            &config.method.init,
-            backbone,
-            &model.tokenizer,
-            &[],
-            max_len,
-            seed,
-        )?);
-    }
-    init.extend(unfreeze::initial_tensors(
+    let mut init = head;
+    init.extend(config.method.initial_tensors(&InitContext {
         backbone,
-        config.method.unfrozen(),
-    ));
-    let initial = TrainableParts::from_host(&init, device)?;
+        tokenizer: &model.tokenizer,
+        template: None,
+        label_words: &[],
+        longest_input: max_len,
+        seed,
+    })?);
+    let initial = Trainables::from_host(&init, device)?;
     let trainable_parameters = initial.num_trainable();
     let batch = config.train.eval_batch_size;
     let decode = config.qa.decode();
@@ -353,9 +304,17 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
     };
     let initial_dev_metric = objective.dev_metric(&initial)?;
     let out = &config.output_dir;
-    let outcome = fit(objective.as_ref(), init, &config.train, out, resume, device)?;
+    let outcome = fit(
+        objective.as_ref(),
+        init,
+        &config.train,
+        out,
+        resume,
+        device,
+        observer,
+    )?;
 
-    let best = TrainableParts::from_host(&outcome.best, device)?;
+    let best = Trainables::from_host(&outcome.best, device)?;
     let (final_dev_scores, rate) = match &encoded {
         Encoded::Tagging {
             encoder,
@@ -381,7 +340,7 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
     adapter_cfg.max_len = max_len;
     let adapter = Adapter {
         config: adapter_cfg,
-        params: prefix_tuning::fold(&outcome.best, device)?,
+        params: method::adapter_tensors(&outcome.best, device)?,
     };
     let adapter_dir = out.join("adapter");
     adapter.save(&adapter_dir)?;
@@ -400,20 +359,19 @@ pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Resu
         peak_rss_mib: peak_rss_mib(),
         adapter_dir,
     };
-    let json =
-        serde_json::to_vec_pretty(&report).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?;
     write_atomic(&out.join("results.json"), &json)?;
     Ok(report)
 }
 
 /// A tagging or QA adapter on its model, ready to evaluate and predict.
 pub struct NluPredictor {
-    /// The model.
-    pub model: Model,
+    /// The model, shared (one model serves many adapters).
+    pub model: std::sync::Arc<Model>,
     /// The adapter's settings.
     pub adapter: crate::adapter::AdapterConfig,
     /// Trained values.
-    pub parts: TrainableParts,
+    pub params: Trainables,
     pad_id: u32,
 }
 
@@ -429,18 +387,13 @@ impl NluPredictor {
         }
         let model = Model::load(model_spec.unwrap_or(&adapter.config.base_model), device)?;
         adapter.check_base(&model.backbone, &model.tokenizer)?;
-        let parts = TrainableParts::from_host(&adapter.params, device)?;
-        if let Some(p) = &parts.prefix {
-            p.check(model.backbone.config())?;
-        }
-        if let Some(t) = &parts.backbone {
-            t.apply(&model.backbone)?;
-        }
+        let params = load_params(&adapter.params, &model.backbone, device)?;
+        let model = std::sync::Arc::new(model);
         let pad_id = pad_id_of(&model);
         Ok(Self {
             model,
             adapter: adapter.config,
-            parts,
+            params,
             pad_id,
         })
     }
@@ -465,7 +418,7 @@ impl NluPredictor {
                     .collect::<Result<Vec<_>>>()?;
                 let e = evaluate_tagging(
                     backbone,
-                    &self.parts,
+                    &self.params,
                     &encoder,
                     &enc,
                     Some(&gold),
@@ -486,7 +439,7 @@ impl NluPredictor {
                 let windows = encoder.encode_examples(&questions)?;
                 let e = evaluate_qa(
                     backbone,
-                    &self.parts,
+                    &self.params,
                     &questions,
                     &windows,
                     &qa.decode(),

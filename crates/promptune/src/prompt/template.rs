@@ -28,7 +28,12 @@ pub enum Part {
     /// The answer slot.
     Mask,
     /// `count` soft tokens, optionally initialised from words.
-    Soft { count: usize, init: Option<String> },
+    Soft {
+        /// Number of soft tokens.
+        count: usize,
+        /// Words their initial values come from (`{soft*N:"words"}`).
+        init: Option<String>,
+    },
 }
 
 /// A parsed template.

@@ -19,17 +19,18 @@
 //!
 //! Offsets count Unicode characters, as Python's `str` and SQuAD's `answer_start` do.
 
-use burn::module::{Module, Param};
 use burn::tensor::{activation, Device, Int, Tensor};
 use tokenizers::utils::truncation::{
     truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 use tokenizers::{Encoding, PostProcessor, Tokenizer};
 
-use super::tagging::{linear_3d, linear_init};
+use super::head::HeadNames;
+use super::tagging::{linear_3d, LINEAR_HEAD_SALT};
 use crate::backbone::layers::{float_tensor, int_tensor};
 use crate::backbone::{PaddingSide, TokenBatch};
 use crate::data::squad::QaExample;
+use crate::params::{HostTensor, Trainables};
 use crate::{Error, Result};
 
 fn tok_err(e: impl std::fmt::Display) -> Error {
@@ -361,31 +362,69 @@ pub fn qa_batch(windows: &[&QaWindow], pad_id: u32) -> Result<(TokenBatch, Optio
 
 /// A linear layer from the last hidden state to start and end logits, trained with the
 /// prompt.
-#[derive(Module, Debug)]
+/// Read from its tensors [`SPAN_HEAD`]; gradients flow back to them.
+#[derive(Debug, Clone)]
 pub struct SpanHead {
     /// `[hidden, 2]`: column 0 gives start logits, column 1 end logits.
-    pub weight: Param<Tensor<2>>,
+    pub weight: Tensor<2>,
     /// `[2]`.
-    pub bias: Param<Tensor<1>>,
+    pub bias: Tensor<1>,
 }
+
+/// Host names of the extractive-QA head.
+pub const SPAN_HEAD: HeadNames = HeadNames {
+    weight: "span_head.weight",
+    bias: "span_head.bias",
+};
 
 impl SpanHead {
     /// A head with small deterministic-random weights (seeded) and zero bias.
     pub fn init(hidden: usize, seed: u64, device: &Device) -> Self {
-        let (weight, bias) = linear_init(hidden, 2, seed, device);
-        Self { weight, bias }
+        let w = SPAN_HEAD.fresh(hidden, 2, seed ^ LINEAR_HEAD_SALT, device);
+        Self {
+            weight: w.weight,
+            bias: w.bias,
+        }
+    }
+
+    /// The initial host tensors of [`SpanHead::init`].
+    pub fn initial(hidden: usize, seed: u64) -> Vec<HostTensor> {
+        SPAN_HEAD.initial(hidden, 2, seed ^ LINEAR_HEAD_SALT)
+    }
+
+    /// The head in `params`, if any (it must have 2 outputs).
+    pub fn from_params(params: &Trainables) -> Result<Option<Self>> {
+        let Some(w) = SPAN_HEAD.read(params)? else {
+            return Ok(None);
+        };
+        if w.weight.dims()[1] != 2 {
+            return Err(Error::Shape(format!(
+                "`{}` must have 2 outputs (start, end), got {:?}",
+                SPAN_HEAD.weight,
+                w.weight.dims()
+            )));
+        }
+        Ok(Some(Self {
+            weight: w.weight,
+            bias: w.bias,
+        }))
     }
 
     /// Start and end logits, each `[B, T]`, from the last hidden state `[B, T, H]`.
     pub fn forward(&self, last_hidden: Tensor<3>) -> Result<(Tensor<2>, Tensor<2>)> {
         let [b, t, _] = last_hidden.dims();
-        let [_, o] = self.weight.val().dims();
+        let [_, o] = self.weight.dims();
         if o != 2 {
             return Err(Error::Shape(format!(
                 "a span head has 2 outputs (start, end), this one {o}"
             )));
         }
-        let y = linear_3d(last_hidden, self.weight.val(), self.bias.val(), "span head")?;
+        let y = linear_3d(
+            last_hidden,
+            self.weight.clone(),
+            self.bias.clone(),
+            "span head",
+        )?;
         let start = y.clone().slice([0..b, 0..t, 0..1]).reshape([b, t]);
         let end = y.slice([0..b, 0..t, 1..2]).reshape([b, t]);
         Ok((start, end))

@@ -8,43 +8,45 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 
 use super::batch::batch_seed;
-use super::classification::TrainableParts;
 use super::extractive_qa::{
-    decode_predictions, qa_batch, span_loss, DecodeOptions, QaWindow, SpanPrediction,
+    decode_predictions, qa_batch, span_loss, DecodeOptions, QaWindow, SpanHead, SpanPrediction,
 };
 use super::tagging::{
-    argmax_tags, masked_cross_entropy, tagging_batch, EncodedTagging, TagEncoder,
+    argmax_tags, masked_cross_entropy, tagging_batch, EncodedTagging, TagEncoder, TokenTaggingHead,
 };
+use super::Objective;
 use crate::backbone::layers::{dropout, to_vec};
 use crate::backbone::{Backbone, ForwardInput, TokenBatch};
 use crate::data::batching::length_sorted_batches;
 use crate::data::conll::TaggedSentence;
 use crate::data::squad::QaExample;
+use crate::method::unfreeze::effective_backbone;
+use crate::method::AdapterHooks;
 use crate::metrics::span::{span_scores, SpanScores};
 use crate::metrics::squad::{evaluate_squad, SquadScores};
-use crate::train::trainer::Objective;
+use crate::params::Trainables;
 use crate::{Error, Result};
 
-/// Last hidden states `[B, T, H]` of `tokens` under the parts' prefix and unfrozen weights,
-/// with training-mode dropout when `dropout` gives a seed. Soft tokens have no place in a
-/// template-free input, so parts holding a soft prompt or a P-Tuning encoder are refused.
+/// Last hidden states `[B, T, H]` of `tokens` under the parameters' prefix and unfrozen
+/// weights, with training-mode dropout when `dropout` gives a seed. Soft tokens have no place
+/// in a template-free input, so a soft prompt or a P-Tuning encoder is refused.
 pub fn hidden_states(
     backbone: &Backbone,
-    parts: &TrainableParts,
+    params: &Trainables,
     tokens: TokenBatch,
     dropout: Option<u64>,
 ) -> Result<Tensor<3>> {
-    if parts.soft_len().is_some() {
+    let backbone = &*effective_backbone(params, backbone)?;
+    let info = backbone.info();
+    let hooks = AdapterHooks::of(params, &info)?;
+    if hooks.soft.is_some() {
         return Err(Error::InvalidInput(
             "token tagging and QA read the plain input: use prefix tuning (deep prompts), BitFit or full fine-tuning, not soft input tokens".into(),
         ));
     }
-    let backbone = &*parts.effective_backbone(backbone)?;
-    let mut input = ForwardInput::new(tokens);
+    let mut input = ForwardInput::new(tokens.clone());
     input.dropout = dropout;
-    if let Some(prefix) = &parts.prefix {
-        input.prefixes = Some(prefix.layers(backbone.config())?);
-    }
+    hooks.apply(&info, &tokens, &[], false, &mut input)?;
     Ok(backbone.forward(&input, None)?.last_hidden)
 }
 
@@ -81,7 +83,7 @@ pub struct TaggingEvaluation {
 /// against `gold` when given.
 pub fn evaluate_tagging(
     backbone: &Backbone,
-    parts: &TrainableParts,
+    params: &Trainables,
     encoder: &TagEncoder,
     encoded: &[EncodedTagging],
     gold: Option<&[TaggedSentence]>,
@@ -91,18 +93,17 @@ pub fn evaluate_tagging(
     if encoded.is_empty() {
         return Err(Error::InvalidInput("nothing to tag: no sentences".into()));
     }
-    let head = parts.tag_head.as_ref().ok_or_else(|| {
-        Error::InvalidInput("token tagging needs a tag head in the trained parts".into())
+    let params = burn::module::Module::valid(params);
+    let head = TokenTaggingHead::from_params(&params)?.ok_or_else(|| {
+        Error::InvalidInput("token tagging needs a tag head in the trained parameters".into())
     })?;
-    let parts = burn::module::Module::valid(parts);
-    let head = burn::module::Module::valid(head);
     let start = Instant::now();
     let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
     let mut tags = vec![Vec::new(); encoded.len()];
     for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
         let rows: Vec<EncodedTagging> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let (tokens, _) = tagging_batch(&rows, pad_id)?;
-        let logits = head.forward(hidden_states(backbone, &parts, tokens, None)?)?;
+        let logits = head.forward(hidden_states(backbone, &params, tokens, None)?)?;
         for (i, predicted) in idx.into_iter().zip(argmax_tags(logits)) {
             tags[i] = encoder.word_tags(&encoded[i], &predicted)?;
         }
@@ -127,15 +128,13 @@ impl Objective for TaggingObjective<'_> {
         self.train.iter().map(|e| e.ids.len()).collect()
     }
 
-    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<Tensor<1>> {
-        let head = parts
-            .tag_head
-            .as_ref()
+    fn loss(&self, params: &Trainables, idx: &[usize]) -> Result<Tensor<1>> {
+        let head = TokenTaggingHead::from_params(params)?
             .ok_or_else(|| Error::InvalidInput("token tagging needs a tag head".into()))?;
         let rows: Vec<EncodedTagging> = idx.iter().map(|&i| self.train[i].clone()).collect();
         let (tokens, labels) = tagging_batch(&rows, self.pad_id)?;
         let seed = self.dropout.then(|| batch_seed(idx));
-        let mut hidden = hidden_states(self.backbone, parts, tokens, seed)?;
+        let mut hidden = hidden_states(self.backbone, params, tokens, seed)?;
         if let Some(seed) = seed {
             let p = self.backbone.config().hidden_dropout;
             hidden = dropout(hidden, p, seed ^ 0x7a66);
@@ -147,13 +146,13 @@ impl Objective for TaggingObjective<'_> {
         self.dev.is_some()
     }
 
-    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>> {
+    fn dev_metric(&self, params: &Trainables) -> Result<Option<f64>> {
         let Some((gold, encoded)) = self.dev else {
             return Ok(None);
         };
         let eval = evaluate_tagging(
             self.backbone,
-            parts,
+            params,
             self.encoder,
             encoded,
             Some(gold),
@@ -202,7 +201,7 @@ pub struct QaEvaluation {
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_qa(
     backbone: &Backbone,
-    parts: &TrainableParts,
+    params: &Trainables,
     examples: &[QaExample],
     windows: &[QaWindow],
     decode: &DecodeOptions,
@@ -215,11 +214,10 @@ pub fn evaluate_qa(
             "nothing to answer: no questions".into(),
         ));
     }
-    let head = parts.span_head.as_ref().ok_or_else(|| {
-        Error::InvalidInput("extractive QA needs a span head in the trained parts".into())
+    let params = burn::module::Module::valid(params);
+    let head = SpanHead::from_params(&params)?.ok_or_else(|| {
+        Error::InvalidInput("extractive QA needs a span head in the trained parameters".into())
     })?;
-    let parts = burn::module::Module::valid(parts);
-    let head = burn::module::Module::valid(head);
     let start = Instant::now();
     let lengths: Vec<usize> = windows.iter().map(|w| w.ids.len()).collect();
     let mut starts = vec![Vec::new(); windows.len()];
@@ -228,7 +226,7 @@ pub fn evaluate_qa(
         let rows: Vec<&QaWindow> = idx.iter().map(|&i| &windows[i]).collect();
         let (tokens, _) = qa_batch(&rows, pad_id)?;
         let t = tokens.len;
-        let (s, e) = head.forward(hidden_states(backbone, &parts, tokens, None)?)?;
+        let (s, e) = head.forward(hidden_states(backbone, &params, tokens, None)?)?;
         let (s, e) = (to_vec(s), to_vec(e));
         for (k, i) in idx.into_iter().enumerate() {
             starts[i] = s[k * t..(k + 1) * t].to_vec();
@@ -262,10 +260,8 @@ impl Objective for QaObjective<'_> {
         self.train.iter().map(|w| w.ids.len()).collect()
     }
 
-    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<Tensor<1>> {
-        let head = parts
-            .span_head
-            .as_ref()
+    fn loss(&self, params: &Trainables, idx: &[usize]) -> Result<Tensor<1>> {
+        let head = SpanHead::from_params(params)?
             .ok_or_else(|| Error::InvalidInput("extractive QA needs a span head".into()))?;
         let rows: Vec<&QaWindow> = idx.iter().map(|&i| &self.train[i]).collect();
         let (tokens, labels) = qa_batch(&rows, self.pad_id)?;
@@ -273,7 +269,7 @@ impl Objective for QaObjective<'_> {
             .ok_or_else(|| Error::InvalidInput("a training window has no answer label".into()))?;
         let mask = tokens.mask.clone();
         let seed = self.dropout.then(|| batch_seed(idx));
-        let (s, e) = head.forward(hidden_states(self.backbone, parts, tokens, seed)?)?;
+        let (s, e) = head.forward(hidden_states(self.backbone, params, tokens, seed)?)?;
         span_loss(s, e, &starts, &ends, Some(&mask))
     }
 
@@ -281,13 +277,13 @@ impl Objective for QaObjective<'_> {
         self.dev.is_some()
     }
 
-    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>> {
+    fn dev_metric(&self, params: &Trainables) -> Result<Option<f64>> {
         let Some((examples, windows)) = self.dev else {
             return Ok(None);
         };
         let eval = evaluate_qa(
             self.backbone,
-            parts,
+            params,
             examples,
             windows,
             &self.decode,

@@ -14,10 +14,11 @@
 use crate::backbone::{
     Backbone, ForwardInput, KvCache, LayerPrefix, LogitPositions, PaddingSide, TokenBatch,
 };
+use crate::method::unfreeze::effective_backbone;
+use crate::method::AdapterHooks;
+use crate::params::Trainables;
 use crate::prompt::EncodedPrompt;
 use crate::Result;
-
-use super::classification::TrainableParts;
 
 /// Below this many shared tokens the bookkeeping is not worth it.
 const MIN_SHARED_TOKENS: usize = 4;
@@ -31,36 +32,40 @@ pub struct SharedPrefix {
 }
 
 impl SharedPrefix {
-    /// The shared prefix of `prompts` run through `backbone` with `parts`' soft prompt, or
-    /// `None` where it does not apply: an encoder, parts with prefix-tuning prefixes, fewer than
+    /// The shared prefix of `prompts` run through `backbone` with `params`' soft prompt, or
+    /// `None` where it does not apply: an encoder, parameters with their own key/value prefixes, fewer than
     /// a few shared tokens, or a prompt that would have nothing left after it.
     ///
     /// The prefix is cut so that it holds either all of a prompt's soft tokens or none, and
     /// it always ends before the answer position.
     pub fn compute(
         backbone: &Backbone,
-        parts: &TrainableParts,
+        params: &Trainables,
         prompts: &[&EncodedPrompt],
     ) -> Result<Option<Self>> {
+        // only causal attention lets the prefix's states ignore what follows it
+        if !backbone.info().causal || prompts.is_empty() {
+            return Ok(None);
+        }
+        // unfrozen weights (BitFit, full fine-tuning) shape the shared states too
+        let backbone = &*effective_backbone(params, backbone)?;
+        let info = backbone.info();
+        let hooks = AdapterHooks::of(params, &info)?;
         // prefix tuning fills the backbone's prefix hook itself
-        if !matches!(backbone, Backbone::Decoder(_)) || prompts.is_empty() || parts.prefix.is_some()
-        {
+        if hooks.prefix.is_some() {
             return Ok(None);
         }
         let len = shared_len(prompts);
         if len < MIN_SHARED_TOKENS {
             return Ok(None);
         }
-        // unfrozen weights (BitFit, full fine-tuning) shape the shared states too
-        let backbone = &*parts.effective_backbone(backbone)?;
         let first = prompts[0];
         let holds_soft_tokens = first.soft_positions.iter().any(|&s| s < len);
         let tokens = TokenBatch::pad(&[first.ids[..len].to_vec()], 0, PaddingSide::Right)?;
-        let mut input = ForwardInput::new(tokens);
+        let mut input = ForwardInput::new(tokens.clone());
         input.logits.positions = LogitPositions::None;
-        if holds_soft_tokens {
-            input.soft = parts.soft_hook(vec![first.soft_positions.clone()]);
-        }
+        let soft = [first.soft_positions.clone()];
+        hooks.apply(&info, &tokens, &soft, holds_soft_tokens, &mut input)?;
         let mut cache = KvCache::new(backbone.config().num_layers);
         backbone.forward(&input, Some(&mut cache))?;
         let layers = (0..backbone.config().num_layers)

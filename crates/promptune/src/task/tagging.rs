@@ -11,16 +11,17 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, Param};
 use burn::tensor::{activation, Device, Int, Tensor};
 use tokenizers::utils::truncation::{
     truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 use tokenizers::{PostProcessor, Tokenizer};
 
+use super::head::HeadNames;
 use crate::backbone::layers::{float_tensor, int_tensor, to_vec};
 use crate::backbone::TokenBatch;
 use crate::data::conll::{TaggedSentence, OUTSIDE};
+use crate::params::{HostTensor, Trainables};
 use crate::{Error, Result};
 
 /// The label id of positions the loss ignores, as PyTorch's `CrossEntropyLoss` default.
@@ -299,33 +300,24 @@ pub fn tagging_batch(
     Ok((batch, labels))
 }
 
-/// A linear layer from the last hidden state to tag logits, trained with the prompt.
-#[derive(Module, Debug)]
+/// A linear layer from the last hidden state to tag logits, trained with the prompt (read
+/// from its tensors [`TAG_HEAD`]; gradients flow back to them).
+#[derive(Debug, Clone)]
 pub struct TokenTaggingHead {
     /// `[hidden, tags]`.
-    pub weight: Param<Tensor<2>>,
+    pub weight: Tensor<2>,
     /// `[tags]`.
-    pub bias: Param<Tensor<1>>,
+    pub bias: Tensor<1>,
 }
 
-/// Small deterministic-random `[hidden, out]` weights (uniform in ±1/√hidden) and zero bias.
-pub(crate) fn linear_init(
-    hidden: usize,
-    out: usize,
-    seed: u64,
-    device: &Device,
-) -> (Param<Tensor<2>>, Param<Tensor<1>>) {
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x7a66);
-    let bound = 1.0 / (hidden.max(1) as f32).sqrt();
-    let w = (0..hidden * out)
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    (
-        Param::from_tensor(float_tensor(w, [hidden, out], device)),
-        Param::from_tensor(float_tensor(vec![0.0; out], [out], device)),
-    )
-}
+/// Host names of the token-classification head.
+pub const TAG_HEAD: HeadNames = HeadNames {
+    weight: "tag_head.weight",
+    bias: "tag_head.bias",
+};
+
+/// The seed salt of the tagging and span heads' initial weights.
+pub(crate) const LINEAR_HEAD_SALT: u64 = 0x7a66;
 
 /// `[B, T, H] x [H, O] + [O]` after checking the widths.
 pub(crate) fn linear_3d(
@@ -359,21 +351,37 @@ pub(crate) fn linear_3d(
 impl TokenTaggingHead {
     /// A head with small deterministic-random weights (seeded) and zero bias.
     pub fn init(hidden: usize, num_tags: usize, seed: u64, device: &Device) -> Self {
-        let (weight, bias) = linear_init(hidden, num_tags, seed, device);
-        Self { weight, bias }
+        let w = TAG_HEAD.fresh(hidden, num_tags, seed ^ LINEAR_HEAD_SALT, device);
+        Self {
+            weight: w.weight,
+            bias: w.bias,
+        }
+    }
+
+    /// The initial host tensors of [`TokenTaggingHead::init`].
+    pub fn initial(hidden: usize, num_tags: usize, seed: u64) -> Vec<HostTensor> {
+        TAG_HEAD.initial(hidden, num_tags, seed ^ LINEAR_HEAD_SALT)
+    }
+
+    /// The head in `params`, if any.
+    pub fn from_params(params: &Trainables) -> Result<Option<Self>> {
+        Ok(TAG_HEAD.read(params)?.map(|w| Self {
+            weight: w.weight,
+            bias: w.bias,
+        }))
     }
 
     /// Number of tags.
     pub fn num_tags(&self) -> usize {
-        self.weight.val().dims()[1]
+        self.weight.dims()[1]
     }
 
     /// Tag logits `[B, T, tags]` from the last hidden state `[B, T, H]`.
     pub fn forward(&self, last_hidden: Tensor<3>) -> Result<Tensor<3>> {
         linear_3d(
             last_hidden,
-            self.weight.val(),
-            self.bias.val(),
+            self.weight.clone(),
+            self.bias.clone(),
             "token tagging head",
         )
     }

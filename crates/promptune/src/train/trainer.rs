@@ -1,7 +1,8 @@
 //! The training loop: AdamW with warm-up and decay, gradient clipping and accumulation,
 //! length-bucketed batches, periodic evaluation with early stopping and a kept best state,
-//! atomic checkpoints that an interrupted run resumes from, a progress bar, a JSONL log and
-//! a curve plot.
+//! atomic checkpoints that an interrupted run resumes from and a JSONL log. It trains any
+//! task's [`Objective`] over the named tensors of [`Trainables`]; what a run shows while it goes
+//! (a progress bar, a server's status) is a [`TrainObserver`]'s business.
 //!
 //! Runs are reproducible: the batch order depends only on (seed, epoch), and a resumed run
 //! skips exactly the batches already consumed, so it ends with the same parameters.
@@ -16,17 +17,11 @@ use serde_json::json;
 
 use super::atomic::write_atomic;
 use super::clip::{clip, ClipMode};
-use super::metrics::{accuracy, macro_f1, MetricsLog};
+use super::metrics::MetricsLog;
 use super::schedule::{learning_rate, Decay};
-use crate::backbone::{Backbone, PaddingSide};
-use crate::data::batching::{bucketed_batches, length_sorted_batches};
-use crate::prompt::{EncodedPrompt, Verbalizer};
-use crate::task::batch::{batch_seed, collate};
-use crate::task::classification::{
-    cross_entropy, host_params_from_safetensors, host_params_to_safetensors, label_logits_after,
-    predictions, HostParam, Pooling, TrainableParts,
-};
-use crate::task::shared_prefix::SharedPrefix;
+use crate::data::batching::bucketed_batches;
+use crate::params::{from_safetensors, to_safetensors, HostTensor, Trainables};
+use crate::task::Objective;
 use crate::{Error, Result};
 
 /// Every training setting (the `[train]` table of a task config).
@@ -119,135 +114,6 @@ impl TrainConfig {
     }
 }
 
-/// What is classified and how labels are read.
-pub struct ClassificationTask<'a> {
-    /// The frozen model.
-    pub backbone: &'a Backbone,
-    /// Label words (LM readout), or `None` for a head.
-    pub verbalizer: Option<&'a Verbalizer>,
-    /// Number of labels.
-    pub num_labels: usize,
-    /// Id used for padding.
-    pub pad_id: u32,
-    /// Padding side.
-    pub padding: PaddingSide,
-    /// What a head reads.
-    pub pooling: Pooling,
-}
-
-/// Encoded examples with gold labels.
-#[derive(Clone, Copy)]
-pub struct Labelled<'a> {
-    /// Prompts.
-    pub prompts: &'a [EncodedPrompt],
-    /// Gold label per prompt.
-    pub labels: &'a [usize],
-}
-
-/// Predictions on a data set.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// Arg-max label per example.
-    pub predictions: Vec<usize>,
-    /// Softmax over labels per example.
-    pub scores: Vec<Vec<f32>>,
-    /// Accuracy (when gold labels were given).
-    pub accuracy: Option<f64>,
-    /// Macro-F1 (when gold labels were given).
-    pub macro_f1: Option<f64>,
-    /// Scoring throughput.
-    pub examples_per_second: f64,
-}
-
-/// Scores `prompts` with `parts` (no gradients are recorded).
-pub fn evaluate(
-    task: &ClassificationTask,
-    parts: &TrainableParts,
-    prompts: &[EncodedPrompt],
-    gold: Option<&[usize]>,
-    batch_size: usize,
-) -> Result<Evaluation> {
-    if prompts.is_empty() {
-        return Err(Error::InvalidInput(
-            "nothing to evaluate: no examples".into(),
-        ));
-    }
-    let parts = burn::module::Module::valid(parts);
-    let start = Instant::now();
-    // The parts are fixed here, so the shared prefix of the whole set is run once.
-    let all: Vec<&EncodedPrompt> = prompts.iter().collect();
-    let shared = shared_prefix(task, &parts, &all)?;
-    let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
-    let mut preds = vec![0; prompts.len()];
-    let mut scores = vec![Vec::new(); prompts.len()];
-    for idx in length_sorted_batches(&lengths, batch_size) {
-        let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
-        let logits = batch_logits(task, &parts, &refs, shared.as_ref(), None)?;
-        let (p, s) = predictions(logits);
-        for ((i, p), s) in idx.into_iter().zip(p).zip(s) {
-            preds[i] = p;
-            scores[i] = s;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64().max(1e-9);
-    let (acc, f1) = match gold {
-        Some(g) => (
-            Some(accuracy(&preds, g)),
-            Some(macro_f1(&preds, g, task.num_labels)),
-        ),
-        None => (None, None),
-    };
-    Ok(Evaluation {
-        predictions: preds,
-        scores,
-        accuracy: acc,
-        macro_f1: f1,
-        examples_per_second: prompts.len() as f64 / secs,
-    })
-}
-
-/// The tokens all `prompts` start with, run once (see [`SharedPrefix`]); only with a
-/// verbalizer, since a head reads the whole sequence.
-fn shared_prefix(
-    task: &ClassificationTask,
-    parts: &TrainableParts,
-    prompts: &[&EncodedPrompt],
-) -> Result<Option<SharedPrefix>> {
-    match task.verbalizer {
-        Some(_) => SharedPrefix::compute(task.backbone, parts, prompts),
-        None => Ok(None),
-    }
-}
-
-/// Label logits `[prompts, labels]` for prompts that all start with `shared` (their rest is
-/// padded on the right after it), or for whole prompts; `dropout`: training-mode dropout seed.
-fn batch_logits(
-    task: &ClassificationTask,
-    parts: &TrainableParts,
-    prompts: &[&EncodedPrompt],
-    shared: Option<&SharedPrefix>,
-    dropout: Option<u64>,
-) -> Result<burn::tensor::Tensor<2>> {
-    let mut batch = match shared {
-        Some(s) => {
-            let rests: Vec<EncodedPrompt> = prompts.iter().map(|p| s.rest(p)).collect();
-            let refs: Vec<&EncodedPrompt> = rests.iter().collect();
-            collate(&refs, None, task.pad_id, PaddingSide::Right)?
-        }
-        None => collate(prompts, None, task.pad_id, task.padding)?,
-    };
-    batch.dropout = dropout;
-    label_logits_after(
-        task.backbone,
-        task.verbalizer,
-        task.num_labels,
-        parts,
-        &batch,
-        shared,
-        task.pooling,
-    )
-}
-
 /// Progress saved in a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct TrainState {
@@ -264,9 +130,9 @@ struct TrainState {
 /// The result of a training run.
 pub struct TrainOutcome {
     /// Parameters at the end (on the training device).
-    pub last: Vec<HostParam>,
+    pub last: Vec<HostTensor>,
     /// Parameters with the best dev metric (the last ones without a dev set).
-    pub best: Vec<HostParam>,
+    pub best: Vec<HostTensor>,
     /// Best dev accuracy.
     pub best_metric: Option<f64>,
     /// Optimizer steps done.
@@ -286,23 +152,20 @@ fn checkpoint_root(out: &Path) -> PathBuf {
 fn save_checkpoint(
     out: &Path,
     state: &TrainState,
-    parts: &TrainableParts,
+    params: &Trainables,
     optim_bytes: &[u8],
-    best: &[HostParam],
+    best: &[HostTensor],
 ) -> Result<()> {
     let root = checkpoint_root(out);
     let name = format!("step-{:08}", state.step);
     let dir = root.join(&name);
     write_atomic(
         &dir.join("params.safetensors"),
-        &host_params_to_safetensors(&parts.to_host())?,
+        &to_safetensors(&params.to_host())?,
     )?;
-    write_atomic(
-        &dir.join("best.safetensors"),
-        &host_params_to_safetensors(best)?,
-    )?;
+    write_atomic(&dir.join("best.safetensors"), &to_safetensors(best)?)?;
     write_atomic(&dir.join("optimizer.bin"), optim_bytes)?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Serialize(e.to_string()))?;
     write_atomic(&dir.join("state.json"), &json)?;
     write_atomic(&root.join("latest"), name.as_bytes())?;
     // older checkpoints are no longer needed
@@ -317,7 +180,7 @@ fn save_checkpoint(
     Ok(())
 }
 
-type Checkpoint = (TrainState, Vec<HostParam>, Vec<HostParam>, Vec<u8>);
+type Checkpoint = (TrainState, Vec<HostTensor>, Vec<HostTensor>, Vec<u8>);
 
 fn load_checkpoint(out: &Path) -> Result<Option<Checkpoint>> {
     let root = checkpoint_root(out);
@@ -331,11 +194,11 @@ fn load_checkpoint(out: &Path) -> Result<Option<Checkpoint>> {
     let state_path = dir.join("state.json");
     let state: TrainState = serde_json::from_slice(&read(state_path.clone())?)
         .map_err(|e| Error::format(&state_path, e.to_string()))?;
-    let params = host_params_from_safetensors(
+    let params = from_safetensors(
         &read(dir.join("params.safetensors"))?,
         &dir.join("params.safetensors"),
     )?;
-    let best = host_params_from_safetensors(
+    let best = from_safetensors(
         &read(dir.join("best.safetensors"))?,
         &dir.join("best.safetensors"),
     )?;
@@ -347,106 +210,34 @@ fn load_checkpoint(out: &Path) -> Result<Option<Checkpoint>> {
     )))
 }
 
-/// What the training loop needs from a task: a loss over chosen training examples and a dev
-/// metric. Classification ([`ClassificationObjective`]), token tagging and extractive QA
-/// ([`crate::task::nlu`]) implement it.
-pub trait Objective {
-    /// Length in tokens of each training example (for length-bucketed batches).
-    fn train_lengths(&self) -> Vec<usize>;
-    /// Mean loss over the training examples `idx` (gradients reach `parts`).
-    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<burn::tensor::Tensor<1>>;
-    /// Whether there is a dev set.
-    fn has_dev(&self) -> bool;
-    /// The dev metric of `parts` (higher is better), `None` without a dev set.
-    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>>;
-    /// Name of the dev metric in logs.
-    fn metric_name(&self) -> &'static str;
+/// What a training run reports as it goes; every method does nothing by default.
+pub trait TrainObserver {
+    /// Training starts (or resumes) at optimizer step `step` of `total_steps`.
+    fn started(&mut self, _step: usize, _total_steps: usize) {}
+    /// Optimizer step `step` is done.
+    fn stepped(&mut self, _step: usize, _loss: f64, _lr: f64, _examples_per_second: f64) {}
+    /// The dev metric was computed after step `step`.
+    fn evaluated(&mut self, _step: usize, _metric_name: &str, _metric: f64) {}
+    /// Training is over.
+    fn finished(&mut self) {}
 }
 
-/// Label classification: cross-entropy of label logits; dev accuracy.
-pub struct ClassificationObjective<'a> {
-    /// Model and readout.
-    pub task: &'a ClassificationTask<'a>,
-    /// Training examples.
-    pub train: Labelled<'a>,
-    /// Dev examples.
-    pub dev: Option<Labelled<'a>>,
-    /// Batch size for dev scoring.
-    pub eval_batch_size: usize,
-    /// Train with the model's dropout.
-    pub dropout: bool,
-}
+/// An observer that shows nothing (library use, tests).
+pub struct Quiet;
 
-impl Objective for ClassificationObjective<'_> {
-    fn train_lengths(&self) -> Vec<usize> {
-        self.train.prompts.iter().map(|p| p.ids.len()).collect()
-    }
-
-    fn loss(&self, parts: &TrainableParts, idx: &[usize]) -> Result<burn::tensor::Tensor<1>> {
-        let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &self.train.prompts[i]).collect();
-        let gold: Vec<usize> = idx.iter().map(|&i| self.train.labels[i]).collect();
-        // recomputed per batch: the prefix states carry this step's gradient
-        let shared = shared_prefix(self.task, parts, &refs)?;
-        let seed = self.dropout.then(|| batch_seed(idx));
-        let logits = batch_logits(self.task, parts, &refs, shared.as_ref(), seed)?;
-        Ok(cross_entropy(logits, &gold))
-    }
-
-    fn has_dev(&self) -> bool {
-        self.dev.is_some()
-    }
-
-    fn dev_metric(&self, parts: &TrainableParts) -> Result<Option<f64>> {
-        match self.dev {
-            Some(d) => Ok(evaluate(
-                self.task,
-                parts,
-                d.prompts,
-                Some(d.labels),
-                self.eval_batch_size,
-            )?
-            .accuracy),
-            None => Ok(None),
-        }
-    }
-
-    fn metric_name(&self) -> &'static str {
-        "accuracy"
-    }
-}
-
-/// Trains `init` on `train`, evaluating on `dev` (see [`fit`]).
-#[allow(clippy::too_many_arguments)]
-pub fn train(
-    task: &ClassificationTask,
-    init: Vec<HostParam>,
-    train: Labelled,
-    dev: Option<Labelled>,
-    cfg: &TrainConfig,
-    out: &Path,
-    resume: bool,
-    device: &Device,
-) -> Result<TrainOutcome> {
-    let objective = ClassificationObjective {
-        task,
-        train,
-        dev,
-        eval_batch_size: cfg.eval_batch_size,
-        dropout: cfg.dropout,
-    };
-    fit(&objective, init, cfg, out, resume, device)
-}
+impl TrainObserver for Quiet {}
 
 /// Trains `init` on `objective`'s training examples, evaluating its dev metric; writes
-/// `metrics.jsonl`, `curves.svg` and the resumable `checkpoint/` under `out`. With `resume`,
-/// continues from the checkpoint there.
+/// `metrics.jsonl` and the resumable `checkpoint/` under `out`, telling `observer` how it
+/// goes. With `resume`, continues from the checkpoint there.
 pub fn fit(
     objective: &dyn Objective,
-    init: Vec<HostParam>,
+    init: Vec<HostTensor>,
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
     device: &Device,
+    observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
     cfg.validate()?;
     let lengths = objective.train_lengths();
@@ -469,7 +260,7 @@ pub fn fit(
         .init();
     let metrics_path = out.join("metrics.jsonl");
 
-    let (mut state, mut parts, mut best, mut log) = match (resume, load_checkpoint(out)?) {
+    let (mut state, mut params, mut best, mut log) = match (resume, load_checkpoint(out)?) {
         (true, Some((state, params, best, optim_bytes))) => {
             optim = optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
@@ -478,7 +269,7 @@ pub fn fit(
                 })?;
             (
                 state,
-                TrainableParts::from_host(&params, &ad)?,
+                Trainables::from_host(&params, &ad)?,
                 best,
                 MetricsLog::append(&metrics_path)?,
             )
@@ -500,21 +291,14 @@ pub fn fit(
             };
             (
                 state,
-                TrainableParts::from_host(&init, &ad)?,
+                Trainables::from_host(&init, &ad)?,
                 init.clone(),
                 MetricsLog::create(&metrics_path)?,
             )
         }
     };
 
-    let bar = indicatif::ProgressBar::new(total_steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps [{elapsed}<{eta}] {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(state.step as u64);
+    observer.started(state.step, total_steps);
 
     let has_dev = objective.has_dev();
     let metric_name = objective.metric_name();
@@ -522,7 +306,7 @@ pub fn fit(
     let mut train_seconds = 0f64;
     let mut step_started = Instant::now();
     let steps_at_start = state.step;
-    let mut accumulator = GradientsAccumulator::<TrainableParts>::new();
+    let mut accumulator = GradientsAccumulator::<Trainables>::new();
     let mut pending = 0usize;
     let mut loss_sum = 0f64;
     let mut examples = 0usize;
@@ -536,7 +320,7 @@ pub fn fit(
             if state.step >= total_steps || state.stopped_early {
                 break 'epochs;
             }
-            let loss = objective.loss(&parts, idx)?;
+            let loss = objective.loss(&params, idx)?;
             let loss = if cfg.grad_accum > 1 {
                 loss.div_scalar(cfg.grad_accum as f64)
             } else {
@@ -550,8 +334,8 @@ pub fn fit(
                     state.step
                 )));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &parts);
-            accumulator.accumulate(&parts, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &params);
+            accumulator.accumulate(&params, grads);
             pending += 1;
             state.batches_done = global + 1;
             loss_sum += loss_value;
@@ -562,16 +346,15 @@ pub fn fit(
             }
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
             let mut grads = accumulator.grads();
-            let grad_norm = clip(&parts, &mut grads, cfg.max_grad_norm, cfg.clip);
-            parts = optim.step(lr, parts, grads);
+            let grad_norm = clip(&params, &mut grads, cfg.max_grad_norm, cfg.clip);
+            params = optim.step(lr, params, grads);
             state.step += 1;
             train_seconds += step_started.elapsed().as_secs_f64();
             let mean_loss = loss_sum / pending as f64;
             pending = 0;
             loss_sum = 0.0;
             let rate = examples as f64 / train_seconds.max(1e-9);
-            bar.set_position(state.step as u64);
-            bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
+            observer.stepped(state.step, mean_loss, lr, rate);
             log.log(&json!({ "step": state.step, "epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": lr, "examples_per_second": rate }))?;
 
             let eval_now = has_dev
@@ -579,17 +362,14 @@ pub fn fit(
                     || end_of_epoch
                     || state.step == total_steps);
             if eval_now {
-                if let Some(metric) = objective.dev_metric(&parts)? {
+                if let Some(metric) = objective.dev_metric(&params)? {
                     log.log(&json!({ "step": state.step, "dev_metric": metric, "metric_name": metric_name }))?;
-                    bar.println(format!(
-                        "step {}: dev {metric_name} {metric:.4}",
-                        state.step
-                    ));
+                    observer.evaluated(state.step, metric_name, metric);
                     if state.best_metric.is_none_or(|b| metric > b) {
                         state.best_metric = Some(metric);
                         state.best_step = Some(state.step);
                         state.bad_evals = 0;
-                        best = parts.to_host();
+                        best = params.to_host();
                     } else {
                         state.bad_evals += 1;
                         if cfg
@@ -605,11 +385,11 @@ pub fn fit(
             if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 {
                 let bytes = optim
                     .into_bytes()
-                    .map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
+                    .map_err(|e| Error::Optimizer(format!("saving: {e:?}")))?;
                 save_checkpoint(
                     out,
                     &state,
-                    &parts,
+                    &params,
                     &bytes,
                     if has_dev { &best } else { &[] },
                 )?;
@@ -618,20 +398,16 @@ pub fn fit(
             step_started = Instant::now();
         }
     }
-    bar.finish_and_clear();
-    let last = parts.to_host();
+    observer.finished();
+    let last = params.to_host();
     if !has_dev {
         best = last.clone();
     }
     let bytes = optim
         .into_bytes()
-        .map_err(|e| Error::InvalidInput(format!("saving optimizer state: {e:?}")))?;
-    save_checkpoint(out, &state, &parts, &bytes, &best)?;
+        .map_err(|e| Error::Optimizer(format!("saving: {e:?}")))?;
+    save_checkpoint(out, &state, &params, &bytes, &best)?;
     let steps_here = (state.step - steps_at_start).max(1);
-    let records = super::plot::read_metrics(&metrics_path)?;
-    if records.iter().any(|r| r.get("loss").is_some()) {
-        super::plot::plot_curves(&records, &out.join("curves.svg"))?;
-    }
     Ok(TrainOutcome {
         last,
         best,

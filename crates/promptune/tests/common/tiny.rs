@@ -159,17 +159,11 @@ pub fn train_and_predict(
 }
 
 /// The best parameters kept by the latest checkpoint of the run in `output_dir`.
-pub fn best_checkpoint_params(
-    output_dir: &Path,
-) -> Vec<promptune::task::classification::HostParam> {
+pub fn best_checkpoint_params(output_dir: &Path) -> Vec<promptune::params::HostTensor> {
     let checkpoints = output_dir.join("checkpoint");
     let latest = std::fs::read_to_string(checkpoints.join("latest")).unwrap();
     let file = checkpoints.join(latest.trim()).join("best.safetensors");
-    promptune::task::classification::host_params_from_safetensors(
-        &std::fs::read(&file).unwrap(),
-        &file,
-    )
-    .unwrap()
+    promptune::params::from_safetensors(&std::fs::read(&file).unwrap(), &file).unwrap()
 }
 
 /// Asserts that two prediction lists agree: the same labels, logits within `tolerance`.

@@ -6,12 +6,11 @@
 //! (`[in, 4e]`), `.w_hh` (`[e, 4e]`), `.bias` (`[4e]`, PyTorch's `b_ih + b_hh`) for the LSTM
 //! direction `k = 2 * layer + (0 forward | 1 backward)`, gates in PyTorch's order i, f, g, o.
 
-use burn::module::{Module, Param};
 use burn::tensor::{activation, Tensor};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::EncoderType;
-use crate::task::classification::HostParam;
+use crate::params::{HostTensor, Trainables};
 use crate::{Error, Result};
 
 /// Host name of the encoder's input embedding `[n, hidden]`.
@@ -23,33 +22,33 @@ pub const PREFIX: &str = "p_tuning.";
 pub const LSTM_LAYERS: usize = 2;
 
 /// A linear layer `x W + b`.
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct EncoderLinear {
     /// `[in, out]`.
-    pub weight: Param<Tensor<2>>,
+    pub weight: Tensor<2>,
     /// `[out]`.
-    pub bias: Param<Tensor<1>>,
+    pub bias: Tensor<1>,
 }
 
 /// One direction of one LSTM layer.
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct LstmDirection {
     /// Input weights `[in, 4e]`.
-    pub w_ih: Param<Tensor<2>>,
+    pub w_ih: Tensor<2>,
     /// Recurrent weights `[e, 4e]`.
-    pub w_hh: Param<Tensor<2>>,
+    pub w_hh: Tensor<2>,
     /// `[4e]`.
-    pub bias: Param<Tensor<1>>,
+    pub bias: Tensor<1>,
 }
 
 impl LstmDirection {
     /// Runs over the rows of `x` `[n, in]` (backwards when `reverse`); returns `[n, e]`.
     fn run(&self, x: Tensor<2>, reverse: bool) -> Tensor<2> {
         let [n, _] = x.dims();
-        let e = self.w_hh.val().dims()[0];
+        let e = self.w_hh.dims()[0];
         let device = x.device();
-        let xw = x.matmul(self.w_ih.val()) + self.bias.val().unsqueeze();
-        let w_hh = self.w_hh.val();
+        let xw = x.matmul(self.w_ih.clone()) + self.bias.clone().unsqueeze();
+        let w_hh = self.w_hh.clone();
         let mut h: Tensor<2> = Tensor::zeros([1, e], &device);
         let mut c: Tensor<2> = Tensor::zeros([1, e], &device);
         let mut outs: Vec<Option<Tensor<2>>> = vec![None; n];
@@ -77,11 +76,11 @@ impl LstmDirection {
     }
 }
 
-/// The trainable prompt encoder.
-#[derive(Module, Debug)]
+/// The prompt encoder, read from its trainable tensors (gradients flow back to them).
+#[derive(Debug, Clone)]
 pub struct PromptEncoderNet {
     /// Input embedding `[n, hidden]`.
-    pub embedding: Param<Tensor<2>>,
+    pub embedding: Tensor<2>,
     /// LSTM directions (`2 * layer + direction`); empty for the MLP encoder.
     pub lstm: Vec<LstmDirection>,
     /// Linear layers, ReLU between them.
@@ -91,7 +90,7 @@ pub struct PromptEncoderNet {
 impl PromptEncoderNet {
     /// Number of soft tokens.
     pub fn len(&self) -> usize {
-        self.embedding.val().dims()[0]
+        self.embedding.dims()[0]
     }
 
     /// True for an empty prompt.
@@ -112,13 +111,13 @@ impl PromptEncoderNet {
     pub fn output_width(&self) -> usize {
         self.mlp
             .last()
-            .map(|l| l.bias.val().dims()[0])
-            .unwrap_or_else(|| self.embedding.val().dims()[1])
+            .map(|l| l.bias.dims()[0])
+            .unwrap_or_else(|| self.embedding.dims()[1])
     }
 
     /// The soft-token embeddings `[n, hidden]`.
     pub fn output(&self) -> Tensor<2> {
-        let mut x = self.embedding.val();
+        let mut x = self.embedding.clone();
         for layer in self.lstm.chunks(2) {
             let fw = layer[0].run(x.clone(), false);
             let bw = layer[1].run(x, true);
@@ -126,7 +125,7 @@ impl PromptEncoderNet {
         }
         let last = self.mlp.len().saturating_sub(1);
         for (i, l) in self.mlp.iter().enumerate() {
-            x = x.matmul(l.weight.val()) + l.bias.val().unsqueeze();
+            x = x.matmul(l.weight.clone()) + l.bias.clone().unsqueeze();
             if i < last {
                 x = activation::relu(x);
             }
@@ -141,11 +140,11 @@ impl PromptEncoderNet {
                 "a p-tuning LSTM needs a forward and a backward direction per layer".into(),
             ));
         }
-        let mut width = self.embedding.val().dims()[1];
+        let mut width = self.embedding.dims()[1];
         for (k, d) in self.lstm.iter().enumerate() {
-            let [i, g] = d.w_ih.val().dims();
-            let [e, g2] = d.w_hh.val().dims();
-            if i != width || g != 4 * e || g2 != g || d.bias.val().dims()[0] != g {
+            let [i, g] = d.w_ih.dims();
+            let [e, g2] = d.w_hh.dims();
+            if i != width || g != 4 * e || g2 != g || d.bias.dims()[0] != g {
                 return Err(Error::Shape(format!(
                     "p-tuning LSTM direction {k} does not chain: input {width} wide, w_ih [{i}, {g}], w_hh [{e}, {g2}]"
                 )));
@@ -155,8 +154,8 @@ impl PromptEncoderNet {
             }
         }
         for (k, l) in self.mlp.iter().enumerate() {
-            let [i, o] = l.weight.val().dims();
-            if i != width || l.bias.val().dims()[0] != o {
+            let [i, o] = l.weight.dims();
+            if i != width || l.bias.dims()[0] != o {
                 return Err(Error::Shape(format!(
                     "p-tuning MLP layer {k} does not chain: input {width} wide, weight [{i}, {o}]"
                 )));
@@ -192,12 +191,12 @@ pub fn initial_encoder(
     encoder_hidden: usize,
     embedding: Vec<f32>,
     seed: u64,
-) -> Vec<HostParam> {
+) -> Vec<HostTensor> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9_7075_6e65);
     let mut uniform = |len: usize, bound: f32| -> Vec<f32> {
         (0..len).map(|_| rng.random_range(-bound..bound)).collect()
     };
-    let mut out: Vec<HostParam> = vec![(EMBEDDING.into(), vec![n, hidden], embedding)];
+    let mut out = vec![HostTensor::new(EMBEDDING, vec![n, hidden], embedding)];
     let e = encoder_hidden;
     let dims: Vec<(usize, usize)> = match kind {
         EncoderType::Mlp => vec![(hidden, e), (e, e), (e, hidden)],
@@ -207,12 +206,12 @@ pub fn initial_encoder(
                 let input = if layer == 0 { hidden } else { 2 * e };
                 for dir in 0..2 {
                     let k = 2 * layer + dir;
-                    out.push((
+                    out.push(HostTensor::new(
                         lstm_name(k, "w_ih"),
                         vec![input, 4 * e],
                         uniform(input * 4 * e, bound),
                     ));
-                    out.push((
+                    out.push(HostTensor::new(
                         lstm_name(k, "w_hh"),
                         vec![e, 4 * e],
                         uniform(e * 4 * e, bound),
@@ -223,7 +222,7 @@ pub fn initial_encoder(
                         .zip(uniform(4 * e, bound))
                         .map(|(a, b)| a + b)
                         .collect();
-                    out.push((lstm_name(k, "bias"), vec![4 * e], b));
+                    out.push(HostTensor::new(lstm_name(k, "bias"), vec![4 * e], b));
                 }
             }
             vec![(2 * e, 2 * e), (2 * e, hidden)]
@@ -231,61 +230,48 @@ pub fn initial_encoder(
     };
     for (i, (fan_in, fan_out)) in dims.into_iter().enumerate() {
         let bound = 1.0 / (fan_in as f32).sqrt();
-        out.push((
+        out.push(HostTensor::new(
             mlp_name(i, "weight"),
             vec![fan_in, fan_out],
             uniform(fan_in * fan_out, bound),
         ));
-        out.push((mlp_name(i, "bias"), vec![fan_out], uniform(fan_out, bound)));
+        out.push(HostTensor::new(
+            mlp_name(i, "bias"),
+            vec![fan_out],
+            uniform(fan_out, bound),
+        ));
     }
     out
 }
 
-/// The encoder in `named` (`None` when it has no [`EMBEDDING`]), its tensors made by `param`
-/// (`param(index, host)`, `index` counting the encoder's tensors in a fixed order: embedding
-/// 0, MLP layer i 1 + 2i / 2 + 2i, LSTM direction k 7 + 3k..).
-pub(crate) fn from_host(
-    named: &[HostParam],
-    param2: &dyn Fn(u64, &HostParam) -> Result<Param<Tensor<2>>>,
-    param1: &dyn Fn(u64, &HostParam) -> Result<Param<Tensor<1>>>,
-) -> Result<Option<PromptEncoderNet>> {
-    let get = |n: &str| named.iter().find(|(name, _, _)| name == n);
-    let Some(embedding) = get(EMBEDDING) else {
-        if let Some(p) = named.iter().find(|p| p.0.starts_with(PREFIX)) {
+/// The encoder in `params` (`None` when it has no [`EMBEDDING`]), its layers chained and
+/// checked.
+pub fn from_params(params: &Trainables) -> Result<Option<PromptEncoderNet>> {
+    let Some(embedding) = params.matrix(EMBEDDING) else {
+        if let Some(name) = params.names().find(|n| n.starts_with(PREFIX)) {
             return Err(Error::InvalidInput(format!(
-                "p-tuning tensor `{}` without the encoder's input embedding `{EMBEDDING}`",
-                p.0
+                "p-tuning tensor `{name}` without the encoder's input embedding `{EMBEDDING}`"
             )));
         }
         return Ok(None);
     };
-    let embedding = param2(0, embedding)?;
     let mut mlp = Vec::new();
-    while let (Some(w), Some(b)) = (
-        get(&mlp_name(mlp.len(), "weight")),
-        get(&mlp_name(mlp.len(), "bias")),
+    while let (Some(weight), Some(bias)) = (
+        params.matrix(&mlp_name(mlp.len(), "weight")),
+        params.vector(&mlp_name(mlp.len(), "bias")),
     ) {
-        let i = mlp.len() as u64;
-        mlp.push(EncoderLinear {
-            weight: param2(1 + 2 * i, w)?,
-            bias: param1(2 + 2 * i, b)?,
-        });
+        mlp.push(EncoderLinear { weight, bias });
     }
     let mut lstm = Vec::new();
-    while let (Some(wi), Some(wh), Some(b)) = (
-        get(&lstm_name(lstm.len(), "w_ih")),
-        get(&lstm_name(lstm.len(), "w_hh")),
-        get(&lstm_name(lstm.len(), "bias")),
+    while let (Some(w_ih), Some(w_hh), Some(bias)) = (
+        params.matrix(&lstm_name(lstm.len(), "w_ih")),
+        params.matrix(&lstm_name(lstm.len(), "w_hh")),
+        params.vector(&lstm_name(lstm.len(), "bias")),
     ) {
-        let k = lstm.len() as u64;
-        lstm.push(LstmDirection {
-            w_ih: param2(7 + 3 * k, wi)?,
-            w_hh: param2(8 + 3 * k, wh)?,
-            bias: param1(9 + 3 * k, b)?,
-        });
+        lstm.push(LstmDirection { w_ih, w_hh, bias });
     }
     let used = 1 + 2 * mlp.len() + 3 * lstm.len();
-    let all = named.iter().filter(|p| p.0.starts_with(PREFIX)).count();
+    let all = params.names().filter(|n| n.starts_with(PREFIX)).count();
     if used != all || mlp.len() > 3 || lstm.len() > 2 * LSTM_LAYERS {
         return Err(Error::InvalidInput(format!(
             "the p-tuning encoder's tensors do not form an MLP or LSTM encoder ({all} tensors named `{PREFIX}*`, {} MLP layers, {} LSTM directions)",
@@ -306,26 +292,4 @@ pub(crate) fn from_host(
     let hidden = net.output_width();
     net.check(hidden)?;
     Ok(Some(net))
-}
-
-/// Host copies of the encoder's tensors.
-pub fn to_host(net: &PromptEncoderNet) -> Vec<HostParam> {
-    use crate::backbone::layers::to_vec;
-    let mut out = Vec::new();
-    let e = net.embedding.val();
-    out.push((EMBEDDING.into(), e.dims().to_vec(), to_vec(e)));
-    for (i, l) in net.mlp.iter().enumerate() {
-        let w = l.weight.val();
-        out.push((mlp_name(i, "weight"), w.dims().to_vec(), to_vec(w)));
-        let b = l.bias.val();
-        out.push((mlp_name(i, "bias"), b.dims().to_vec(), to_vec(b)));
-    }
-    for (k, d) in net.lstm.iter().enumerate() {
-        for (part, t) in [("w_ih", d.w_ih.val()), ("w_hh", d.w_hh.val())] {
-            out.push((lstm_name(k, part), t.dims().to_vec(), to_vec(t)));
-        }
-        let b = d.bias.val();
-        out.push((lstm_name(k, "bias"), b.dims().to_vec(), to_vec(b)));
-    }
-    out
 }

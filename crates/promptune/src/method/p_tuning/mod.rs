@@ -33,11 +33,17 @@ mod encoder;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use encoder::from_host;
 pub use encoder::{
-    initial_encoder, lstm_name, mlp_name, to_host, EncoderLinear, LstmDirection, PromptEncoderNet,
-    EMBEDDING, LSTM_LAYERS, PREFIX,
+    from_params, initial_encoder, lstm_name, mlp_name, EncoderLinear, LstmDirection,
+    PromptEncoderNet, EMBEDDING, LSTM_LAYERS, PREFIX,
 };
+
+use super::prompt_tuning::{initial_prompt, PromptInit};
+use super::unfreeze::Unfreeze;
+use super::{AdapterHooks, InitContext, Method};
+use crate::backbone::BackboneInfo;
+use crate::params::{HostTensor, Trainables};
+use crate::{Error, Result};
 
 /// The prompt encoder's architecture (PEFT's `encoder_reparameterization_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,6 +62,96 @@ impl EncoderType {
         match self {
             Self::Mlp => "MLP",
             Self::Lstm => "LSTM",
+        }
+    }
+}
+
+/// The `[method]` settings of `kind = "p_tuning"`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PTuningConfig {
+    /// How the encoder's input embedding starts (as prompt tuning's soft prompt would; its
+    /// layers start as PyTorch's defaults).
+    pub init: PromptInit,
+    /// The prompt encoder, `mlp` (default, PEFT's default) or `lstm` (the paper's
+    /// bidirectional two-layer LSTM + MLP).
+    pub encoder_type: EncoderType,
+    /// The encoder's width `e` (MLP layers, LSTM per direction; default: the hidden size).
+    pub encoder_hidden_size: Option<usize>,
+    /// Backbone weights trained beside the encoder: `none` (default), `biases` or `all`.
+    pub unfreeze: Unfreeze,
+}
+
+impl PTuningConfig {
+    /// The keys of this config.
+    pub const FIELDS: &'static [&'static str] =
+        &["init", "encoder_type", "encoder_hidden_size", "unfreeze"];
+
+    /// A fresh encoder for the template's `{soft}` slots.
+    pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
+        let Some(template) = ctx.template.filter(|t| t.soft_count() > 0) else {
+            return Err(Error::InvalidInput(format!(
+                "p-tuning produces the template's {{soft}} tokens; the template `{}` has none",
+                ctx.template_source()
+            )));
+        };
+        let values = initial_prompt(
+            &self.init,
+            template,
+            ctx.backbone,
+            ctx.tokenizer,
+            ctx.label_words,
+            ctx.seed,
+        )?;
+        let hidden = ctx.backbone.info().hidden_size;
+        let e = self.encoder_hidden_size.unwrap_or(hidden);
+        if e == 0 {
+            return Err(Error::InvalidInput(
+                "p-tuning needs encoder_hidden_size >= 1".into(),
+            ));
+        }
+        Ok(initial_encoder(
+            self.encoder_type,
+            template.soft_count(),
+            hidden,
+            e,
+            values,
+            ctx.seed,
+        ))
+    }
+}
+
+/// The registry entry: the `p_tuning.*` encoder's output goes into the soft slots.
+pub struct PTuning;
+
+impl Method for PTuning {
+    fn kind(&self) -> &'static str {
+        "p_tuning"
+    }
+
+    fn owns(&self, name: &str) -> bool {
+        name.starts_with(PREFIX)
+    }
+
+    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
+        match from_params(params)? {
+            Some(net) => net.check(info.hidden_size),
+            None => Ok(()),
+        }
+    }
+
+    fn contribute(
+        &self,
+        params: &Trainables,
+        info: &BackboneInfo,
+        hooks: &mut AdapterHooks,
+    ) -> Result<()> {
+        match from_params(params)? {
+            Some(net) => {
+                net.check(info.hidden_size)?;
+                hooks.set_soft(net.output(), self.kind())
+            }
+            None => Ok(()),
         }
     }
 }

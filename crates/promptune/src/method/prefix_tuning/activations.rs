@@ -18,14 +18,14 @@ use crate::{Error, Result};
 /// The prefix matrix `[ids.len(), layers * 2 * kv_dim]` holding the keys and values of `ids`
 /// in every layer of the decoder `backbone`.
 pub fn activation_prefix(backbone: &Backbone, ids: &[u32]) -> Result<Vec<f32>> {
-    if !matches!(backbone, Backbone::Decoder(_)) {
+    let cfg = backbone.info();
+    if !cfg.causal {
         return Err(Error::InvalidInput(
             "initialising a prefix from word activations needs a decoder; use init = { kind = \"random\" }"
                 .into(),
         ));
     }
-    let cfg = backbone.config();
-    let shape = PrefixShape::of(cfg);
+    let shape = PrefixShape::of(&cfg);
     let n = ids.len();
     super::check_fits(n, cfg.max_positions)?;
     let mut input = ForwardInput::new(TokenBatch::single(ids)?);

@@ -14,7 +14,7 @@ use super::{
     check_fits, PrefixSettings, PrefixShape, EMBEDDING, MLP_IN_BIAS, MLP_IN_WEIGHT, MLP_OUT_BIAS,
     MLP_OUT_WEIGHT,
 };
-use crate::task::classification::HostParam;
+use crate::params::HostTensor;
 use crate::{Error, Result};
 
 /// Host tensors of a freshly initialised prefix for a model of `shape` and `max_positions`
@@ -24,7 +24,7 @@ pub fn initial_prefix(
     shape: PrefixShape,
     max_positions: usize,
     seed: u64,
-) -> Result<Vec<HostParam>> {
+) -> Result<Vec<HostTensor>> {
     let n = settings.num_virtual_tokens;
     check_fits(n, max_positions)?;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -32,7 +32,7 @@ pub fn initial_prefix(
     let width = shape.width();
     if !settings.prefix_projection {
         let values = (0..n * width).map(|_| normal.sample(&mut rng)).collect();
-        return Ok(vec![(EMBEDDING.into(), vec![n, width], values)]);
+        return Ok(vec![HostTensor::new(EMBEDDING, vec![n, width], values)]);
     }
     let token_dim = shape.kv_dim();
     let enc = settings.encoder_hidden_size.unwrap_or(token_dim);
@@ -55,11 +55,11 @@ pub fn initial_prefix(
     let out_weight = uniform(enc * width, enc);
     let out_bias = uniform(width, enc);
     Ok(vec![
-        (EMBEDDING.into(), vec![n, token_dim], embedding),
-        (MLP_IN_WEIGHT.into(), vec![token_dim, enc], in_weight),
-        (MLP_IN_BIAS.into(), vec![enc], in_bias),
-        (MLP_OUT_WEIGHT.into(), vec![enc, width], out_weight),
-        (MLP_OUT_BIAS.into(), vec![width], out_bias),
+        HostTensor::new(EMBEDDING, vec![n, token_dim], embedding),
+        HostTensor::new(MLP_IN_WEIGHT, vec![token_dim, enc], in_weight),
+        HostTensor::new(MLP_IN_BIAS, vec![enc], in_bias),
+        HostTensor::new(MLP_OUT_WEIGHT, vec![enc, width], out_weight),
+        HostTensor::new(MLP_OUT_BIAS, vec![width], out_bias),
     ])
 }
 
@@ -75,8 +75,8 @@ pub fn task_prefix(
     label_words: &[Vec<String>],
     longest: usize,
     seed: u64,
-) -> Result<Vec<HostParam>> {
-    let cfg = backbone.config();
+) -> Result<Vec<HostTensor>> {
+    let cfg = backbone.info();
     let n = settings.num_virtual_tokens;
     check_fits(n, cfg.max_positions)?;
     if n + longest > cfg.max_positions {
@@ -86,11 +86,11 @@ pub fn task_prefix(
             cfg.max_positions
         )));
     }
-    let mut params = initial_prefix(settings, PrefixShape::of(cfg), cfg.max_positions, seed)?;
+    let mut params = initial_prefix(settings, PrefixShape::of(&cfg), cfg.max_positions, seed)?;
     if !settings.prefix_projection {
         let ids = super::init_token_ids(init, n, tokenizer, label_words, cfg.vocab_size, seed)?;
         if let Some(ids) = ids {
-            params[0].2 = super::activation_prefix(backbone, &ids)?;
+            params[0].data = super::activation_prefix(backbone, &ids)?;
         }
     }
     Ok(params)

@@ -29,8 +29,7 @@ mod fold;
 mod init;
 pub mod layout;
 
-use burn::module::{Module, Param};
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use activations::{activation_prefix, init_token_ids};
@@ -38,7 +37,11 @@ pub use fold::fold;
 pub use init::{initial_prefix, task_prefix};
 pub use layout::{layer_prefixes, peft_offset};
 
-use crate::backbone::{BackboneConfig, LayerPrefix};
+use super::prompt_tuning::PromptInit;
+use super::unfreeze::Unfreeze;
+use super::{AdapterHooks, InitContext, Method};
+use crate::backbone::{BackboneInfo, LayerPrefix};
+use crate::params::{HostTensor, Trainables};
 use crate::{Error, Result};
 
 /// Host name of the prefix embedding (`[n, width]` direct or folded, `[n, token_dim]` with
@@ -76,12 +79,12 @@ pub struct PrefixShape {
 }
 
 impl PrefixShape {
-    /// The shape for `cfg`.
-    pub fn of(cfg: &BackboneConfig) -> Self {
+    /// The shape for a backbone.
+    pub fn of(info: &BackboneInfo) -> Self {
         Self {
-            num_layers: cfg.num_layers,
-            kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
+            num_layers: info.num_layers,
+            kv_heads: info.num_kv_heads,
+            head_dim: info.head_dim,
         }
     }
 
@@ -113,23 +116,23 @@ pub fn check_fits(n: usize, max_positions: usize) -> Result<()> {
 }
 
 /// The MLP of the reparametrisation.
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct PrefixMlp {
     /// `[token_dim, encoder_hidden]`.
-    pub in_weight: Param<Tensor<2>>,
+    pub in_weight: Tensor<2>,
     /// `[encoder_hidden]`.
-    pub in_bias: Param<Tensor<1>>,
+    pub in_bias: Tensor<1>,
     /// `[encoder_hidden, width]`.
-    pub out_weight: Param<Tensor<2>>,
+    pub out_weight: Tensor<2>,
     /// `[width]`.
-    pub out_bias: Param<Tensor<1>>,
+    pub out_bias: Tensor<1>,
 }
 
-/// The trainable prefix of every layer.
-#[derive(Module, Debug)]
+/// The trainable prefix of every layer, read from its tensors (gradients flow back to them).
+#[derive(Debug, Clone)]
 pub struct Prefix {
     /// `[n, width]` (direct) or `[n, token_dim]` (through [`Prefix::mlp`]).
-    pub embedding: Param<Tensor<2>>,
+    pub embedding: Tensor<2>,
     /// The reparametrisation, when trained through it.
     pub mlp: Option<PrefixMlp>,
 }
@@ -137,7 +140,7 @@ pub struct Prefix {
 impl Prefix {
     /// Prefix length.
     pub fn len(&self) -> usize {
-        self.embedding.val().dims()[0]
+        self.embedding.dims()[0]
     }
 
     /// True for an empty prefix.
@@ -148,27 +151,27 @@ impl Prefix {
     /// Width of the prefix matrix this module produces.
     pub fn width(&self) -> usize {
         match &self.mlp {
-            Some(m) => m.out_weight.val().dims()[1],
-            None => self.embedding.val().dims()[1],
+            Some(m) => m.out_weight.dims()[1],
+            None => self.embedding.dims()[1],
         }
     }
 
     /// The prefix matrix `[n, width]` (through the MLP when there is one).
     pub fn matrix(&self) -> Tensor<2> {
-        let e = self.embedding.val();
+        let e = self.embedding.clone();
         match &self.mlp {
             None => e,
             Some(m) => {
-                let h = (e.matmul(m.in_weight.val()) + m.in_bias.val().unsqueeze()).tanh();
-                h.matmul(m.out_weight.val()) + m.out_bias.val().unsqueeze()
+                let h = (e.matmul(m.in_weight.clone()) + m.in_bias.clone().unsqueeze()).tanh();
+                h.matmul(m.out_weight.clone()) + m.out_bias.clone().unsqueeze()
             }
         }
     }
 
     /// Checks the sizes against a backbone, so that no tensor operation sees a bad shape.
-    pub fn check(&self, cfg: &BackboneConfig) -> Result<()> {
-        let shape = PrefixShape::of(cfg);
-        check_fits(self.len(), cfg.max_positions)?;
+    pub fn check(&self, info: &BackboneInfo) -> Result<()> {
+        let shape = PrefixShape::of(info);
+        check_fits(self.len(), info.max_positions)?;
         if self.width() != shape.width() {
             return Err(Error::Shape(format!(
                 "the prefix is {} wide; this model needs {} ({} layers x 2 x {} key/value heads x {} head dim)",
@@ -180,13 +183,13 @@ impl Prefix {
             )));
         }
         if let Some(m) = &self.mlp {
-            let [d, enc] = m.in_weight.val().dims();
-            let [enc2, _] = m.out_weight.val().dims();
-            let d_emb = self.embedding.val().dims()[1];
+            let [d, enc] = m.in_weight.dims();
+            let [enc2, _] = m.out_weight.dims();
+            let d_emb = self.embedding.dims()[1];
             if d != d_emb
                 || enc != enc2
-                || m.in_bias.val().dims()[0] != enc
-                || m.out_bias.val().dims()[0] != self.width()
+                || m.in_bias.dims()[0] != enc
+                || m.out_bias.dims()[0] != self.width()
             {
                 return Err(Error::Shape(format!(
                     "prefix MLP sizes do not chain: embedding {d_emb} wide, first layer [{d}, {enc}], second [{enc2}, {}]",
@@ -198,8 +201,171 @@ impl Prefix {
     }
 
     /// Per-layer keys and values `[1, kv_heads, n, head_dim]` for the backbone's hook.
-    pub fn layers(&self, cfg: &BackboneConfig) -> Result<Vec<LayerPrefix>> {
-        self.check(cfg)?;
-        Ok(layer_prefixes(self.matrix(), PrefixShape::of(cfg)))
+    pub fn layers(&self, info: &BackboneInfo) -> Result<Vec<LayerPrefix>> {
+        self.check(info)?;
+        Ok(layer_prefixes(self.matrix(), PrefixShape::of(info)))
+    }
+
+    /// The prefix in `params` (`None` without [`EMBEDDING`]); an MLP must be complete and
+    /// its sizes must chain.
+    pub fn from_params(params: &Trainables) -> Result<Option<Self>> {
+        let mlp_names = [MLP_IN_WEIGHT, MLP_IN_BIAS, MLP_OUT_WEIGHT, MLP_OUT_BIAS];
+        let present = mlp_names
+            .iter()
+            .filter(|n| params.dims(n).is_some())
+            .count();
+        let mlp = match (
+            params.matrix(MLP_IN_WEIGHT),
+            params.vector(MLP_IN_BIAS),
+            params.matrix(MLP_OUT_WEIGHT),
+            params.vector(MLP_OUT_BIAS),
+        ) {
+            (Some(in_weight), Some(in_bias), Some(out_weight), Some(out_bias)) => Some(PrefixMlp {
+                in_weight,
+                in_bias,
+                out_weight,
+                out_bias,
+            }),
+            _ if present == 0 => None,
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "a prefix MLP needs all of `{MLP_IN_WEIGHT}` and `{MLP_OUT_WEIGHT}` (2-D) and `{MLP_IN_BIAS}` and `{MLP_OUT_BIAS}` (1-D)"
+                )))
+            }
+        };
+        let Some(embedding) = params.matrix(EMBEDDING) else {
+            if mlp.is_some() || params.dims(EMBEDDING).is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "a prefix needs its 2-D embedding `{EMBEDDING}`"
+                )));
+            }
+            return Ok(None);
+        };
+        if let Some(m) = &mlp {
+            // the sizes must chain before any product runs
+            let [d, enc] = m.in_weight.dims();
+            let [enc2, width] = m.out_weight.dims();
+            let d_emb = embedding.dims()[1];
+            if d != d_emb
+                || enc != enc2
+                || m.in_bias.dims()[0] != enc
+                || m.out_bias.dims()[0] != width
+            {
+                return Err(Error::Shape(format!(
+                    "prefix MLP sizes do not chain: embedding {d_emb} wide, layers [{d}, {enc}] and [{enc2}, {width}], biases {} and {}",
+                    m.in_bias.dims()[0],
+                    m.out_bias.dims()[0]
+                )));
+            }
+        }
+        Ok(Some(Self { embedding, mlp }))
+    }
+}
+
+/// The `[method]` settings of `kind = "prefix_tuning"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrefixTuningConfig {
+    /// Initialisation. Without projection: the keys and values the model computes for real
+    /// tokens (Li & Liang's initialisation from word activations) of `text`'s tokens, of
+    /// sampled vocabulary (default) or of the label words; or `random`, PEFT's N(0, 1). With
+    /// `prefix_projection` the MLP starts as PEFT's and this is not used.
+    pub init: PromptInit,
+    /// Prefix length: key/value positions added to every layer (default 20).
+    pub num_virtual_tokens: usize,
+    /// Train the prefixes through a two-layer tanh MLP (the paper's reparametrisation, PEFT's
+    /// `prefix_projection = true`), folded away when the adapter is saved; `false` (default,
+    /// as PEFT) trains them directly (P-Tuning v2). The MLP wants a far smaller learning rate
+    /// (the paper: 5e-5; SmolLM2 on SST-2 collapsed to one class at 1e-3).
+    pub prefix_projection: bool,
+    /// Hidden width of the MLP (default: the model's key/value width `kv_heads * head_dim`,
+    /// PEFT's default `token_dim`).
+    pub encoder_hidden_size: Option<usize>,
+    /// Backbone weights trained beside the prefix: `none` (default), `biases` or `all`.
+    pub unfreeze: Unfreeze,
+}
+
+impl Default for PrefixTuningConfig {
+    fn default() -> Self {
+        Self {
+            init: PromptInit::default(),
+            num_virtual_tokens: 20,
+            prefix_projection: false,
+            encoder_hidden_size: None,
+            unfreeze: Unfreeze::None,
+        }
+    }
+}
+
+impl PrefixTuningConfig {
+    /// The keys of this config.
+    pub const FIELDS: &'static [&'static str] = &[
+        "init",
+        "num_virtual_tokens",
+        "prefix_projection",
+        "encoder_hidden_size",
+        "unfreeze",
+    ];
+
+    /// The sizes of the prefix.
+    pub fn settings(&self) -> PrefixSettings {
+        PrefixSettings {
+            num_virtual_tokens: self.num_virtual_tokens,
+            prefix_projection: self.prefix_projection,
+            encoder_hidden_size: self.encoder_hidden_size,
+        }
+    }
+
+    /// The initial prefix ([`task_prefix`]).
+    pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
+        task_prefix(
+            &self.settings(),
+            &self.init,
+            ctx.backbone,
+            ctx.tokenizer,
+            ctx.label_words,
+            ctx.longest_input,
+            ctx.seed,
+        )
+    }
+}
+
+/// The registry entry: `prefix.*` tensors become every layer's key/value prefix.
+pub struct PrefixTuning;
+
+impl Method for PrefixTuning {
+    fn kind(&self) -> &'static str {
+        "prefix_tuning"
+    }
+
+    fn owns(&self, name: &str) -> bool {
+        name.starts_with("prefix.")
+    }
+
+    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
+        match Prefix::from_params(params)? {
+            Some(p) => p.check(info),
+            None => Ok(()),
+        }
+    }
+
+    fn contribute(
+        &self,
+        params: &Trainables,
+        info: &BackboneInfo,
+        hooks: &mut AdapterHooks,
+    ) -> Result<()> {
+        match Prefix::from_params(params)? {
+            Some(p) => hooks.set_prefix(p.layers(info)?, self.kind()),
+            None => Ok(()),
+        }
+    }
+
+    fn adapter_tensors(
+        &self,
+        tensors: Vec<HostTensor>,
+        device: &Device,
+    ) -> Result<Vec<HostTensor>> {
+        fold(&tensors, device)
     }
 }

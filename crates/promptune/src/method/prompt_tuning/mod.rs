@@ -3,14 +3,16 @@
 
 mod init;
 
-use burn::module::{Module, Param};
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use init::initial_prompt;
 pub(crate) use init::{sampled_ids, tokens as text_tokens};
 
-use crate::backbone::SoftEmbeddings;
+use super::unfreeze::Unfreeze;
+use super::{AdapterHooks, InitContext, Method};
+use crate::backbone::BackboneInfo;
+use crate::params::{HostTensor, Trainables};
+use crate::{Error, Result};
 
 /// How the soft tokens start.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -27,36 +29,75 @@ pub enum PromptInit {
     ClassLabels,
 }
 
-/// The trainable soft prompt `[n_tokens, hidden]`.
-#[derive(Module, Debug)]
-pub struct SoftPrompt {
-    /// One row per soft token.
-    pub embedding: Param<Tensor<2>>,
+/// The `[method]` settings of `kind = "prompt_tuning"`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptTuningConfig {
+    /// How the soft tokens start (default `sampled_vocab`).
+    pub init: PromptInit,
+    /// Backbone weights trained beside the prompt: `none` (default), `biases` or `all`.
+    pub unfreeze: Unfreeze,
 }
 
-impl SoftPrompt {
-    /// Wraps initial values (on an autodiff device for training).
-    pub fn from_tensor(values: Tensor<2>) -> Self {
-        Self {
-            embedding: Param::from_tensor(values),
+impl PromptTuningConfig {
+    /// The keys of this config.
+    pub const FIELDS: &'static [&'static str] = &["init", "unfreeze"];
+
+    /// The initial soft prompt `[slots, hidden]` for the template's `{soft}` slots (none
+    /// without slots: then only a head or unfrozen weights train).
+    pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
+        let Some(template) = ctx.template.filter(|t| t.soft_count() > 0) else {
+            return Ok(Vec::new());
+        };
+        let values = initial_prompt(
+            &self.init,
+            template,
+            ctx.backbone,
+            ctx.tokenizer,
+            ctx.label_words,
+            ctx.seed,
+        )?;
+        let shape = vec![template.soft_count(), ctx.backbone.info().hidden_size];
+        Ok(vec![HostTensor::new(PROMPT, shape, values)])
+    }
+}
+
+/// Host name of the soft prompt `[n_tokens, hidden]`.
+pub const PROMPT: &str = "prompt";
+
+/// The registry entry: the `prompt` tensor goes into the soft slots as it is.
+pub struct PromptTuning;
+
+impl Method for PromptTuning {
+    fn kind(&self) -> &'static str {
+        "prompt_tuning"
+    }
+
+    fn owns(&self, name: &str) -> bool {
+        name == PROMPT
+    }
+
+    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
+        match params.dims(PROMPT) {
+            Some(d) if d.len() == 2 && d[1] == info.hidden_size => Ok(()),
+            Some(d) => Err(Error::Shape(format!(
+                "adapter prompt is {d:?}, model hidden size {}",
+                info.hidden_size
+            ))),
+            None => Ok(()),
         }
     }
 
-    /// Number of soft tokens.
-    pub fn len(&self) -> usize {
-        self.embedding.val().dims()[0]
-    }
-
-    /// True for an empty prompt.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The hook input for a batch whose rows hold the soft tokens at `positions`.
-    pub fn hook(&self, positions: Vec<Vec<usize>>) -> SoftEmbeddings {
-        SoftEmbeddings {
-            values: self.embedding.val().unsqueeze_dim(0),
-            positions,
+    fn contribute(
+        &self,
+        params: &Trainables,
+        info: &BackboneInfo,
+        hooks: &mut AdapterHooks,
+    ) -> Result<()> {
+        self.check(params, info)?;
+        match params.matrix(PROMPT) {
+            Some(values) => hooks.set_soft(values, self.kind()),
+            None => Ok(()),
         }
     }
 }

@@ -1,51 +1,22 @@
 //! Training curves as SVG: the training loss and the dev metric against the step, read from
-//! the JSONL metrics log ([`super::metrics::MetricsLog`]).
+//! the JSONL metrics log the trainer writes ([`promptune::train::metrics::MetricsLog`]). The
+//! library does not draw: plotting is the command line's business.
 //!
 //! Text is written as SVG `<text>` elements and laid out with plotters' built-in size
 //! estimate, so no system fonts are needed.
 
-use std::io::{BufRead, BufReader};
 use std::ops::Range;
 use std::path::Path;
 
 use plotters::prelude::*;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use promptune::{Error, Result};
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 700;
 const LOSS_COLOR: RGBColor = RGBColor(31, 119, 180);
 const METRIC_COLOR: RGBColor = RGBColor(214, 39, 40);
-
-/// Reads a JSONL metrics log: one JSON value per non-blank line.
-///
-/// Errors when the file is missing or unreadable, or a line is not valid JSON (naming the
-/// 1-based line).
-pub fn read_metrics(path: impl AsRef<Path>) -> Result<Vec<Value>> {
-    let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingFile {
-                path: path.to_path_buf(),
-                hint: "metrics log not found".into(),
-            }
-        } else {
-            Error::io(path, e)
-        }
-    })?;
-    let mut records = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::data(path, Some(i + 1), e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value = serde_json::from_str(&line)
-            .map_err(|e| Error::data(path, Some(i + 1), format!("not valid JSON: {e}")))?;
-        records.push(value);
-    }
-    Ok(records)
-}
 
 /// `(step, value)` for every record with a numeric `step` and a numeric `key`.
 fn series(records: &[Value], key: &str) -> Vec<(f64, f64)> {
@@ -267,34 +238,6 @@ mod tests {
         assert!(matches!(
             plot_curves(&records(), &bad),
             Err(Error::Io { .. })
-        ));
-    }
-
-    #[test]
-    fn reads_metrics_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.jsonl");
-        let mut log = crate::train::metrics::MetricsLog::create(&path).unwrap();
-        for r in records() {
-            log.log(&r).unwrap();
-        }
-        let read = read_metrics(&path).unwrap();
-        assert_eq!(read.len(), records().len());
-        for (got, want) in read.iter().zip(records()) {
-            assert_eq!(got["step"], want["step"]);
-            // serde_json's default float parsing may differ in the last bit
-            let (a, b) = (got["loss"].as_f64(), want["loss"].as_f64());
-            assert!(
-                a.zip(b).is_none_or(|(a, b)| (a - b).abs() < 1e-15),
-                "{got} vs {want}"
-            );
-        }
-        std::fs::write(&path, "{\"step\": 1}\n\n{oops\n").unwrap();
-        let err = read_metrics(&path).unwrap_err().to_string();
-        assert!(err.contains("m.jsonl:3: not valid JSON"), "{err}");
-        assert!(matches!(
-            read_metrics(dir.path().join("none")),
-            Err(Error::MissingFile { .. })
         ));
     }
 }

@@ -1,0 +1,100 @@
+//! What one adapter puts into the backbone's hooks, and how that fills a forward pass.
+
+use burn::tensor::Tensor;
+
+use super::active;
+use crate::backbone::{BackboneInfo, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch};
+use crate::params::Trainables;
+use crate::{Error, Result};
+
+/// The hook inputs of one adapter, independent of any batch.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterHooks {
+    /// Soft-token embeddings `[n, hidden]` for the template's `{soft}` slots, in slot order.
+    pub soft: Option<Tensor<2>>,
+    /// Keys and values `[1, kv_heads, n, head_dim]` in front of every layer's attention.
+    pub prefix: Option<Vec<LayerPrefix>>,
+}
+
+impl AdapterHooks {
+    /// What every method whose tensors `params` holds contributes.
+    pub fn of(params: &Trainables, info: &BackboneInfo) -> Result<Self> {
+        let mut hooks = Self::default();
+        for m in active(params) {
+            m.contribute(params, info, &mut hooks)?;
+        }
+        Ok(hooks)
+    }
+
+    /// Sets the soft tokens; `by` names the method, for the error when two methods fill them.
+    pub fn set_soft(&mut self, values: Tensor<2>, by: &str) -> Result<()> {
+        if self.soft.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "two methods fill the soft slots ({by} and another): an adapter has one soft prompt"
+            )));
+        }
+        self.soft = Some(values);
+        Ok(())
+    }
+
+    /// Sets the per-layer prefixes; `by` names the method.
+    pub fn set_prefix(&mut self, layers: Vec<LayerPrefix>, by: &str) -> Result<()> {
+        if self.prefix.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "two methods add key/value prefixes ({by} and another)"
+            )));
+        }
+        self.prefix = Some(layers);
+        Ok(())
+    }
+
+    /// Number of soft tokens, when the adapter fills soft slots.
+    pub fn soft_len(&self) -> Option<usize> {
+        self.soft.as_ref().map(|s| s.dims()[0])
+    }
+
+    /// Prefix positions in front of every layer (0 without prefixes).
+    pub fn prefix_len(&self) -> usize {
+        self.prefix
+            .as_ref()
+            .and_then(|p| p.first())
+            .map_or(0, |l| l.key.dims()[2])
+    }
+
+    /// Fills `input` for `tokens`, every row under these hooks: soft tokens at
+    /// `soft_positions` (per row; ignored when `with_soft` is false, e.g. when a shared prefix
+    /// already holds them) and prefixes with the positions the backbone continues with.
+    pub fn apply(
+        &self,
+        info: &BackboneInfo,
+        tokens: &TokenBatch,
+        soft_positions: &[Vec<usize>],
+        with_soft: bool,
+        input: &mut ForwardInput,
+    ) -> Result<()> {
+        if let Some(prefix) = &self.prefix {
+            if input.prefixes.is_some() {
+                return Err(Error::InvalidInput(
+                    "a shared prefix cannot be combined with prefix tuning's own prefixes".into(),
+                ));
+            }
+            input.prefixes = Some(prefix.clone());
+            let lens = vec![self.prefix_len(); tokens.batch];
+            input.position_ids = info.positions_after_prefix(&tokens.mask, tokens.len, &lens);
+        }
+        if let (Some(values), true) = (&self.soft, with_soft) {
+            let n = values.dims()[0];
+            if let Some(row) = soft_positions.iter().find(|p| p.len() != n) {
+                return Err(Error::Shape(format!(
+                    "the template has soft slots for {} tokens, the prompt has {n}",
+                    row.len(),
+                )));
+            }
+            input.soft = Some(SoftEmbeddings {
+                values: values.clone().unsqueeze_dim(0),
+                positions: soft_positions.to_vec(),
+            });
+        }
+        Ok(())
+    }
+}
