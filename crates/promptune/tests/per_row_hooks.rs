@@ -127,7 +127,10 @@ fn compare_rows(model: &Backbone, mixed: ForwardInput, alone: Vec<ForwardInput>)
     let hidden = to_vec(mixed.last_hidden.clone());
     let logits = to_vec(mixed.logits.clone().unwrap());
     assert!(hidden.iter().chain(&logits).all(|x| x.is_finite()));
-    let (h, v) = (hidden.len() / alone.len() / len, logits.len() / alone.len() / len);
+    let (h, v) = (
+        hidden.len() / alone.len() / len,
+        logits.len() / alone.len() / len,
+    );
     let mut worst = 0f32;
     for (r, input) in alone.into_iter().enumerate() {
         let n = input.tokens.as_ref().unwrap().len;
@@ -175,7 +178,10 @@ fn mixed_prefixes_match_rows_alone(name: &str, explicit_positions: bool) -> f32 
     let mut unmasked = mixed.clone();
     unmasked.prefix_mask = None;
     let leak = compare_rows(&model, unmasked, alone.clone());
-    assert!(leak > 1e-2, "{name}: the unused slots should matter, {leak}");
+    assert!(
+        leak > 1e-2,
+        "{name}: the unused slots should matter, {leak}"
+    );
     let diff = compare_rows(&model, mixed, alone);
     eprintln!("{name} mixed prefixes (explicit positions: {explicit_positions}): max diff {diff}");
     diff
@@ -217,7 +223,11 @@ fn full_prefix_mask_changes_nothing() {
         let a = forward(&model, plain);
         let b = forward(&model, masked);
         assert_eq!(to_vec(a.last_hidden), to_vec(b.last_hidden), "{name}");
-        assert_eq!(to_vec(a.logits.unwrap()), to_vec(b.logits.unwrap()), "{name}");
+        assert_eq!(
+            to_vec(a.logits.unwrap()),
+            to_vec(b.logits.unwrap()),
+            "{name}"
+        );
     }
 }
 
@@ -290,13 +300,18 @@ fn incremental_decoding_keeps_the_per_row_prefix_mask() {
         let (mut start, mut steps) = (0, Vec::new());
         for end in [4, 5, 7, 8, 9] {
             let part: Vec<Vec<u32>> = rows.iter().map(|r| r[start..end].to_vec()).collect();
-            let mut step = ForwardInput::new(TokenBatch::pad(&part, 0, PaddingSide::Right).unwrap());
+            let mut step =
+                ForwardInput::new(TokenBatch::pad(&part, 0, PaddingSide::Right).unwrap());
             if start == 0 {
                 step.prefixes = Some(layers.clone());
                 step.prefix_mask = Some(mask.clone());
             }
             step.logits.positions = LogitPositions::All;
-            let logits = model.forward(&step, Some(&mut cache)).unwrap().logits.unwrap();
+            let logits = model
+                .forward(&step, Some(&mut cache))
+                .unwrap()
+                .logits
+                .unwrap();
             steps.push(logits);
             start = end;
         }
@@ -367,7 +382,7 @@ fn per_row_soft_prompt_gradients_match_each_row_alone() {
         };
         let b = input.tokens.as_ref().unwrap().batch;
         let logits = model.forward(input, None).unwrap().logits.unwrap();
-        let weights = float_tensor(vec![0.7, -0.4].repeat(b), [b, 1, 2], &device);
+        let weights = float_tensor([0.7, -0.4].repeat(b), [b, 1, 2], &device);
         (logits * weights).sum()
     };
     let all = float_tensor(values.clone(), [3, 2, h], &device).require_grad();
@@ -383,8 +398,12 @@ fn per_row_soft_prompt_gradients_match_each_row_alone() {
         if k == 0 {
             continue;
         }
-        let own = float_tensor(values[r * 2 * h..(r * 2 + k) * h].to_vec(), [1, k, h], &device)
-            .require_grad();
+        let own = float_tensor(
+            values[r * 2 * h..(r * 2 + k) * h].to_vec(),
+            [1, k, h],
+            &device,
+        )
+        .require_grad();
         let mut input = ForwardInput::new(TokenBatch::single(ids).unwrap());
         input.soft = Some(SoftEmbeddings {
             values: own.clone(),
@@ -515,11 +534,19 @@ fn malformed_per_row_inputs_are_errors() {
 
         let mut input = base();
         input.logit_rows_per_row = Some(vec![vec![3, 4], vec![5], vec![6, 7]]);
-        assert_shape_error(&model, &input, "per-row vocabulary rows of different counts");
+        assert_shape_error(
+            &model,
+            &input,
+            "per-row vocabulary rows of different counts",
+        );
         input.logit_rows_per_row = Some(vec![vec![3, 4], vec![5, 64], vec![6, 7]]);
         assert_shape_error(&model, &input, "a vocabulary row out of range");
         input.logit_rows_per_row = Some(vec![vec![3, 4], vec![5, 6]]);
-        assert_shape_error(&model, &input, "per-row vocabulary rows for two of three rows");
+        assert_shape_error(
+            &model,
+            &input,
+            "per-row vocabulary rows for two of three rows",
+        );
         input.logit_rows_per_row = Some(vec![vec![]; 3]);
         assert_shape_error(&model, &input, "no vocabulary rows");
         input.logit_rows_per_row = Some(vec![vec![3, 4]; 3]);

@@ -325,13 +325,8 @@ impl Encoder {
         let n_deep = deep.map(|d| d.len()).unwrap_or(0);
         let seq_mask = prepare::sequence_mask(tokens, deep);
         let len = seq_mask.len() / b;
-        let keys_valid = prepare::key_mask(
-            &seq_mask,
-            b,
-            None,
-            prefix_len,
-            input.prefix_mask.as_deref(),
-        );
+        let keys_valid =
+            prepare::key_mask(&seq_mask, b, None, prefix_len, input.prefix_mask.as_deref());
         let positions = match &input.position_ids {
             // explicit positions cover the deep-extended sequence; the embedding sees the tokens'
             Some(p) if n_deep > 0 => {

@@ -104,7 +104,8 @@ pub struct SoftEmbeddings {
     pub positions: Vec<Vec<usize>>,
 }
 
-/// Learned keys and values for one attention layer.
+/// Learned keys and values for one attention layer (rows that use fewer positions, or none:
+/// [`ForwardInput::prefix_mask`]).
 #[derive(Debug, Clone)]
 pub struct LayerPrefix {
     /// `[batch or 1, kv_heads, prefix_len, head_dim]`.

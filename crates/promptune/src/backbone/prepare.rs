@@ -388,7 +388,11 @@ pub(crate) fn key_mask(
     let mut out = Vec::with_capacity(batch * (prefix + cached_len + len));
     for b in 0..batch {
         match prefix_mask {
-            Some(m) => out.extend(m[b * prefix..(b + 1) * prefix].iter().map(|&v| u8::from(v != 0))),
+            Some(m) => out.extend(
+                m[b * prefix..(b + 1) * prefix]
+                    .iter()
+                    .map(|&v| u8::from(v != 0)),
+            ),
             None => out.extend(std::iter::repeat_n(1u8, prefix)),
         }
         if let Some(c) = cached {
