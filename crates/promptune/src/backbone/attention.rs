@@ -95,6 +95,10 @@ pub struct MaskSpec {
     pub causal: bool,
     /// Sliding window: a query at index `i` sees keys `j` with `i - j < window`.
     pub window: Option<usize>,
+    /// The first `prefix_slots` keys of every row are prefix slots; the masked ones among
+    /// them take no place in the row's sequence, so the sliding window measures distances
+    /// without them (0: indices are positions, as without a per-row prefix mask).
+    pub prefix_slots: usize,
 }
 
 /// Builds the boolean mask `[B, 1, T, S]` for `T` queries that follow `S - T` earlier keys
@@ -108,9 +112,20 @@ pub fn build_mask(
 ) -> Tensor<4, Bool> {
     let keys = key_valid.len() / batch;
     let past = keys - queries;
+    let slots = spec.prefix_slots.min(keys);
     let mut data = Vec::with_capacity(batch * queries * keys);
     for b in 0..batch {
         let valid = &key_valid[b * keys..(b + 1) * keys];
+        // place of each key in the row's own sequence: unused prefix slots take none
+        let mut skipped = 0;
+        let place: Vec<usize> = (0..keys)
+            .map(|j| {
+                if j > 0 && j <= slots && valid[j - 1] == 0 {
+                    skipped += 1;
+                }
+                j - skipped
+            })
+            .collect();
         for i in 0..queries {
             let q = past + i;
             for (j, &ok) in valid.iter().enumerate() {
@@ -119,7 +134,7 @@ pub fn build_mask(
                     masked = true;
                 }
                 if let Some(w) = spec.window {
-                    if j <= q && q - j >= w {
+                    if j <= q && place[q] - place[j] >= w {
                         masked = true;
                     }
                 }

@@ -278,15 +278,16 @@ impl Encoder {
     }
 
     /// Position ids as HF computes them without explicit ones: BERT counts from the number of
-    /// prefix keys; RoBERTa counts real tokens past the padding id.
-    fn positions(&self, input: &ForwardInput, past: usize) -> Vec<i64> {
+    /// prefix keys; RoBERTa counts real tokens past the padding id. `starts` gives that number
+    /// for each row (its valid prefix positions).
+    fn positions(&self, input: &ForwardInput, starts: &[usize]) -> Vec<i64> {
         let tokens = input.tokens.as_ref().expect("validated");
         if self.config.family != Family::Roberta {
-            return prepare::default_positions(tokens.batch, tokens.len, past);
+            return prepare::default_positions(tokens.len, starts);
         }
         let pad = self.config.pad_token_id.unwrap_or(1) as i64;
         let mut out = Vec::with_capacity(tokens.ids.len());
-        for ids in tokens.ids.chunks(tokens.len) {
+        for (ids, &past) in tokens.ids.chunks(tokens.len).zip(starts) {
             let mut count = 0i64;
             for &id in ids {
                 if id as i64 != pad {
@@ -322,6 +323,10 @@ impl Encoder {
         }
         let deep = input.deep.as_ref();
         let n_deep = deep.map(|d| d.len()).unwrap_or(0);
+        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let len = seq_mask.len() / b;
+        let keys_valid =
+            prepare::key_mask(&seq_mask, b, None, prefix_len, input.prefix_mask.as_deref());
         let positions = match &input.position_ids {
             // explicit positions cover the deep-extended sequence; the embedding sees the tokens'
             Some(p) if n_deep > 0 => {
@@ -331,7 +336,10 @@ impl Encoder {
                     .collect()
             }
             Some(p) => p.clone(),
-            None => self.positions(input, prefix_len),
+            None => self.positions(
+                input,
+                &prepare::row_starts(&keys_valid, b, prefix_len, prefix_len),
+            ),
         };
         let pos = int_tensor(positions, [b, t], &device);
         let types: Vec<i64> = match &tokens.token_types {
@@ -359,9 +367,6 @@ impl Encoder {
         if let Some(d) = deep {
             x = prepare::insert_deep(x, d);
         }
-        let seq_mask = prepare::sequence_mask(tokens, deep);
-        let len = seq_mask.len() / b;
-        let keys_valid = prepare::key_mask(&seq_mask, b, None, prefix_len);
         let mask = build_mask(
             b,
             len,
@@ -369,6 +374,7 @@ impl Encoder {
             MaskSpec {
                 causal: false,
                 window: None,
+                prefix_slots: prefix_len,
             },
             &device,
         );
@@ -393,6 +399,7 @@ impl Encoder {
         }
         let logits = self.mlm_logits(input, &x, &seq_mask, b, &device);
         ForwardOutput {
+            hidden_at: prepare::hidden_at(input, &x, &device),
             last_hidden: x,
             hidden_states,
             logits,
@@ -470,23 +477,12 @@ impl Encoder {
         let h = activate(&self.config.hidden_act, head.dense.forward(selected));
         let h = layer_norm(h, &head.norm.weight, &head.norm.bias, self.config.norm_eps);
         let table = head.decoder.as_ref().unwrap_or(&self.word_embeddings);
-        let (table, bias) = match &input.logits.rows {
-            Some(rows) => {
-                let idx = int_tensor(
-                    rows.iter().map(|&r| r as i64).collect(),
-                    [rows.len()],
-                    device,
-                );
-                (
-                    table.clone().select(0, idx.clone()),
-                    head.bias.clone().select(0, idx),
-                )
-            }
-            None => (table.clone(), head.bias.clone()),
-        };
-        let [bb, k, hd] = h.dims();
-        let logits = h.reshape([bb * k, hd]).matmul(table.transpose()) + bias.unsqueeze();
-        let r = logits.dims()[1];
-        Some(logits.reshape([bb, k, r]))
+        Some(prepare::vocab_logits(
+            h,
+            table,
+            Some(&head.bias),
+            input,
+            device,
+        ))
     }
 }

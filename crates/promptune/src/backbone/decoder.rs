@@ -304,16 +304,22 @@ impl Decoder {
             .as_ref()
             .map(|p| p[0].key.dims()[2])
             .unwrap_or(0);
-        let cached = cache
-            .as_ref()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.mask().to_vec());
+        let filled = cache.as_ref().filter(|c| !c.is_empty());
+        let cached = filled.map(|c| c.mask().to_vec());
+        // the prefix slots at the start of the keys: given now, or cached in the first step
+        let prefix_slots = filled.map(|c| c.prefix_len()).unwrap_or(prefix_len);
         let past = prefix_len + cached.as_ref().map(|c| c.len() / b).unwrap_or(0);
-        let keys_valid = prepare::key_mask(&seq_mask, b, cached.as_deref(), prefix_len);
-        let positions = input
-            .position_ids
-            .clone()
-            .unwrap_or_else(|| prepare::default_positions(b, len, past));
+        let keys_valid = prepare::key_mask(
+            &seq_mask,
+            b,
+            cached.as_deref(),
+            prefix_len,
+            input.prefix_mask.as_deref(),
+        );
+        let positions = input.position_ids.clone().unwrap_or_else(|| {
+            let starts = prepare::row_starts(&keys_valid, b, past, prefix_slots);
+            prepare::default_positions(len, &starts)
+        });
 
         let global_mask = build_mask(
             b,
@@ -322,6 +328,7 @@ impl Decoder {
             MaskSpec {
                 causal: true,
                 window: None,
+                prefix_slots,
             },
             &device,
         );
@@ -336,6 +343,7 @@ impl Decoder {
                     MaskSpec {
                         causal: true,
                         window: Some(w),
+                        prefix_slots,
                     },
                     &device,
                 )
@@ -369,10 +377,12 @@ impl Decoder {
             hidden_states.push(x.clone());
         }
         if let Some(c) = cache {
+            c.set_prefix_len(prefix_slots);
             c.set_mask(b, keys_valid);
         }
         let logits = self.logits(input, &x, &seq_mask, b, &device);
         ForwardOutput {
+            hidden_at: prepare::hidden_at(input, &x, &device),
             last_hidden: x,
             hidden_states,
             logits,
@@ -462,21 +472,7 @@ impl Decoder {
             None => x.clone(),
         };
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let head = match &input.logits.rows {
-            Some(rows) => head.clone().select(
-                0,
-                int_tensor(
-                    rows.iter().map(|&r| r as i64).collect(),
-                    [rows.len()],
-                    device,
-                ),
-            ),
-            None => head.clone(),
-        };
-        let [bb, k, hdim] = selected.dims();
-        let logits = selected.reshape([bb * k, hdim]).matmul(head.transpose());
-        let r = logits.dims()[1];
-        let logits = logits.reshape([bb, k, r]);
+        let logits = prepare::vocab_logits(selected, head, None, input, device);
         Some(match self.config.final_logit_softcap {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,

@@ -90,15 +90,22 @@ impl TokenBatch {
 }
 
 /// Vectors that replace the token embeddings at given positions of the input.
+///
+/// With shared values (batch dimension 1) every row places all `n` vectors. With one set of
+/// values per row (batch dimension = batch), row `r` may place `k_r <= n` vectors, possibly
+/// none: the first `k_r` vectors of its own row of values go to its `k_r` positions, and the
+/// rest of that row is unused (it must hold finite numbers; it gets a zero gradient).
 #[derive(Debug, Clone)]
 pub struct SoftEmbeddings {
     /// `[batch or 1, n, hidden]`; may be a trainable (autodiff) tensor.
     pub values: Tensor<3>,
-    /// For each batch row, the `n` input positions the vectors go to (in order).
+    /// For each batch row, the distinct input positions its vectors go to (in order): `n` of
+    /// them with shared values, at most `n` with per-row values.
     pub positions: Vec<Vec<usize>>,
 }
 
-/// Learned keys and values for one attention layer.
+/// Learned keys and values for one attention layer (rows that use fewer positions, or none:
+/// [`ForwardInput::prefix_mask`]).
 #[derive(Debug, Clone)]
 pub struct LayerPrefix {
     /// `[batch or 1, kv_heads, prefix_len, head_dim]`.
@@ -155,6 +162,7 @@ pub struct LogitsRequest {
     /// Positions to evaluate.
     pub positions: LogitPositions,
     /// Vocabulary rows to compute (a verbalizer's label words); `None` = full vocabulary.
+    /// For a different set per batch row see [`ForwardInput::logit_rows_per_row`].
     pub rows: Option<Vec<u32>>,
 }
 
@@ -167,15 +175,33 @@ pub struct ForwardInput {
     pub soft: Option<SoftEmbeddings>,
     /// One key/value prefix per layer.
     pub prefixes: Option<Vec<LayerPrefix>>,
+    /// Which prefix positions each row attends to, row-major `[batch, prefix_len]`
+    /// (non-zero = attends, 0 = masked), so that one batch can mix rows with different
+    /// prefixes (per-row keys and values), shorter prefixes padded up to `prefix_len`, or none.
+    /// A row's valid positions should be a leading run (its own prefix, then unused slots).
+    /// Unused slots take no place in the row's sequence: its default positions and sliding
+    /// window count only its valid prefix positions, so a row gives what it gives alone with
+    /// just its valid prefix (none valid: without any prefix). A decoder KV cache keeps this
+    /// for later steps. Needs `prefixes`; `None` = every row attends to every position.
+    pub prefix_mask: Option<Vec<u8>>,
     /// Deep tokens inserted into the sequence.
     pub deep: Option<DeepTokens>,
     /// Explicit position ids `[batch, len]` (after deep-token insertion); default: positions
-    /// count from the number of prefix and cached keys, as HF does with `past_key_values`.
+    /// count from the number of prefix and cached keys, as HF does with `past_key_values`
+    /// (with a `prefix_mask`, each row from its own number of valid prefix positions).
     pub position_ids: Option<Vec<i64>>,
     /// Return the hidden states of every layer (HF's `output_hidden_states`).
     pub output_hidden_states: bool,
     /// LM logits to compute.
     pub logits: LogitsRequest,
+    /// A different set of vocabulary rows for each batch row, `[batch][k]` (the same `k` for
+    /// every row): row `b`'s logits are those of its own vocabulary rows, `[batch, positions,
+    /// k]`. Replaces `logits.rows` (which must then be `None`); needs logit positions.
+    pub logit_rows_per_row: Option<Vec<Vec<u32>>>,
+    /// Per batch row, input positions whose last hidden states to return in
+    /// [`ForwardOutput::hidden_at`] (the same number for every row; shifted past deep tokens
+    /// as logit positions are).
+    pub hidden_at: Option<Vec<Vec<usize>>>,
     /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout` or
     /// `attention_dropout` > 0; `None`: the deterministic forward pass used for evaluation).
     pub dropout: Option<u64>,
@@ -201,6 +227,9 @@ pub struct ForwardOutput {
     pub hidden_states: Vec<Tensor<3>>,
     /// `[batch, positions, rows]` logits, when requested.
     pub logits: Option<Tensor<3>>,
+    /// `[batch, k, hidden]` rows of `last_hidden` at [`ForwardInput::hidden_at`], when
+    /// requested.
+    pub hidden_at: Option<Tensor<3>>,
     /// Key validity `[batch, len]` of the returned sequence (deep tokens included).
     pub mask: Vec<u8>,
 }

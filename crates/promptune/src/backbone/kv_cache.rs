@@ -6,10 +6,13 @@ use burn::tensor::Tensor;
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-    /// Row-major `[batch, len]`: 1 where the cached key is a real token or a prefix.
+    /// Row-major `[batch, len]`: 1 where the cached key is a real token or a prefix position
+    /// the row attends to.
     mask: Vec<u8>,
     batch: usize,
     len: usize,
+    /// Prefix slots at the start of the cached keys.
+    prefix_len: usize,
 }
 
 impl KvCache {
@@ -20,6 +23,7 @@ impl KvCache {
             mask: Vec::new(),
             batch: 0,
             len: 0,
+            prefix_len: 0,
         }
     }
 
@@ -43,7 +47,13 @@ impl KvCache {
         self.layers.len()
     }
 
-    /// Validity of the cached keys, `[batch, len]`.
+    /// Number of prefix slots at the start of the cached keys (those given in the first step);
+    /// the ones a row's mask leaves out take no position in that row's sequence.
+    pub fn prefix_len(&self) -> usize {
+        self.prefix_len
+    }
+
+    /// Validity of the cached keys, `[batch, len]` (a per-row prefix mask included).
     pub fn mask(&self) -> &[u8] {
         &self.mask
     }
@@ -56,6 +66,11 @@ impl KvCache {
     /// Stores the complete keys/values of one layer (cache + new step).
     pub fn set_layer(&mut self, index: usize, key: Tensor<4>, value: Tensor<4>) {
         self.layers[index] = Some((key, value));
+    }
+
+    /// Records how many prefix slots the cached keys start with.
+    pub fn set_prefix_len(&mut self, prefix_len: usize) {
+        self.prefix_len = prefix_len;
     }
 
     /// Records the validity of the whole key sequence after a step (`[batch, new_len]`).

@@ -75,9 +75,16 @@ pub(crate) fn validate(
             ));
         }
         for row in &soft.positions {
-            if row.len() != n {
+            // shared values: every row places all of them; per-row values: up to its own row
+            if sb == 1 && row.len() != n {
                 return shape_err(format!(
                     "a row places {} soft vectors, {n} were given",
+                    row.len()
+                ));
+            }
+            if row.len() > n {
+                return shape_err(format!(
+                    "a row places {} soft vectors, its row of values holds {n}",
                     row.len()
                 ));
             }
@@ -116,6 +123,17 @@ pub(crate) fn validate(
                     ));
                 }
             }
+        }
+    }
+    if let Some(mask) = &input.prefix_mask {
+        if input.prefixes.is_none() {
+            return shape_err("a prefix mask was given without prefixes".into());
+        }
+        if mask.len() != b * prefix_len {
+            return shape_err(format!(
+                "prefix mask holds {} entries; expected {b} rows x {prefix_len} prefix positions",
+                mask.len()
+            ));
         }
     }
     let mut deep_len = 0;
@@ -186,27 +204,64 @@ pub(crate) fn validate(
         ));
     }
     if let LogitPositions::At(rows) = &input.logits.positions {
-        let k = rows.first().map(Vec::len).unwrap_or(0);
-        if rows.len() != b
-            || rows
-                .iter()
-                .any(|r| r.len() != k || r.iter().any(|&p| p >= t))
-            || k == 0
-        {
-            return shape_err(format!("logit positions must give the same number of in-range positions (< {t}) for each of {b} rows"));
-        }
+        check_row_positions("logit positions", rows, b, t)?;
+    }
+    if let Some(rows) = &input.hidden_at {
+        check_row_positions("hidden-state positions", rows, b, t)?;
     }
     if let Some(rows) = &input.logits.rows {
         if rows.is_empty() {
             return Err(Error::InvalidInput("empty list of vocabulary rows".into()));
         }
-        if let Some(bad) = rows.iter().find(|&&r| r as usize >= output_vocab.max(1)) {
-            return shape_err(format!(
-                "vocabulary row {bad} is outside the LM head of {output_vocab} rows"
+        check_vocab_rows(rows, output_vocab)?;
+    }
+    if let Some(rows) = &input.logit_rows_per_row {
+        if input.logits.positions == LogitPositions::None {
+            return Err(Error::InvalidInput(
+                "per-row vocabulary rows were given but no logit positions".into(),
             ));
+        }
+        if input.logits.rows.is_some() {
+            return Err(Error::InvalidInput(
+                "vocabulary rows given both for every row and per row".into(),
+            ));
+        }
+        let k = rows.first().map(Vec::len).unwrap_or(0);
+        if rows.len() != b || k == 0 || rows.iter().any(|r| r.len() != k) {
+            return shape_err(format!(
+                "per-row vocabulary rows must give the same number (at least one) for each of {b} rows"
+            ));
+        }
+        for row in rows {
+            check_vocab_rows(row, output_vocab)?;
         }
     }
     Ok(())
+}
+
+/// Per-row positions: one list for each of `batch` rows, all of the same non-zero length,
+/// each position below `len`.
+fn check_row_positions(what: &str, rows: &[Vec<usize>], batch: usize, len: usize) -> Result<()> {
+    let k = rows.first().map(Vec::len).unwrap_or(0);
+    if rows.len() != batch
+        || rows
+            .iter()
+            .any(|r| r.len() != k || r.iter().any(|&p| p >= len))
+        || k == 0
+    {
+        return shape_err(format!("{what} must give the same number of in-range positions (< {len}) for each of {batch} rows"));
+    }
+    Ok(())
+}
+
+/// Every vocabulary row lies inside the LM head.
+fn check_vocab_rows(rows: &[u32], output_vocab: usize) -> Result<()> {
+    match rows.iter().find(|&&r| r as usize >= output_vocab.max(1)) {
+        Some(bad) => shape_err(format!(
+            "vocabulary row {bad} is outside the LM head of {output_vocab} rows"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Repeats a batch-1 tensor to `b` rows.
@@ -219,7 +274,8 @@ pub(crate) fn expand_batch<const D: usize>(t: Tensor<D>, b: usize) -> Tensor<D> 
 }
 
 /// Replaces the embeddings at the soft positions: `emb * keep + onehot @ values`, which keeps
-/// the gradient path to `values`.
+/// the gradient path to `values`. A row that places `k < n` vectors selects the first `k` of
+/// its row of values (its one-hot rows have no entry for the others).
 pub(crate) fn splice_soft(emb: Tensor<3>, soft: &SoftEmbeddings, device: &Device) -> Tensor<3> {
     let [b, t, _] = emb.dims();
     let n = soft.values.dims()[1];
@@ -294,25 +350,51 @@ pub(crate) fn sequence_mask(tokens: &TokenBatch, deep: Option<&DeepTokens>) -> V
     out
 }
 
-/// `past + arange(len)` for every row.
-pub(crate) fn default_positions(batch: usize, len: usize, past: usize) -> Vec<i64> {
-    (0..batch)
-        .flat_map(|_| (0..len).map(move |i| (past + i) as i64))
+/// `start + arange(len)` for every row, one start per row.
+pub(crate) fn default_positions(len: usize, starts: &[usize]) -> Vec<i64> {
+    starts
+        .iter()
+        .flat_map(|&start| (0..len).map(move |i| (start + i) as i64))
         .collect()
 }
 
-/// Prepends `prefix` ones and the cached mask to the sequence mask: the key validity `[B, S]`.
+/// Per row, the default position of the first new token: the `past` keys before it, less the
+/// masked ones among the first `prefix_slots` (prefix slots a row does not use take no
+/// position). `keys_valid` is the key validity `[B, S]` of [`key_mask`].
+pub(crate) fn row_starts(
+    keys_valid: &[u8],
+    batch: usize,
+    past: usize,
+    prefix_slots: usize,
+) -> Vec<usize> {
+    let keys = keys_valid.len() / batch;
+    keys_valid
+        .chunks(keys)
+        .map(|row| past - row[..prefix_slots].iter().filter(|&&v| v == 0).count())
+        .collect()
+}
+
+/// Prepends the prefix validity (`prefix_mask`'s row, or `prefix` ones without one) and the
+/// cached mask to the sequence mask: the key validity `[B, S]`.
 pub(crate) fn key_mask(
     seq_mask: &[u8],
     batch: usize,
     cached: Option<&[u8]>,
     prefix: usize,
+    prefix_mask: Option<&[u8]>,
 ) -> Vec<u8> {
     let len = seq_mask.len() / batch;
     let cached_len = cached.map(|c| c.len() / batch).unwrap_or(0);
     let mut out = Vec::with_capacity(batch * (prefix + cached_len + len));
     for b in 0..batch {
-        out.extend(std::iter::repeat_n(1u8, prefix));
+        match prefix_mask {
+            Some(m) => out.extend(
+                m[b * prefix..(b + 1) * prefix]
+                    .iter()
+                    .map(|&v| u8::from(v != 0)),
+            ),
+            None => out.extend(std::iter::repeat_n(1u8, prefix)),
+        }
         if let Some(c) = cached {
             out.extend_from_slice(&c[b * cached_len..(b + 1) * cached_len]);
         }
@@ -329,12 +411,6 @@ pub(crate) fn logit_rows(
     batch: usize,
 ) -> Option<Vec<Vec<usize>>> {
     let len = seq_mask.len() / batch;
-    let (at, n) = input
-        .deep
-        .as_ref()
-        .map(|d| (d.at, d.len()))
-        .unwrap_or((0, 0));
-    let shift = |p: usize| if n > 0 && p >= at { p + n } else { p };
     match &input.logits.positions {
         LogitPositions::None | LogitPositions::All => None,
         LogitPositions::Last => Some(
@@ -343,12 +419,80 @@ pub(crate) fn logit_rows(
                 .map(|row| vec![row.iter().rposition(|&m| m != 0).unwrap_or(len - 1)])
                 .collect(),
         ),
-        LogitPositions::At(rows) => Some(
-            rows.iter()
-                .map(|r| r.iter().map(|&p| shift(p)).collect())
-                .collect(),
-        ),
+        LogitPositions::At(rows) => Some(past_deep(input, rows)),
     }
+}
+
+/// Input positions of each row moved to the (deep-extended) sequence: those at or after the
+/// insertion point shift past the deep tokens.
+fn past_deep(input: &ForwardInput, rows: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let (at, n) = input
+        .deep
+        .as_ref()
+        .map(|d| (d.at, d.len()))
+        .unwrap_or((0, 0));
+    let shift = |p: usize| if n > 0 && p >= at { p + n } else { p };
+    rows.iter()
+        .map(|r| r.iter().map(|&p| shift(p)).collect())
+        .collect()
+}
+
+/// The last hidden states at the positions of [`ForwardInput::hidden_at`], `[B, K, H]`.
+pub(crate) fn hidden_at(
+    input: &ForwardInput,
+    last_hidden: &Tensor<3>,
+    device: &Device,
+) -> Option<Tensor<3>> {
+    let rows = input.hidden_at.as_ref()?;
+    Some(gather_rows(
+        last_hidden.clone(),
+        &past_deep(input, rows),
+        device,
+    ))
+}
+
+/// Logits of the selected hidden states `[B, K, H]` against the vocabulary rows the request
+/// names (`table` is the `[vocab, H]` output matrix, `bias` its optional bias): `[B, K, R]`,
+/// from shared rows (`logits.rows`, or all) or from each batch row's own rows.
+pub(crate) fn vocab_logits(
+    selected: Tensor<3>,
+    table: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    input: &ForwardInput,
+    device: &Device,
+) -> Tensor<3> {
+    let [b, k, h] = selected.dims();
+    let rows_index = |rows: Vec<i64>| {
+        let n = rows.len();
+        int_tensor(rows, [n], device)
+    };
+    if let Some(per_row) = &input.logit_rows_per_row {
+        let r = per_row[0].len();
+        let idx = rows_index(per_row.iter().flatten().map(|&v| v as i64).collect());
+        let weights = table.clone().select(0, idx.clone()).reshape([b, r, h]);
+        let logits = selected.matmul(weights.swap_dims(1, 2));
+        return match bias {
+            Some(bias) => logits + bias.clone().select(0, idx).reshape([b, 1, r]),
+            None => logits,
+        };
+    }
+    let (table, bias) = match &input.logits.rows {
+        Some(rows) => {
+            let idx = rows_index(rows.iter().map(|&v| v as i64).collect());
+            (
+                table.clone().select(0, idx.clone()),
+                bias.map(|bias| bias.clone().select(0, idx)),
+            )
+        }
+        None => (table.clone(), bias.cloned()),
+    };
+    let logits = selected.reshape([b * k, h]).matmul(table.transpose());
+    let logits = match bias {
+        Some(bias) => logits + bias.unsqueeze(),
+        None => logits,
+    };
+    let r = logits.dims()[1];
+    logits.reshape([b, k, r])
 }
 
 /// Gathers `hidden[b, positions[b][k]]` into `[B, K, H]`.
