@@ -9,6 +9,7 @@
 mod config;
 mod hooks;
 pub mod p_tuning;
+mod per_row;
 pub mod prefix_tuning;
 pub mod prompt_tuning;
 pub mod unfreeze;
@@ -17,6 +18,7 @@ use burn::tensor::Device;
 
 pub use config::{InitContext, MethodConfig};
 pub use hooks::AdapterHooks;
+pub use per_row::apply_per_row;
 
 use crate::backbone::BackboneInfo;
 use crate::params::{HostTensor, Trainables};

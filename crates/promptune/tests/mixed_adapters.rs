@@ -1,0 +1,202 @@
+//! One batch whose rows run under different adapters (a soft prompt, a key/value prefix, none)
+//! gives, row for row, the logits and the gradients each row gets alone: the per-row hooks a
+//! server's mixed-task batches rest on, for a decoder and an encoder.
+
+mod common;
+
+use burn::tensor::{Device, Tensor};
+use common::fixture;
+use promptune::backbone::layers::to_vec;
+use promptune::backbone::{
+    Backbone, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
+};
+use promptune::checkpoint::load_backbone;
+use promptune::method::prefix_tuning::{PrefixShape, EMBEDDING};
+use promptune::method::prompt_tuning::PROMPT;
+use promptune::method::{apply_per_row, AdapterHooks};
+use promptune::params::{HostTensor, Trainables};
+
+const SOFT: usize = 2;
+const PREFIX: usize = 3;
+
+fn values(n: usize, seed: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i * 37 + seed * 11) % 101) as f32 / 101.0 - 0.5) * scale)
+        .collect()
+}
+
+/// Three adapters on `model`: a soft prompt, a prefix, and nothing.
+fn adapters(model: &Backbone, device: &Device) -> [Trainables; 3] {
+    let info = model.info();
+    let h = info.hidden_size;
+    let width = PrefixShape::of(&info).width();
+    let prompt = HostTensor::new(PROMPT, vec![SOFT, h], values(SOFT * h, 1, 0.2));
+    let prefix = HostTensor::new(
+        EMBEDDING,
+        vec![PREFIX, width],
+        values(PREFIX * width, 2, 1.0),
+    );
+    [
+        Trainables::from_host(&[prompt], device).unwrap(),
+        Trainables::from_host(&[prefix], device).unwrap(),
+        Trainables::empty(),
+    ]
+}
+
+/// The rows: the first holds the soft prompt's placeholders at its start.
+fn rows() -> [(Vec<u32>, Vec<usize>); 3] {
+    [
+        (vec![0, 0, 7, 9, 11, 13], vec![0, 1]),
+        (vec![5, 8, 12], vec![]),
+        (vec![6, 10, 14, 4], vec![]),
+    ]
+}
+
+/// Logits of vocabulary rows 3..7 at each row's last real token, and a loss of them.
+fn run(model: &Backbone, mut input: ForwardInput) -> (Tensor<2>, Tensor<1>) {
+    let b = input.tokens.as_ref().unwrap().batch;
+    input.logits = LogitsRequest {
+        positions: LogitPositions::Last,
+        rows: Some(vec![3, 4, 5, 6]),
+    };
+    let logits = model
+        .forward(&input, None)
+        .unwrap()
+        .logits
+        .unwrap()
+        .reshape([b, 4]);
+    let weights: Vec<f32> = (0..4).map(|k| 0.5 - 0.3 * k as f32).collect();
+    let w = promptune::backbone::layers::float_tensor(weights, [1, 4], &logits.device());
+    let loss = (logits.clone().exp().sum_dim(1).log() - (logits.clone() * w).sum_dim(1)).sum();
+    (logits, loss.reshape([1]))
+}
+
+fn gradient(params: &Trainables, name: &str, grads: &burn::tensor::Gradients) -> Vec<f32> {
+    to_vec(
+        params
+            .matrix(name)
+            .unwrap()
+            .grad(grads)
+            .expect("a gradient"),
+    )
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Returns the largest logit and gradient differences between the mixed batch and the rows
+/// alone.
+fn mixed_batch_matches_rows_alone(family: &str, padding: PaddingSide) -> (f32, f32) {
+    let device = Device::flex().autodiff();
+    let model = load_backbone(&fixture(family), &Device::flex()).unwrap();
+    let info = model.info();
+    let adapters = adapters(&model, &device);
+    let hooks: Vec<AdapterHooks> = adapters
+        .iter()
+        .map(|p| AdapterHooks::of(p, &info).unwrap())
+        .collect();
+    assert_eq!(hooks[0].soft_len(), Some(SOFT));
+    assert_eq!(hooks[1].prefix_len(), PREFIX);
+    assert!(hooks[2].soft.is_none() && hooks[2].prefix.is_none());
+
+    // the mixed batch, padded as the family pads
+    let rows = rows();
+    let ids: Vec<Vec<u32>> = rows.iter().map(|(ids, _)| ids.clone()).collect();
+    let tokens = TokenBatch::pad(&ids, 0, padding).unwrap();
+    let soft: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|(ids, s)| {
+            let shift = match padding {
+                PaddingSide::Left => tokens.len - ids.len(),
+                PaddingSide::Right => 0,
+            };
+            s.iter().map(|p| p + shift).collect()
+        })
+        .collect();
+    let mut input = ForwardInput::new(tokens.clone());
+    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
+    apply_per_row(&refs, &info, &tokens, &soft, &mut input).unwrap();
+    let (mixed, loss) = run(&model, input);
+    let mixed_grads = loss.backward();
+    let mixed = to_vec(mixed);
+
+    // each row alone, under its own adapter (fresh parameters with the same values)
+    let mut logit_diff = 0f32;
+    let mut grad_diff = 0f32;
+    for (r, ((ids, s), params)) in rows.iter().zip(&adapters).enumerate() {
+        let own = Trainables::from_host(&params.to_host(), &device).unwrap();
+        let tokens = TokenBatch::single(ids).unwrap();
+        let mut input = ForwardInput::new(tokens.clone());
+        AdapterHooks::of(&own, &info)
+            .unwrap()
+            .apply(&info, &tokens, std::slice::from_ref(s), true, &mut input)
+            .unwrap();
+        let (alone, loss) = run(&model, input);
+        logit_diff = logit_diff.max(max_diff(&mixed[r * 4..(r + 1) * 4], &to_vec(alone)));
+        if own.is_empty() {
+            continue;
+        }
+        let grads = loss.backward();
+        for name in own.names() {
+            let (a, b) = (
+                gradient(&own, name, &grads),
+                gradient(params, name, &mixed_grads),
+            );
+            assert!(
+                a.iter().any(|g| g.abs() > 1e-6),
+                "{family}: {name} has no gradient"
+            );
+            grad_diff = grad_diff.max(max_diff(&a, &b));
+        }
+    }
+    assert!(
+        logit_diff < 1e-5,
+        "{family}: mixed logits differ from each row alone by {logit_diff}"
+    );
+    assert!(
+        grad_diff < 1e-5,
+        "{family}: mixed gradients differ from each row alone by {grad_diff}"
+    );
+    eprintln!("{family}: logits within {logit_diff:e}, gradients within {grad_diff:e}");
+    (logit_diff, grad_diff)
+}
+
+#[test]
+fn a_decoder_batch_of_three_adapters_equals_each_row_alone() {
+    mixed_batch_matches_rows_alone("tiny-llama", PaddingSide::Left);
+    // Gemma's sliding window (4 here) measures distance in cache slots, left padding included
+    // (as transformers does), so only right padding leaves each row as it is alone
+    mixed_batch_matches_rows_alone("tiny-gemma3", PaddingSide::Right);
+}
+
+#[test]
+fn an_encoder_batch_of_three_adapters_equals_each_row_alone() {
+    mixed_batch_matches_rows_alone("tiny-bert", PaddingSide::Right);
+}
+
+#[test]
+fn mixed_hooks_are_checked_before_the_forward_pass() {
+    let device = Device::flex();
+    let model = load_backbone(&fixture("tiny-llama"), &device).unwrap();
+    let info = model.info();
+    let adapters = adapters(&model, &device);
+    let hooks: Vec<AdapterHooks> = adapters
+        .iter()
+        .map(|p| AdapterHooks::of(p, &info).unwrap())
+        .collect();
+    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
+    let tokens = TokenBatch::pad(&[vec![0, 0, 7], vec![5], vec![6]], 0, PaddingSide::Left).unwrap();
+    // the soft-prompt row gives no soft slots
+    let mut input = ForwardInput::new(tokens.clone());
+    let none = vec![vec![], vec![], vec![]];
+    let err = apply_per_row(&refs, &info, &tokens, &none, &mut input).unwrap_err();
+    assert!(err.to_string().contains("row 0"), "{err}");
+    // hooks for two rows of three
+    let err = apply_per_row(&refs[..2], &info, &tokens, &none, &mut input).unwrap_err();
+    assert!(err.to_string().contains("3"), "{err}");
+}
