@@ -1,6 +1,6 @@
 //! BERT and RoBERTa encoders, with the masked-LM head when the checkpoint has one.
 
-use burn::tensor::{activation, Device, Tensor};
+use burn::tensor::{activation, Device, Int, Tensor};
 
 use super::attention::{attend, attend_with_dropout, build_mask, split_heads, MaskSpec};
 use super::config::{BackboneConfig, Family};
@@ -484,5 +484,58 @@ impl Encoder {
             input,
             device,
         ))
+    }
+}
+
+impl super::FamilyModel for Encoder {
+    fn config(&self) -> &BackboneConfig {
+        &self.config
+    }
+
+    fn device(&self) -> Device {
+        self.word_embeddings.device()
+    }
+
+    fn output_vocab(&self) -> usize {
+        self.mlm.as_ref().map_or(0, |_| self.config.vocab_size)
+    }
+
+    fn num_parameters(&self) -> usize {
+        Encoder::num_parameters(self)
+    }
+
+    fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
+        Encoder::visit_tensors(self, f)
+    }
+
+    fn embed(&self, idx: Tensor<1, Int>) -> Tensor<2> {
+        self.word_embeddings.clone().select(0, idx)
+    }
+
+    fn forward(&self, input: &ForwardInput, _cache: Option<&mut super::KvCache>) -> ForwardOutput {
+        Encoder::forward(self, input)
+    }
+
+    fn pool(&self, last_hidden: &Tensor<3>) -> Option<Tensor<2>> {
+        Encoder::pool(self, last_hidden)
+    }
+
+    fn info(&self) -> super::BackboneInfo {
+        use super::{AttentionSite, BackboneInfo, PrefixPositions};
+        let vocab = super::FamilyModel::output_vocab(self);
+        BackboneInfo::of(
+            &self.config,
+            vocab,
+            AttentionSite::EncoderSelf,
+            PrefixPositions::Default,
+        )
+    }
+
+    fn caches_keys(&self) -> bool {
+        false
+    }
+
+    fn boxed_clone(&self) -> Box<dyn super::FamilyModel> {
+        Box::new(self.clone())
     }
 }

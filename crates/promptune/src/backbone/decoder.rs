@@ -2,7 +2,7 @@
 //! same skeleton with sandwich norms around attention and MLP, RMS-normed queries and keys,
 //! a scaled embedding, and sliding-window layers with their own RoPE base.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::attention::{attend, build_mask, group_mask, split_heads, MaskSpec, Rope};
 use super::config::{BackboneConfig, Family};
@@ -477,5 +477,61 @@ impl Decoder {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,
         })
+    }
+}
+
+impl super::FamilyModel for Decoder {
+    fn config(&self) -> &BackboneConfig {
+        &self.config
+    }
+
+    fn device(&self) -> Device {
+        self.embed.device()
+    }
+
+    fn output_vocab(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn num_parameters(&self) -> usize {
+        Decoder::num_parameters(self)
+    }
+
+    fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
+        Decoder::visit_tensors(self, f)
+    }
+
+    fn embed(&self, idx: Tensor<1, Int>) -> Tensor<2> {
+        let rows = self.embed.clone().select(0, idx);
+        match self.embed_scale {
+            Some(s) => rows.mul_scalar(s),
+            None => rows,
+        }
+    }
+
+    fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> ForwardOutput {
+        Decoder::forward(self, input, cache)
+    }
+
+    fn pool(&self, _last_hidden: &Tensor<3>) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn info(&self) -> super::BackboneInfo {
+        use super::{AttentionSite, BackboneInfo, PrefixPositions};
+        BackboneInfo::of(
+            &self.config,
+            self.config.vocab_size,
+            AttentionSite::DecoderSelf,
+            PrefixPositions::CountRealTokens,
+        )
+    }
+
+    fn caches_keys(&self) -> bool {
+        true
+    }
+
+    fn boxed_clone(&self) -> Box<dyn super::FamilyModel> {
+        Box::new(self.clone())
     }
 }

@@ -71,6 +71,32 @@ pub struct BackboneInfo {
 }
 
 impl BackboneInfo {
+    /// The info of a model of `config` whose layers each attend at `site`, with an LM head of
+    /// `output_vocab` rows, whose positions continue after a prefix as `prefix_positions` says.
+    pub(crate) fn of(
+        config: &super::BackboneConfig,
+        output_vocab: usize,
+        site: AttentionSite,
+        prefix_positions: PrefixPositions,
+    ) -> Self {
+        Self {
+            family: config.family.name(),
+            num_layers: config.num_layers,
+            hidden_size: config.hidden_size,
+            num_heads: config.num_heads,
+            num_kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+            max_positions: config.max_positions,
+            vocab_size: config.vocab_size,
+            output_vocab,
+            causal: site == AttentionSite::DecoderSelf,
+            sites: vec![site],
+            modality: Modality::Tokens,
+            prefix_positions,
+            hidden_dropout: config.hidden_dropout,
+        }
+    }
+
     /// Keys (or values) of one layer and position: `kv_heads * head_dim`.
     pub fn kv_dim(&self) -> usize {
         self.num_kv_heads * self.head_dim

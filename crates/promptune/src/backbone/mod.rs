@@ -2,7 +2,9 @@
 //!
 //! One forward API ([`Backbone::forward`]) for every family: token ids plus the hooks of
 //! [`hooks`]; outputs are hidden states and, only where asked, LM logits for a subset of
-//! the vocabulary. Weights are plain (non-autodiff) tensors, so no gradient is ever kept for
+//! the vocabulary. Each family implements [`FamilyModel`] in a file of its own; [`Backbone`]
+//! validates every input once, then hands it to the family, and [`Backbone::info`] is all a
+//! method may know of it. Weights are plain (non-autodiff) tensors, so no gradient is ever kept for
 //! them; trainable hook tensors may live on an autodiff device and gradients flow to them.
 
 pub mod attention;
@@ -16,7 +18,7 @@ pub mod layers;
 mod prepare;
 pub mod tensors;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 pub use config::{BackboneConfig, Family, RopeConfig};
 pub use hooks::{
@@ -30,13 +32,56 @@ pub use tensors::TensorSlot;
 use crate::checkpoint::weights::WeightSource;
 use crate::Result;
 
+/// What one transformer family implements (BERT/RoBERTa in [`bert`], Llama and Gemma 3 in
+/// [`decoder`]). Inputs arrive validated against [`FamilyModel::config`].
+pub trait FamilyModel: std::fmt::Debug + Send + Sync {
+    /// The sizes and options it was loaded with.
+    fn config(&self) -> &BackboneConfig;
+    /// The device holding the weights.
+    fn device(&self) -> Device;
+    /// Rows of the LM head (0 when the checkpoint has none).
+    fn output_vocab(&self) -> usize;
+    /// Number of parameters in the checkpoint (tied weights counted once).
+    fn num_parameters(&self) -> usize;
+    /// Calls `f` on every weight with its name (see [`tensors`]).
+    fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot));
+    /// The embeddings of token ids `idx` as the first layer sees them.
+    fn embed(&self, idx: Tensor<1, Int>) -> Tensor<2>;
+    /// Runs the model; `cache` only for families that [`FamilyModel::caches_keys`].
+    fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> ForwardOutput;
+    /// The model's pooled output of `last_hidden`, when it has a pooler.
+    fn pool(&self, last_hidden: &Tensor<3>) -> Option<Tensor<2>>;
+    /// What methods may know of it.
+    fn info(&self) -> BackboneInfo;
+    /// Whether it decodes incrementally with a KV cache.
+    fn caches_keys(&self) -> bool;
+    /// A copy (weights are shared until one is replaced).
+    fn boxed_clone(&self) -> Box<dyn FamilyModel>;
+}
+
 /// A loaded frozen backbone of any supported family.
-#[derive(Debug, Clone)]
-pub enum Backbone {
-    /// BERT / RoBERTa encoder.
-    Encoder(Box<bert::Encoder>),
-    /// Llama / Gemma 3 decoder.
-    Decoder(Box<decoder::Decoder>),
+#[derive(Debug)]
+pub struct Backbone {
+    model: Box<dyn FamilyModel>,
+}
+
+impl Clone for Backbone {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.boxed_clone(),
+        }
+    }
+}
+
+/// The loader of a family's weights.
+type LoadFamily = fn(BackboneConfig, &dyn WeightSource, &Device) -> Result<Box<dyn FamilyModel>>;
+
+/// Every family and its loader: the one place that matches on [`Family`].
+fn loader(family: Family) -> LoadFamily {
+    match family {
+        Family::Bert | Family::Roberta => |c, w, d| Ok(Box::new(bert::Encoder::load(c, w, d)?)),
+        Family::Llama | Family::Gemma3 => |c, w, d| Ok(Box::new(decoder::Decoder::load(c, w, d)?)),
+    }
 }
 
 impl Backbone {
@@ -47,93 +92,44 @@ impl Backbone {
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
-        Ok(match config.family {
-            Family::Bert | Family::Roberta => {
-                Backbone::Encoder(Box::new(bert::Encoder::load(config, weights, device)?))
-            }
-            Family::Llama | Family::Gemma3 => {
-                Backbone::Decoder(Box::new(decoder::Decoder::load(config, weights, device)?))
-            }
-        })
+        let model = loader(config.family)(config, weights, device)?;
+        Ok(Self { model })
     }
 
     /// The sizes of this backbone.
     pub fn config(&self) -> &BackboneConfig {
-        match self {
-            Backbone::Encoder(m) => &m.config,
-            Backbone::Decoder(m) => &m.config,
-        }
+        self.model.config()
     }
 
     /// What methods may know about this backbone.
     pub fn info(&self) -> BackboneInfo {
-        let c = self.config();
-        let causal = c.family.is_causal();
-        BackboneInfo {
-            family: c.family.name(),
-            num_layers: c.num_layers,
-            hidden_size: c.hidden_size,
-            num_heads: c.num_heads,
-            num_kv_heads: c.num_kv_heads,
-            head_dim: c.head_dim,
-            max_positions: c.max_positions,
-            vocab_size: c.vocab_size,
-            output_vocab: self.output_vocab(),
-            causal,
-            sites: vec![if causal {
-                AttentionSite::DecoderSelf
-            } else {
-                AttentionSite::EncoderSelf
-            }],
-            modality: Modality::Tokens,
-            prefix_positions: if causal {
-                PrefixPositions::CountRealTokens
-            } else {
-                PrefixPositions::Default
-            },
-            hidden_dropout: c.hidden_dropout,
-        }
+        self.model.info()
     }
 
     /// The model's own pooled output `[batch, hidden]` of `last_hidden` (BERT: dense + tanh
     /// over the first token), or `None` when it has no pooler.
     pub fn pool(&self, last_hidden: &Tensor<3>) -> Option<Tensor<2>> {
-        match self {
-            Backbone::Encoder(e) => e.pool(last_hidden),
-            Backbone::Decoder(_) => None,
-        }
+        self.model.pool(last_hidden)
     }
 
     /// The device holding the weights.
     pub fn device(&self) -> Device {
-        match self {
-            Backbone::Encoder(m) => m.word_embeddings.device(),
-            Backbone::Decoder(m) => m.embed.device(),
-        }
+        self.model.device()
     }
 
     /// Rows of the LM head (0 when the checkpoint has none).
     pub fn output_vocab(&self) -> usize {
-        match self {
-            Backbone::Encoder(m) => m.mlm.as_ref().map(|_| m.config.vocab_size).unwrap_or(0),
-            Backbone::Decoder(m) => m.config.vocab_size,
-        }
+        self.model.output_vocab()
     }
 
     /// Number of parameters in the checkpoint (tied weights counted once).
     pub fn num_parameters(&self) -> usize {
-        match self {
-            Backbone::Encoder(m) => m.num_parameters(),
-            Backbone::Decoder(m) => m.num_parameters(),
-        }
+        self.model.num_parameters()
     }
 
     /// Calls `f` on every weight with its name (see [`tensors`]).
     pub fn visit_tensors(&mut self, f: &mut dyn FnMut(&str, TensorSlot)) {
-        match self {
-            Backbone::Encoder(m) => m.visit_tensors(f),
-            Backbone::Decoder(m) => m.visit_tensors(f),
-        }
+        self.model.visit_tensors(f)
     }
 
     /// The token embeddings as the model feeds them to its first layer (Gemma's scale applied),
@@ -145,22 +141,12 @@ impl Backbone {
                 "token id {bad} is outside the vocabulary of {vocab}"
             )));
         }
-        let device = self.device();
         let idx = layers::int_tensor(
             ids.iter().map(|&i| i as i64).collect(),
             [ids.len()],
-            &device,
+            &self.device(),
         );
-        Ok(match self {
-            Backbone::Encoder(m) => m.word_embeddings.clone().select(0, idx),
-            Backbone::Decoder(m) => {
-                let rows = m.embed.clone().select(0, idx);
-                match m.embed_scale {
-                    Some(s) => rows.mul_scalar(s),
-                    None => rows,
-                }
-            }
-        })
+        Ok(self.model.embed(idx))
     }
 
     /// Runs the model. `cache` (decoders only) is read and extended for incremental decoding.
@@ -177,16 +163,11 @@ impl Backbone {
             cache.as_deref(),
             past,
         )?;
-        match self {
-            Backbone::Encoder(m) => {
-                if cache.is_some() {
-                    return Err(crate::Error::InvalidInput(
-                        "encoders take no KV cache".into(),
-                    ));
-                }
-                Ok(m.forward(input))
-            }
-            Backbone::Decoder(m) => Ok(m.forward(input, cache)),
+        if cache.is_some() && !self.model.caches_keys() {
+            return Err(crate::Error::InvalidInput(
+                "encoders take no KV cache".into(),
+            ));
         }
+        Ok(self.model.forward(input, cache))
     }
 }
