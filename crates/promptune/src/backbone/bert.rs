@@ -5,7 +5,8 @@ use burn::tensor::{activation, Device, Int, Tensor};
 use super::attention::{attend, attend_with_dropout, build_mask, split_heads, MaskSpec};
 use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
-use super::layers::{activate, dropout, embed, float_tensor, int_tensor, layer_norm, Linear};
+use super::layers::{activate, dropout, embed, int_tensor, layer_norm, Linear};
+use super::loader::{Bias, WeightLoader};
 use super::prepare;
 use super::tensors::{visit_linear, TensorSlot};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
@@ -67,56 +68,17 @@ pub struct Encoder {
     num_parameters: usize,
 }
 
-struct Loader<'a> {
-    source: &'a dyn WeightSource,
-    device: Device,
-    count: usize,
-}
-
-impl Loader<'_> {
-    fn raw(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let t = self.source.tensor(name)?.expect_shape(name, shape)?;
-        self.count += t.data.len();
-        Ok(t.data)
-    }
-
-    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor<1>> {
-        Ok(float_tensor(self.raw(name, &[len])?, [len], &self.device))
-    }
-
-    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
-        Ok(float_tensor(
-            self.raw(name, &[rows, cols])?,
-            [rows, cols],
-            &self.device,
-        ))
-    }
-
-    fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
-        let full = format!("{name}.weight");
-        let w = self
-            .source
-            .tensor(&full)?
-            .expect_shape(&full, &[out, inp])?
-            .transposed();
-        self.count += out * inp;
-        Ok(Linear {
-            weight: float_tensor(w.data, [inp, out], &self.device),
-            bias: Some(self.vector(&format!("{name}.bias"), out)?),
-        })
-    }
-
-    fn norm(&mut self, name: &str, len: usize) -> Result<Norm> {
-        let (w, b) = if self.source.contains(&format!("{name}.gamma")) {
-            ("gamma", "beta")
-        } else {
-            ("weight", "bias")
-        };
-        Ok(Norm {
-            weight: self.vector(&format!("{name}.{w}"), len)?,
-            bias: self.vector(&format!("{name}.{b}"), len)?,
-        })
-    }
+/// A LayerNorm's weight and bias (`gamma` / `beta` in older checkpoints).
+fn read_norm(ld: &mut WeightLoader, name: &str, len: usize) -> Result<Norm> {
+    let (w, b) = if ld.contains(&format!("{name}.gamma")) {
+        ("gamma", "beta")
+    } else {
+        ("weight", "bias")
+    };
+    Ok(Norm {
+        weight: ld.vector(&format!("{name}.{w}"), len)?,
+        bias: ld.vector(&format!("{name}.{b}"), len)?,
+    })
 }
 
 impl Encoder {
@@ -133,11 +95,7 @@ impl Encoder {
                 path: source.origin().into(),
             })?;
         let (h, ff) = (config.hidden_size, config.intermediate_size);
-        let mut ld = Loader {
-            source,
-            device: device.clone(),
-            count: 0,
-        };
+        let mut ld = WeightLoader::new(source, "", device);
         let word_embeddings = ld.matrix(
             &format!("{p}embeddings.word_embeddings.weight"),
             config.vocab_size,
@@ -153,25 +111,30 @@ impl Encoder {
             config.type_vocab_size,
             h,
         )?;
-        let embed_norm = ld.norm(&format!("{p}embeddings.LayerNorm"), h)?;
+        let embed_norm = read_norm(&mut ld, &format!("{p}embeddings.LayerNorm"), h)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let l = format!("{p}encoder.layer.{i}.");
             layers.push(EncoderLayer {
                 qkv: Linear::fuse(vec![
-                    ld.linear(&format!("{l}attention.self.query"), h, h)?,
-                    ld.linear(&format!("{l}attention.self.key"), h, h)?,
-                    ld.linear(&format!("{l}attention.self.value"), h, h)?,
+                    ld.linear(&format!("{l}attention.self.query"), h, h, Bias::Required)?,
+                    ld.linear(&format!("{l}attention.self.key"), h, h, Bias::Required)?,
+                    ld.linear(&format!("{l}attention.self.value"), h, h, Bias::Required)?,
                 ]),
-                attn_out: ld.linear(&format!("{l}attention.output.dense"), h, h)?,
-                attn_norm: ld.norm(&format!("{l}attention.output.LayerNorm"), h)?,
-                intermediate: ld.linear(&format!("{l}intermediate.dense"), ff, h)?,
-                output: ld.linear(&format!("{l}output.dense"), h, ff)?,
-                out_norm: ld.norm(&format!("{l}output.LayerNorm"), h)?,
+                attn_out: ld.linear(&format!("{l}attention.output.dense"), h, h, Bias::Required)?,
+                attn_norm: read_norm(&mut ld, &format!("{l}attention.output.LayerNorm"), h)?,
+                intermediate: ld.linear(
+                    &format!("{l}intermediate.dense"),
+                    ff,
+                    h,
+                    Bias::Required,
+                )?,
+                output: ld.linear(&format!("{l}output.dense"), h, ff, Bias::Required)?,
+                out_norm: read_norm(&mut ld, &format!("{l}output.LayerNorm"), h)?,
             });
         }
         let pooler = if source.contains(&format!("{p}pooler.dense.weight")) {
-            Some(ld.linear(&format!("{p}pooler.dense"), h, h)?)
+            Some(ld.linear(&format!("{p}pooler.dense"), h, h, Bias::Required)?)
         } else {
             None
         };
@@ -189,41 +152,41 @@ impl Encoder {
         })
     }
 
-    fn load_mlm(ld: &mut Loader, config: &BackboneConfig) -> Result<Option<MlmHead>> {
+    fn load_mlm(ld: &mut WeightLoader, config: &BackboneConfig) -> Result<Option<MlmHead>> {
         let h = config.hidden_size;
         let v = config.vocab_size;
-        let (dense, norm, bias, decoder) =
-            if ld.source.contains("cls.predictions.transform.dense.weight") {
-                let bias = if ld.source.contains("cls.predictions.bias") {
-                    "cls.predictions.bias"
-                } else {
-                    "cls.predictions.decoder.bias"
-                };
-                (
-                    "cls.predictions.transform.dense",
-                    "cls.predictions.transform.LayerNorm",
-                    bias,
-                    "cls.predictions.decoder.weight",
-                )
-            } else if ld.source.contains("lm_head.dense.weight") {
-                let bias = if ld.source.contains("lm_head.bias") {
-                    "lm_head.bias"
-                } else {
-                    "lm_head.decoder.bias"
-                };
-                (
-                    "lm_head.dense",
-                    "lm_head.layer_norm",
-                    bias,
-                    "lm_head.decoder.weight",
-                )
+        let (dense, norm, bias, decoder) = if ld.contains("cls.predictions.transform.dense.weight")
+        {
+            let bias = if ld.contains("cls.predictions.bias") {
+                "cls.predictions.bias"
             } else {
-                return Ok(None);
+                "cls.predictions.decoder.bias"
             };
-        let dense = ld.linear(dense, h, h)?;
-        let norm = ld.norm(norm, h)?;
+            (
+                "cls.predictions.transform.dense",
+                "cls.predictions.transform.LayerNorm",
+                bias,
+                "cls.predictions.decoder.weight",
+            )
+        } else if ld.contains("lm_head.dense.weight") {
+            let bias = if ld.contains("lm_head.bias") {
+                "lm_head.bias"
+            } else {
+                "lm_head.decoder.bias"
+            };
+            (
+                "lm_head.dense",
+                "lm_head.layer_norm",
+                bias,
+                "lm_head.decoder.weight",
+            )
+        } else {
+            return Ok(None);
+        };
+        let dense = ld.linear(dense, h, h, Bias::Required)?;
+        let norm = read_norm(ld, norm, h)?;
         let bias = ld.vector(bias, v)?;
-        let decoder = if !config.tie_word_embeddings && ld.source.contains(decoder) {
+        let decoder = if !config.tie_word_embeddings && ld.contains(decoder) {
             Some(ld.matrix(decoder, v, h)?)
         } else {
             None

@@ -8,7 +8,8 @@ use super::attention::{attend, build_mask, group_mask, split_heads, MaskSpec, Ro
 use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput};
 use super::kv_cache::KvCache;
-use super::layers::{activate, embed, float_tensor, int_tensor, rms_norm, Linear};
+use super::layers::{activate, embed, int_tensor, rms_norm, Linear};
+use super::loader::{Bias, WeightLoader};
 use super::prepare;
 use super::tensors::{visit_linear, visit_optional, TensorSlot};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
@@ -49,57 +50,6 @@ pub struct Decoder {
     num_parameters: usize,
 }
 
-struct Loader<'a> {
-    source: &'a dyn WeightSource,
-    prefix: String,
-    device: Device,
-    count: usize,
-    /// Gemma stores norm weights as an offset from 1.
-    norm_offset: f32,
-}
-
-impl Loader<'_> {
-    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor<1>> {
-        let full = format!("{}{name}", self.prefix);
-        let t = self.source.tensor(&full)?.expect_shape(&full, &[len])?;
-        self.count += len;
-        let data = t.data.into_iter().map(|w| w + self.norm_offset).collect();
-        Ok(float_tensor(data, [len], &self.device))
-    }
-
-    fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-        let full = format!("{}{name}.weight", self.prefix);
-        let w = self
-            .source
-            .tensor(&full)?
-            .expect_shape(&full, &[out, inp])?
-            .transposed();
-        self.count += out * inp;
-        let weight = float_tensor(w.data, [inp, out], &self.device);
-        let bias_name = format!("{}{name}.bias", self.prefix);
-        let bias = if bias || self.source.contains(&bias_name) {
-            let b = self
-                .source
-                .tensor(&bias_name)?
-                .expect_shape(&bias_name, &[out])?;
-            self.count += out;
-            Some(float_tensor(b.data, [out], &self.device))
-        } else {
-            None
-        };
-        Ok(Linear { weight, bias })
-    }
-
-    fn matrix(&mut self, full: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
-        let t = self
-            .source
-            .tensor(full)?
-            .expect_shape(full, &[rows, cols])?;
-        self.count += rows * cols;
-        Ok(float_tensor(t.data, [rows, cols], &self.device))
-    }
-}
-
 impl Decoder {
     /// Reads the weights (HF names) for `config` from `source`.
     pub fn load(
@@ -123,46 +73,44 @@ impl Decoder {
         let gemma = config.family == Family::Gemma3;
         let (h, hd) = (config.hidden_size, config.head_dim);
         let (q_out, kv_out) = (config.num_heads * hd, config.num_kv_heads * hd);
-        let mut ld = Loader {
-            source,
-            prefix: prefix.clone(),
-            device: device.clone(),
-            count: 0,
-            norm_offset: 0.0,
-        };
+        let mut ld = WeightLoader::new(source, prefix.clone(), device);
         let embed = ld.matrix(
             &format!("{prefix}embed_tokens.weight"),
             config.vocab_size,
             h,
         )?;
-        let bias = config.attention_bias;
+        let bias = if config.attention_bias {
+            Bias::Required
+        } else {
+            Bias::IfPresent
+        };
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("layers.{i}.");
-            ld.norm_offset = 0.0;
+            ld.vector_offset = 0.0;
             let q = ld.linear(&format!("{p}self_attn.q_proj"), q_out, h, bias)?;
             let k = ld.linear(&format!("{p}self_attn.k_proj"), kv_out, h, bias)?;
             let v = ld.linear(&format!("{p}self_attn.v_proj"), kv_out, h, bias)?;
-            let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, false)?;
+            let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, Bias::IfPresent)?;
             let gate = ld.linear(
                 &format!("{p}mlp.gate_proj"),
                 config.intermediate_size,
                 h,
-                false,
+                Bias::IfPresent,
             )?;
             let up = ld.linear(
                 &format!("{p}mlp.up_proj"),
                 config.intermediate_size,
                 h,
-                false,
+                Bias::IfPresent,
             )?;
             let down = ld.linear(
                 &format!("{p}mlp.down_proj"),
                 h,
                 config.intermediate_size,
-                false,
+                Bias::IfPresent,
             )?;
-            ld.norm_offset = if gemma { 1.0 } else { 0.0 };
+            ld.vector_offset = if gemma { 1.0 } else { 0.0 };
             let attn_in_norm = ld.vector(&format!("{p}input_layernorm.weight"), h)?;
             let layer = if gemma {
                 DecoderLayer {
@@ -197,7 +145,7 @@ impl Decoder {
             };
             layers.push(layer);
         }
-        ld.norm_offset = if gemma { 1.0 } else { 0.0 };
+        ld.vector_offset = if gemma { 1.0 } else { 0.0 };
         let final_norm = ld.vector("norm.weight", h)?;
         let lm_head = if source.contains("lm_head.weight") && !config.tie_word_embeddings {
             Some(ld.matrix("lm_head.weight", config.vocab_size, h)?)

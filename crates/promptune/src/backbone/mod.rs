@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod info;
 pub mod kv_cache;
 pub mod layers;
+mod loader;
 mod prepare;
 pub mod tensors;
 
