@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::pipeline::nlu::run_train_nlu_observed;
-use promptune::pipeline::{run_train_observed, TaskConfig, TaskKind};
+use promptune::pipeline::{run_train_observed, TaskConfig};
 use promptune::train::metrics::read_metrics;
 
 use crate::progress::ProgressBar;
@@ -30,16 +29,8 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.config.display()))?;
     let device = super::device();
     let mut bar = ProgressBar::new();
-    let report = match config.task {
-        TaskKind::Classification => serde_json::to_value(
-            run_train_observed(&config, args.resume, &device, &mut bar)
-                .context("training failed")?,
-        )?,
-        _ => serde_json::to_value(
-            run_train_nlu_observed(&config, args.resume, &device, &mut bar)
-                .context("training failed")?,
-        )?,
-    };
+    let report =
+        run_train_observed(&config, args.resume, &device, &mut bar).context("training failed")?;
     let out = &config.output_dir;
     let records = read_metrics(out.join("metrics.jsonl"))?;
     if records.iter().any(|r| r.get("loss").is_some()) {

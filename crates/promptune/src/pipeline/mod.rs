@@ -527,31 +527,55 @@ pub fn import_peft(
     }
 }
 
-/// What `train` reports.
+/// What `train` reports, for every task kind (written to `output_dir/results.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
+    /// The task.
+    pub task: TaskKind,
+    /// The dev metric used for model selection (`accuracy`, `entity_f1`, or `f1` ×100 for QA).
+    pub metric: String,
     /// Trainable values.
     pub trainable_parameters: usize,
-    /// Frozen backbone parameters.
+    /// Backbone parameters (frozen unless unfrozen by the method).
     pub backbone_parameters: usize,
-    /// Dev accuracy before training (the prompt at its initial values).
+    /// Training examples (sentences, QA windows).
+    pub train_examples: usize,
+    /// Dev metric with the initial parameters.
+    pub initial_dev_metric: Option<f64>,
+    /// Best dev metric during training.
+    pub best_dev_metric: Option<f64>,
+    /// Full dev scores of the saved (best) adapter.
+    pub final_dev_scores: Option<serde_json::Value>,
+    /// Classification: dev accuracy before training (the prompt at its initial values).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_dev_accuracy: Option<f64>,
-    /// Best dev accuracy during training.
+    /// Classification: best dev accuracy during training.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub best_dev_accuracy: Option<f64>,
-    /// Dev evaluation of the saved (best) adapter.
+    /// Classification: dev accuracy of the saved (best) adapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub final_dev_accuracy: Option<f64>,
-    /// Dev macro-F1 of the saved adapter.
+    /// Classification: dev macro-F1 of the saved adapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub final_dev_macro_f1: Option<f64>,
     /// Optimizer steps.
     pub steps: usize,
     /// Mean seconds per optimizer step.
     pub seconds_per_step: f64,
-    /// Dev scoring throughput.
+    /// Dev examples (sentences, questions) scored per second.
     pub dev_examples_per_second: Option<f64>,
     /// Peak resident memory of the process (MiB), when the OS tells.
     pub peak_rss_mib: Option<f64>,
     /// Where the adapter was written.
     pub adapter_dir: PathBuf,
+}
+
+impl TrainReport {
+    /// Writes the report as `results.json` into `out`.
+    pub(crate) fn write(&self, out: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Serialize(e.to_string()))?;
+        write_atomic(&out.join("results.json"), &json)
+    }
 }
 
 /// Peak resident set size of this process in MiB (Linux).
@@ -562,7 +586,8 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Trains a prompt as `config` says; writes the adapter to `output_dir/adapter`.
+/// Trains the task `config` describes (any task kind); writes the adapter to
+/// `output_dir/adapter` and the report to `output_dir/results.json`.
 pub fn run_train(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
     run_train_observed(config, resume, device, &mut Quiet)
 }
@@ -574,12 +599,21 @@ pub fn run_train_observed(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
-    if config.task != TaskKind::Classification {
-        return Err(Error::InvalidInput(format!(
-            "run_train trains classification; task `{:?}` goes through nlu::run_train_nlu",
-            config.task
-        )));
+    match config.task {
+        TaskKind::Classification => train_classification(config, resume, device, observer),
+        TaskKind::TokenClassification | TaskKind::QuestionAnswering => {
+            nlu::train_plain_text(config, resume, device, observer)
+        }
     }
+}
+
+/// [`run_train_observed`] for classification through a template.
+fn train_classification(
+    config: &TaskConfig,
+    resume: bool,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainReport> {
     config.train.validate()?;
     let prepared = prepare(config, device)?;
     let train_spec = config
@@ -689,21 +723,34 @@ pub fn run_train_observed(
         )?),
         None => None,
     };
+    let final_dev_accuracy = final_eval.as_ref().and_then(|e| e.accuracy);
+    let final_dev_macro_f1 = final_eval.as_ref().and_then(|e| e.macro_f1);
     let report = TrainReport {
+        task: TaskKind::Classification,
+        metric: "accuracy".into(),
         trainable_parameters,
         backbone_parameters: backbone.num_parameters(),
+        train_examples: train_prompts.len(),
+        initial_dev_metric: initial_dev_accuracy,
+        best_dev_metric: outcome.best_metric,
+        final_dev_scores: final_eval.as_ref().map(|e| {
+            serde_json::json!({
+                "accuracy": e.accuracy,
+                "macro_f1": e.macro_f1,
+                "examples_per_second": e.examples_per_second,
+            })
+        }),
         initial_dev_accuracy,
         best_dev_accuracy: outcome.best_metric,
-        final_dev_accuracy: final_eval.as_ref().and_then(|e| e.accuracy),
-        final_dev_macro_f1: final_eval.as_ref().and_then(|e| e.macro_f1),
+        final_dev_accuracy,
+        final_dev_macro_f1,
         steps: outcome.steps,
         seconds_per_step: outcome.seconds_per_step,
         dev_examples_per_second: final_eval.as_ref().map(|e| e.examples_per_second),
         peak_rss_mib: peak_rss_mib(),
         adapter_dir,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?;
-    write_atomic(&out.join("results.json"), &json)?;
+    report.write(out)?;
     Ok(report)
 }
 

@@ -16,13 +16,12 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
-use serde::Serialize;
 use serde_json::json;
 
-use super::{adapter_config_for, load_params, pad_id_of, peak_rss_mib, TaskConfig};
+use super::{adapter_config_for, load_params, pad_id_of, peak_rss_mib, TaskConfig, TrainReport};
 use crate::adapter::Adapter;
 use crate::backbone::Backbone;
 use crate::data::conll::{read_conll, tag_set, TaggedSentence};
@@ -37,7 +36,6 @@ use crate::task::nlu::{
 };
 use crate::task::tagging::{EncodedTagging, TagEncoder, TokenTaggingHead};
 use crate::task::{Objective, TaskKind};
-use crate::train::atomic::write_atomic;
 use crate::train::trainer::{fit, Quiet, TrainObserver};
 use crate::{Error, Result};
 
@@ -90,37 +88,6 @@ pub fn read_questions(spec: &DataSpec) -> Result<Vec<QaExample>> {
     Ok(questions)
 }
 
-/// What `train` reports for a tagging or QA task.
-#[derive(Debug, Clone, Serialize)]
-pub struct NluTrainReport {
-    /// The task.
-    pub task: TaskKind,
-    /// The dev metric used for model selection (`entity_f1` or `f1`, ×100 for QA).
-    pub metric: String,
-    /// Trainable values.
-    pub trainable_parameters: usize,
-    /// Backbone parameters (frozen unless unfrozen by the method).
-    pub backbone_parameters: usize,
-    /// Training sentences / windows.
-    pub train_examples: usize,
-    /// Dev metric with the initial parameters.
-    pub initial_dev_metric: Option<f64>,
-    /// Best dev metric during training.
-    pub best_dev_metric: Option<f64>,
-    /// Full dev scores of the saved (best) adapter.
-    pub final_dev_scores: Option<serde_json::Value>,
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Mean seconds per optimizer step.
-    pub seconds_per_step: f64,
-    /// Dev sentences or questions scored per second.
-    pub dev_examples_per_second: Option<f64>,
-    /// Peak resident memory (MiB).
-    pub peak_rss_mib: Option<f64>,
-    /// Where the adapter was written.
-    pub adapter_dir: PathBuf,
-}
-
 /// Tagging scores as JSON.
 fn tagging_json(e: &TaggingEvaluation) -> serde_json::Value {
     match &e.scores {
@@ -171,19 +138,20 @@ fn input_budget(config: &TaskConfig, backbone: &Backbone, prefix_len: usize) -> 
     Ok(config.max_len.min(max_positions - prefix_len))
 }
 
-/// Trains a token-tagging or QA task as `config` says; writes the adapter to
-/// `output_dir/adapter` and the report to `output_dir/results.json`.
-pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Result<NluTrainReport> {
-    run_train_nlu_observed(config, resume, device, &mut Quiet)
+/// Trains a token-tagging or QA task as `config` says (what [`super::run_train`] does for
+/// these kinds); writes the adapter to `output_dir/adapter` and the report to
+/// `output_dir/results.json`.
+pub fn run_train_nlu(config: &TaskConfig, resume: bool, device: &Device) -> Result<TrainReport> {
+    train_plain_text(config, resume, device, &mut Quiet)
 }
 
-/// [`run_train_nlu`], telling `observer` how training goes.
-pub fn run_train_nlu_observed(
+/// [`super::run_train_observed`] for the tasks that read the plain text (tagging, QA).
+pub(crate) fn train_plain_text(
     config: &TaskConfig,
     resume: bool,
     device: &Device,
     observer: &mut dyn TrainObserver,
-) -> Result<NluTrainReport> {
+) -> Result<TrainReport> {
     config.train.validate()?;
     let kind = config.method.kind();
     if config.method.fills_soft_slots() {
@@ -344,9 +312,13 @@ pub fn run_train_nlu_observed(
     };
     let adapter_dir = out.join("adapter");
     adapter.save(&adapter_dir)?;
-    let report = NluTrainReport {
+    let report = TrainReport {
         task: config.task,
         metric: objective.metric_name().to_string(),
+        initial_dev_accuracy: None,
+        best_dev_accuracy: None,
+        final_dev_accuracy: None,
+        final_dev_macro_f1: None,
         trainable_parameters,
         backbone_parameters: backbone.num_parameters(),
         train_examples,
@@ -359,8 +331,7 @@ pub fn run_train_nlu_observed(
         peak_rss_mib: peak_rss_mib(),
         adapter_dir,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?;
-    write_atomic(&out.join("results.json"), &json)?;
+    report.write(out)?;
     Ok(report)
 }
 

@@ -104,7 +104,10 @@ impl<'a> MultiTask<'a> {
 
     /// The objective of pool index `i` and its index there.
     fn locate(&self, i: usize) -> Option<(usize, usize)> {
-        let k = self.offsets.windows(2).position(|w| i >= w[0] && i < w[1])?;
+        let k = self
+            .offsets
+            .windows(2)
+            .position(|w| i >= w[0] && i < w[1])?;
         Some((k, i - self.offsets[k]))
     }
 }
