@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use common::fixture;
 use promptune::backbone::layers::to_vec;
 use promptune::backbone::{
-    Backbone, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
+    Backbone, BackboneInfo, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
 };
 use promptune::checkpoint::load_backbone;
 use promptune::method::prefix_tuning::{PrefixShape, EMBEDDING};
@@ -41,6 +41,14 @@ fn adapters(model: &Backbone, device: &Device) -> [Trainables; 3] {
         Trainables::from_host(&[prefix], device).unwrap(),
         Trainables::empty(),
     ]
+}
+
+/// Each adapter's hooks.
+fn hooks_of(adapters: &[Trainables], info: &BackboneInfo) -> Vec<AdapterHooks> {
+    adapters
+        .iter()
+        .map(|p| AdapterHooks::of(p, info).unwrap())
+        .collect()
 }
 
 /// The rows: the first holds the soft prompt's placeholders at its start.
@@ -96,10 +104,7 @@ fn mixed_batch_matches_rows_alone(family: &str, padding: PaddingSide) -> (f32, f
     let model = load_backbone(&fixture(family), &Device::flex()).unwrap();
     let info = model.info();
     let adapters = adapters(&model, &device);
-    let hooks: Vec<AdapterHooks> = adapters
-        .iter()
-        .map(|p| AdapterHooks::of(p, &info).unwrap())
-        .collect();
+    let hooks = hooks_of(&adapters, &info);
     assert_eq!(hooks[0].soft_len(), Some(SOFT));
     assert_eq!(hooks[1].prefix_len(), PREFIX);
     assert!(hooks[2].soft.is_none() && hooks[2].prefix.is_none());
@@ -185,10 +190,7 @@ fn mixed_hooks_are_checked_before_the_forward_pass() {
     let model = load_backbone(&fixture("tiny-llama"), &device).unwrap();
     let info = model.info();
     let adapters = adapters(&model, &device);
-    let hooks: Vec<AdapterHooks> = adapters
-        .iter()
-        .map(|p| AdapterHooks::of(p, &info).unwrap())
-        .collect();
+    let hooks = hooks_of(&adapters, &info);
     let refs: Vec<&AdapterHooks> = hooks.iter().collect();
     let tokens = TokenBatch::pad(&[vec![0, 0, 7], vec![5], vec![6]], 0, PaddingSide::Left).unwrap();
     // the soft-prompt row gives no soft slots

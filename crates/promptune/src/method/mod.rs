@@ -32,8 +32,11 @@ pub trait Method: Sync {
     /// Whether the tensor `name` belongs to this method.
     fn owns(&self, name: &str) -> bool;
 
-    /// Checks this method's tensors in `params` against a backbone before any forward pass.
-    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()>;
+    /// Checks this method's tensors in `params` against a backbone before any forward pass;
+    /// by default by building its hooks once ([`Method::contribute`] checks what it reads).
+    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
+        self.contribute(params, info, &mut AdapterHooks::default())
+    }
 
     /// Adds what this method's tensors put into the backbone's hooks (soft tokens, per-layer
     /// prefixes) to `hooks`. Called only when `params` holds tensors it owns.

@@ -146,7 +146,8 @@ fn apply(
 }
 
 /// The registry entry of `bitfit`, `full` (and weights unfrozen beside any method): the
-/// `backbone.*` tensors replace the model's own in [`effective_backbone`]; no hooks.
+/// `backbone.*` tensors replace the model's own in [`effective_backbone`], which checks their
+/// names and shapes against the model's; no hooks.
 pub struct UnfrozenWeights;
 
 impl Method for UnfrozenWeights {
@@ -156,11 +157,6 @@ impl Method for UnfrozenWeights {
 
     fn owns(&self, name: &str) -> bool {
         name.starts_with(PREFIX)
-    }
-
-    fn check(&self, _params: &Trainables, _info: &BackboneInfo) -> Result<()> {
-        // names and shapes are checked against the model's tensors by `effective_backbone`
-        Ok(())
     }
 
     fn contribute(

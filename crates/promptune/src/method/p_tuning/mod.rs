@@ -133,13 +133,6 @@ impl Method for PTuning {
         name.starts_with(PREFIX)
     }
 
-    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
-        match from_params(params)? {
-            Some(net) => net.check(info.hidden_size),
-            None => Ok(()),
-        }
-    }
-
     fn contribute(
         &self,
         params: &Trainables,

@@ -342,13 +342,6 @@ impl Method for PrefixTuning {
         name.starts_with("prefix.")
     }
 
-    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
-        match Prefix::from_params(params)? {
-            Some(p) => p.check(info),
-            None => Ok(()),
-        }
-    }
-
     fn contribute(
         &self,
         params: &Trainables,

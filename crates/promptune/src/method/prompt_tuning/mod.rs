@@ -77,27 +77,25 @@ impl Method for PromptTuning {
         name == PROMPT
     }
 
-    fn check(&self, params: &Trainables, info: &BackboneInfo) -> Result<()> {
-        match params.dims(PROMPT) {
-            Some(d) if d.len() == 2 && d[1] == info.hidden_size => Ok(()),
-            Some(d) => Err(Error::Shape(format!(
-                "adapter prompt is {d:?}, model hidden size {}",
-                info.hidden_size
-            ))),
-            None => Ok(()),
-        }
-    }
-
     fn contribute(
         &self,
         params: &Trainables,
         info: &BackboneInfo,
         hooks: &mut AdapterHooks,
     ) -> Result<()> {
-        self.check(params, info)?;
-        match params.matrix(PROMPT) {
-            Some(values) => hooks.set_soft(values, self.kind()),
-            None => Ok(()),
+        let Some(values) = params.matrix(PROMPT) else {
+            return match params.dims(PROMPT) {
+                Some(d) => Err(Error::Shape(format!("adapter prompt is {d:?}, not 2-D"))),
+                None => Ok(()),
+            };
+        };
+        if values.dims()[1] != info.hidden_size {
+            return Err(Error::Shape(format!(
+                "adapter prompt is {:?}, model hidden size {}",
+                values.dims(),
+                info.hidden_size
+            )));
         }
+        hooks.set_soft(values, self.kind())
     }
 }
