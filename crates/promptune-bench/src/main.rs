@@ -19,8 +19,8 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use promptune::backbone::layers::to_vec;
+use promptune::backbone::load_backbone;
 use promptune::backbone::{Backbone, ForwardInput, LogitPositions, LogitsRequest, TokenBatch};
-use promptune::checkpoint::load_backbone;
 use serde_json::json;
 
 /// Where each model lives under the models directory.

@@ -117,5 +117,5 @@ impl Model {
 
 /// Loads the weights at `path` without a tokenizer (tests, benchmarks).
 pub fn load_backbone(path: &Path, device: &Device) -> Result<Backbone> {
-    checkpoint::load_backbone(path, device)
+    crate::backbone::load_backbone(path, device)
 }

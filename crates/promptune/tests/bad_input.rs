@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bad_files::*;
 use burn::tensor::Device;
-use promptune::checkpoint::load_backbone;
+use promptune::backbone::load_backbone;
 use promptune::Error;
 
 /// Loads the backbone at `path`, expecting an error; returns it with its message.

@@ -7,8 +7,8 @@ mod common;
 use burn::tensor::Device;
 use common::{fixture, max_abs_diff, read_cases};
 use promptune::backbone::layers::to_vec;
+use promptune::backbone::load_backbone;
 use promptune::backbone::{ForwardInput, LogitPositions, LogitsRequest, TokenBatch};
-use promptune::checkpoint::load_backbone;
 
 fn full_logits(model: &promptune::backbone::Backbone, tokens: TokenBatch) -> Vec<f32> {
     let mut input = ForwardInput::new(tokens);

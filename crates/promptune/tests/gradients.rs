@@ -6,10 +6,10 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::fixture;
 use promptune::backbone::layers::{float_tensor, to_vec};
+use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, ForwardInput, LayerPrefix, LogitPositions, LogitsRequest, SoftEmbeddings, TokenBatch,
 };
-use promptune::checkpoint::load_backbone;
 
 fn loss_with_soft(model: &Backbone, soft: Tensor<3>) -> Tensor<1> {
     let mut input = ForwardInput::new(TokenBatch::single(&[0, 0, 7, 9, 11, 13]).unwrap());

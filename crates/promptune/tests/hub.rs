@@ -253,7 +253,7 @@ fn downloads_into_the_cache_then_reuses_it() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(!name.contains("partial"), "{name}");
     }
-    promptune::checkpoint::load_backbone(&dir, &burn::tensor::Device::flex())
+    promptune::backbone::load_backbone(&dir, &burn::tensor::Device::flex())
         .expect("downloaded model loads");
 
     let gguf = resolve_with("someorg/tiny:tiny.gguf", &opts).unwrap();

@@ -6,10 +6,10 @@ mod common;
 use burn::tensor::Device;
 use common::{fixture, max_abs_diff};
 use promptune::backbone::layers::{float_tensor, to_vec};
+use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, ForwardInput, KvCache, LayerPrefix, LogitPositions, LogitsRequest, TokenBatch,
 };
-use promptune::checkpoint::load_backbone;
 
 fn prefixes(model: &Backbone, len: usize) -> Vec<LayerPrefix> {
     let cfg = model.config();

@@ -7,10 +7,10 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::fixture;
 use promptune::backbone::layers::to_vec;
+use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, BackboneInfo, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
 };
-use promptune::checkpoint::load_backbone;
 use promptune::method::prefix_tuning::{PrefixShape, EMBEDDING};
 use promptune::method::prompt_tuning::PROMPT;
 use promptune::method::{apply_per_row, AdapterHooks};

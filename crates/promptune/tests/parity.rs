@@ -11,7 +11,6 @@ use promptune::backbone::{
     Backbone, DeepTokens, ForwardInput, LayerPrefix, LogitPositions, LogitsRequest, SoftEmbeddings,
     TokenBatch,
 };
-use promptune::checkpoint;
 use std::collections::HashMap;
 
 const TOL: f32 = 1e-4;
@@ -21,7 +20,7 @@ fn device() -> Device {
 }
 
 fn load(name: &str) -> Backbone {
-    checkpoint::load_backbone(&fixture(name), &device())
+    promptune::backbone::load_backbone(&fixture(name), &device())
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 

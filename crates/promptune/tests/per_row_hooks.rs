@@ -8,11 +8,11 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::fixture;
 use promptune::backbone::layers::{float_tensor, to_vec};
+use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, DeepTokens, ForwardInput, ForwardOutput, KvCache, LayerPrefix, LogitPositions,
     LogitsRequest, PaddingSide, SoftEmbeddings, TokenBatch,
 };
-use promptune::checkpoint::load_backbone;
 use promptune::Error;
 
 const TOL: f32 = 1e-5;

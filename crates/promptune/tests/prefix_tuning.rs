@@ -15,10 +15,10 @@ use common::fixture;
 use promptune::adapter::peft_prefix::{export_prefix_tuning, import_prefix_tuning};
 use promptune::adapter::Adapter;
 use promptune::backbone::layers::{float_tensor, to_vec};
+use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
 };
-use promptune::checkpoint::load_backbone;
 use promptune::method::prefix_tuning::{
     self as pt, activation_prefix, initial_prefix, layer_prefixes, peft_offset, Prefix,
     PrefixSettings, PrefixShape, PrefixTuningConfig,

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use common::fixture;
 use promptune::backbone::layers::to_vec;
+use promptune::backbone::load_backbone;
 use promptune::backbone::{ForwardInput, LogitPositions, LogitsRequest, TokenBatch};
-use promptune::checkpoint::load_backbone;
 use serde_json::Value;
 
 fn models_dir(what: &str) -> Option<PathBuf> {

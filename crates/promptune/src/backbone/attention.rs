@@ -4,8 +4,8 @@
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{activation, module, Bool, Device, Tensor, TensorData};
 
-use super::config::RopeConfig;
 use super::layers::{dropout, float_tensor};
+use crate::checkpoint::config::RopeConfig;
 
 /// Attention over `q: [B, H, T, D]` and `k, v: [B, KV, S, D]` with the mask repeated for the
 /// query group by [`group_mask`], `[B, 1, (H / KV) * T, S]` (true = may not attend; with

@@ -3,12 +3,12 @@
 use burn::tensor::{activation, Device, Int, Tensor};
 
 use super::attention::{attend, attend_with_dropout, build_mask, split_heads, MaskSpec};
-use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
 use super::layers::{activate, dropout, embed, int_tensor, layer_norm, Linear};
 use super::loader::{Bias, WeightLoader};
 use super::prepare;
 use super::tensors::{visit_linear, TensorSlot};
+use crate::checkpoint::config::{BackboneConfig, Family};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
 

@@ -5,13 +5,13 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use super::attention::{attend, build_mask, group_mask, split_heads, MaskSpec, Rope};
-use super::config::{BackboneConfig, Family};
 use super::hooks::{ForwardInput, ForwardOutput};
 use super::kv_cache::KvCache;
 use super::layers::{activate, embed, int_tensor, rms_norm, Linear};
 use super::loader::{Bias, WeightLoader};
 use super::prepare;
 use super::tensors::{visit_linear, visit_optional, TensorSlot};
+use crate::checkpoint::config::{BackboneConfig, Family};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
 

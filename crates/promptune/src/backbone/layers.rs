@@ -88,13 +88,7 @@ pub fn activate<const D: usize>(name: &str, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Whether [`activate`] knows the activation name.
-pub fn is_known_activation(name: &str) -> bool {
-    matches!(
-        name,
-        "silu" | "swish" | "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" | "relu" | "gelu"
-    )
-}
+pub use crate::checkpoint::config::is_known_activation;
 
 /// Inverted dropout: each value is zeroed with probability `p`, the others scaled by
 /// `1 / (1 - p)`. The mask is drawn on the host from `seed`, so a batch gets the same mask

@@ -9,7 +9,6 @@
 
 pub mod attention;
 pub mod bert;
-pub mod config;
 pub mod decoder;
 pub mod hooks;
 pub mod info;
@@ -21,7 +20,7 @@ pub mod tensors;
 
 use burn::tensor::{Device, Int, Tensor};
 
-pub use config::{BackboneConfig, Family, RopeConfig};
+pub use crate::checkpoint::config::{BackboneConfig, Family, RopeConfig};
 pub use hooks::{
     DeepTokens, ForwardInput, ForwardOutput, LayerPrefix, LogitPositions, LogitsRequest,
     PaddingSide, SoftEmbeddings, TokenBatch,
@@ -171,4 +170,10 @@ impl Backbone {
         }
         Ok(self.model.forward(input, cache))
     }
+}
+
+/// Loads the frozen backbone at `path` (an HF model folder or a `.gguf` file) onto `device`.
+pub fn load_backbone(path: &std::path::Path, device: &Device) -> Result<Backbone> {
+    let (source, config) = crate::checkpoint::open_weights(path)?;
+    Backbone::load(config, source.as_ref(), device)
 }

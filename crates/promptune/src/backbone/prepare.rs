@@ -4,10 +4,10 @@
 
 use burn::tensor::{Device, Int, Tensor};
 
-use super::config::BackboneConfig;
 use super::hooks::{DeepTokens, ForwardInput, LogitPositions, SoftEmbeddings, TokenBatch};
 use super::kv_cache::KvCache;
 use super::layers::{float_tensor, int_tensor};
+use crate::checkpoint::config::BackboneConfig;
 use crate::{Error, Result};
 
 fn shape_err<T>(msg: String) -> Result<T> {

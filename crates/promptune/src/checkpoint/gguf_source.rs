@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::config::{BackboneConfig, Family, RopeConfig};
 use super::gguf::GgufFile;
 use super::weights::{HostTensor, WeightSource};
-use crate::backbone::{BackboneConfig, Family, RopeConfig};
 use crate::{Error, Result};
 
 /// A GGUF file exposing its tensors under HF names.

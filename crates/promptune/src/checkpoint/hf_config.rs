@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::backbone::{BackboneConfig, Family, RopeConfig};
+use super::config::{BackboneConfig, Family, RopeConfig};
 use crate::{Error, Result};
 
 struct Json<'a> {
@@ -218,7 +218,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         _ => j.str_or("hidden_act", "gelu"),
     }
     .to_string();
-    if !crate::backbone::layers::is_known_activation(&hidden_act) {
+    if !super::config::is_known_activation(&hidden_act) {
         return Err(j.err(format!("unsupported activation `{hidden_act}`")));
     }
     let eps_default = match family {

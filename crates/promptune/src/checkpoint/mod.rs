@@ -1,5 +1,8 @@
-//! Weight and config loading: HF folders (config.json + safetensors) and GGUF files.
+//! Weight and config loading: HF folders (config.json + safetensors) and GGUF files. What a
+//! checkpoint says about its model is a [`BackboneConfig`]; the backbone builds itself from it
+//! ([`crate::backbone::load_backbone`]).
 
+pub mod config;
 pub mod dequant;
 pub mod gguf;
 pub mod gguf_source;
@@ -10,9 +13,8 @@ pub mod weights;
 
 use std::path::Path;
 
-use burn::tensor::Device;
+pub use config::{BackboneConfig, Family, RopeConfig};
 
-use crate::backbone::{Backbone, BackboneConfig};
 use crate::{Error, Result};
 use weights::WeightSource;
 
@@ -41,10 +43,4 @@ pub fn open_weights(path: &Path) -> Result<(Box<dyn WeightSource>, BackboneConfi
             "not a model: expected an HF folder or a .gguf file",
         ))
     }
-}
-
-/// Loads the frozen backbone at `path` onto `device`.
-pub fn load_backbone(path: &Path, device: &Device) -> Result<Backbone> {
-    let (source, config) = open_weights(path)?;
-    Backbone::load(config, source.as_ref(), device)
 }

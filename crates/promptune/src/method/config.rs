@@ -105,6 +105,24 @@ impl InitContext<'_> {
         self.template.map_or(0, Template::soft_count)
     }
 
+    /// Initial soft-token values `[slots, hidden]` (row-major) for the template's `{soft}`
+    /// slots as `init` says (prompt tuning's soft prompt, P-Tuning's encoder input); `None`
+    /// when the template has no slots.
+    pub fn soft_values(&self, init: &PromptInit) -> Result<Option<(usize, Vec<f32>)>> {
+        let Some(template) = self.template.filter(|t| t.soft_count() > 0) else {
+            return Ok(None);
+        };
+        let values = super::prompt_tuning::initial_prompt(
+            init,
+            template,
+            self.backbone,
+            self.tokenizer,
+            self.label_words,
+            self.seed,
+        )?;
+        Ok(Some((template.soft_count(), values)))
+    }
+
     /// The template's source, for messages.
     pub fn template_source(&self) -> &str {
         self.template.map_or("", |t| t.source.as_str())

@@ -38,7 +38,7 @@ pub use encoder::{
     PromptEncoderNet, EMBEDDING, LSTM_LAYERS, PREFIX,
 };
 
-use super::prompt_tuning::{initial_prompt, PromptInit};
+use super::prompt_tuning::PromptInit;
 use super::unfreeze::Unfreeze;
 use super::{AdapterHooks, InitContext, Method};
 use crate::backbone::BackboneInfo;
@@ -89,20 +89,12 @@ impl PTuningConfig {
 
     /// A fresh encoder for the template's `{soft}` slots.
     pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
-        let Some(template) = ctx.template.filter(|t| t.soft_count() > 0) else {
+        let Some((n, values)) = ctx.soft_values(&self.init)? else {
             return Err(Error::InvalidInput(format!(
                 "p-tuning produces the template's {{soft}} tokens; the template `{}` has none",
                 ctx.template_source()
             )));
         };
-        let values = initial_prompt(
-            &self.init,
-            template,
-            ctx.backbone,
-            ctx.tokenizer,
-            ctx.label_words,
-            ctx.seed,
-        )?;
         let hidden = ctx.backbone.info().hidden_size;
         let e = self.encoder_hidden_size.unwrap_or(hidden);
         if e == 0 {
@@ -112,7 +104,7 @@ impl PTuningConfig {
         }
         Ok(initial_encoder(
             self.encoder_type,
-            template.soft_count(),
+            n,
             hidden,
             e,
             values,

@@ -46,18 +46,10 @@ impl PromptTuningConfig {
     /// The initial soft prompt `[slots, hidden]` for the template's `{soft}` slots (none
     /// without slots: then only a head or unfrozen weights train).
     pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
-        let Some(template) = ctx.template.filter(|t| t.soft_count() > 0) else {
+        let Some((n, values)) = ctx.soft_values(&self.init)? else {
             return Ok(Vec::new());
         };
-        let values = initial_prompt(
-            &self.init,
-            template,
-            ctx.backbone,
-            ctx.tokenizer,
-            ctx.label_words,
-            ctx.seed,
-        )?;
-        let shape = vec![template.soft_count(), ctx.backbone.info().hidden_size];
+        let shape = vec![n, ctx.backbone.info().hidden_size];
         Ok(vec![HostTensor::new(PROMPT, shape, values)])
     }
 }

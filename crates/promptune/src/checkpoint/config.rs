@@ -168,3 +168,11 @@ impl BackboneConfig {
         Ok(())
     }
 }
+
+/// Whether the backbone's activation function knows the activation name (HF `hidden_act`).
+pub fn is_known_activation(name: &str) -> bool {
+    matches!(
+        name,
+        "silu" | "swish" | "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" | "relu" | "gelu"
+    )
+}
