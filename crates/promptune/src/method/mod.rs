@@ -58,7 +58,8 @@ pub trait Method: Sync {
     }
 }
 
-/// Every method, by kind. `bitfit`, `full` and `none` share the unfrozen-weights entry.
+/// Every method's run-time entry. `bitfit`, `full` and `unfreeze = ...` beside a prompt method
+/// share the unfrozen-weights entry (`none` trains no method tensors at all).
 pub static REGISTRY: [&dyn Method; 4] = [
     &prompt_tuning::PromptTuning,
     &p_tuning::PTuning,

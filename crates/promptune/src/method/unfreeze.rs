@@ -152,7 +152,7 @@ pub struct UnfrozenWeights;
 
 impl Method for UnfrozenWeights {
     fn kind(&self) -> &'static str {
-        "bitfit"
+        "unfreeze"
     }
 
     fn owns(&self, name: &str) -> bool {

@@ -128,6 +128,21 @@ pub struct PrefixMlp {
     pub out_bias: Tensor<1>,
 }
 
+impl PrefixMlp {
+    /// Checks that the layers chain from an embedding `d_emb` wide to the output width.
+    fn check_chain(&self, d_emb: usize) -> Result<()> {
+        let [d, enc] = self.in_weight.dims();
+        let [enc2, width] = self.out_weight.dims();
+        let (b1, b2) = (self.in_bias.dims()[0], self.out_bias.dims()[0]);
+        if d != d_emb || enc != enc2 || b1 != enc || b2 != width {
+            return Err(Error::Shape(format!(
+                "prefix MLP sizes do not chain: embedding {d_emb} wide, layers [{d}, {enc}] and [{enc2}, {width}], biases {b1} and {b2}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The trainable prefix of every layer, read from its tensors (gradients flow back to them).
 #[derive(Debug, Clone)]
 pub struct Prefix {
@@ -182,22 +197,10 @@ impl Prefix {
                 shape.head_dim
             )));
         }
-        if let Some(m) = &self.mlp {
-            let [d, enc] = m.in_weight.dims();
-            let [enc2, _] = m.out_weight.dims();
-            let d_emb = self.embedding.dims()[1];
-            if d != d_emb
-                || enc != enc2
-                || m.in_bias.dims()[0] != enc
-                || m.out_bias.dims()[0] != self.width()
-            {
-                return Err(Error::Shape(format!(
-                    "prefix MLP sizes do not chain: embedding {d_emb} wide, first layer [{d}, {enc}], second [{enc2}, {}]",
-                    self.width()
-                )));
-            }
+        match &self.mlp {
+            Some(m) => m.check_chain(self.embedding.dims()[1]),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Per-layer keys and values `[1, kv_heads, n, head_dim]` for the backbone's hook.
@@ -243,20 +246,7 @@ impl Prefix {
         };
         if let Some(m) = &mlp {
             // the sizes must chain before any product runs
-            let [d, enc] = m.in_weight.dims();
-            let [enc2, width] = m.out_weight.dims();
-            let d_emb = embedding.dims()[1];
-            if d != d_emb
-                || enc != enc2
-                || m.in_bias.dims()[0] != enc
-                || m.out_bias.dims()[0] != width
-            {
-                return Err(Error::Shape(format!(
-                    "prefix MLP sizes do not chain: embedding {d_emb} wide, layers [{d}, {enc}] and [{enc2}, {width}], biases {} and {}",
-                    m.in_bias.dims()[0],
-                    m.out_bias.dims()[0]
-                )));
-            }
+            m.check_chain(embedding.dims()[1])?;
         }
         Ok(Some(Self { embedding, mlp }))
     }
