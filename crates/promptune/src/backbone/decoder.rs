@@ -1,6 +1,8 @@
-//! The decoder-only families: Llama (RMSNorm, SwiGLU, RoPE, GQA) and Gemma 3, which is the
-//! same skeleton with sandwich norms around attention and MLP, RMS-normed queries and keys,
-//! a scaled embedding, and sliding-window layers with their own RoPE base.
+//! The decoder-only skeleton shared by the Llama ([`super::llama`]) and Gemma 3
+//! ([`super::gemma3`]) families: RMSNorm, gated MLP, RoPE and grouped-query attention, with the
+//! optional parts a family switches on when it loads its weights (norms after attention and MLP,
+//! RMS-normed queries and keys, a scaled embedding, sliding-window layers with their own RoPE).
+//! Each family file reads its own checkpoint names; nothing here asks which family it is.
 
 use burn::tensor::{Device, Int, Tensor};
 
@@ -11,7 +13,7 @@ use super::layers::{activate, embed, int_tensor, rms_norm, Linear};
 use super::loader::{Bias, WeightLoader};
 use super::prepare;
 use super::tensors::{visit_linear, visit_optional, TensorSlot};
-use crate::checkpoint::config::{BackboneConfig, Family};
+use crate::checkpoint::config::BackboneConfig;
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
 
@@ -32,6 +34,21 @@ pub struct DecoderLayer {
     k_norm: Option<Tensor<1>>,
 }
 
+/// The norms of one layer, as a family reads them.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorms {
+    /// Before attention.
+    pub attn_in: Tensor<1>,
+    /// After attention, before the residual add (Gemma's sandwich norm).
+    pub attn_out: Option<Tensor<1>>,
+    /// Before the MLP.
+    pub mlp_in: Tensor<1>,
+    /// After the MLP, before the residual add.
+    pub mlp_out: Option<Tensor<1>>,
+    /// RMS norms of each query and key head.
+    pub qk: Option<(Tensor<1>, Tensor<1>)>,
+}
+
 /// A Llama or Gemma 3 decoder with its LM head.
 #[derive(Debug, Clone)]
 pub struct Decoder {
@@ -50,11 +67,20 @@ pub struct Decoder {
     num_parameters: usize,
 }
 
-impl Decoder {
-    /// Reads the weights (HF names) for `config` from `source`.
-    pub fn load(
-        config: BackboneConfig,
-        source: &dyn WeightSource,
+/// Reads a decoder's weights: the parts every family has in common, under the model prefix
+/// found in the checkpoint. A family file adds its own norms.
+pub(crate) struct DecoderReader<'a> {
+    /// The loader, relative to the model prefix.
+    pub ld: WeightLoader<'a>,
+    source: &'a dyn WeightSource,
+    config: &'a BackboneConfig,
+}
+
+impl<'a> DecoderReader<'a> {
+    /// Finds the model prefix (`model.`, a multimodal wrapper's, or none).
+    pub fn open(
+        config: &'a BackboneConfig,
+        source: &'a dyn WeightSource,
         device: &Device,
     ) -> Result<Self> {
         let candidates = [
@@ -70,93 +96,91 @@ impl Decoder {
                     path: source.origin().into(),
                 }
             })?;
-        let gemma = config.family == Family::Gemma3;
-        let (h, hd) = (config.hidden_size, config.head_dim);
-        let (q_out, kv_out) = (config.num_heads * hd, config.num_kv_heads * hd);
-        let mut ld = WeightLoader::new(source, prefix.clone(), device);
-        let embed = ld.matrix(
-            &format!("{prefix}embed_tokens.weight"),
-            config.vocab_size,
-            h,
-        )?;
-        let bias = if config.attention_bias {
+        Ok(Self {
+            ld: WeightLoader::new(source, prefix, device),
+            source,
+            config,
+        })
+    }
+
+    /// The `[vocab, hidden]` token embedding.
+    pub fn embedding(&mut self) -> Result<Tensor<2>> {
+        let full = format!("{}embed_tokens.weight", self.ld.prefix());
+        self.ld
+            .matrix(&full, self.config.vocab_size, self.config.hidden_size)
+    }
+
+    /// Layer `i`'s attention and MLP projections (HF names), joined with the family's `norms`.
+    pub fn layer(&mut self, i: usize, norms: LayerNorms) -> Result<DecoderLayer> {
+        let c = self.config;
+        let (h, hd, inter) = (c.hidden_size, c.head_dim, c.intermediate_size);
+        let (q_out, kv_out) = (c.num_heads * hd, c.num_kv_heads * hd);
+        let bias = if c.attention_bias {
             Bias::Required
         } else {
             Bias::IfPresent
         };
-        let mut layers = Vec::with_capacity(config.num_layers);
-        for i in 0..config.num_layers {
-            let p = format!("layers.{i}.");
-            ld.vector_offset = 0.0;
-            let q = ld.linear(&format!("{p}self_attn.q_proj"), q_out, h, bias)?;
-            let k = ld.linear(&format!("{p}self_attn.k_proj"), kv_out, h, bias)?;
-            let v = ld.linear(&format!("{p}self_attn.v_proj"), kv_out, h, bias)?;
-            let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, Bias::IfPresent)?;
-            let gate = ld.linear(
-                &format!("{p}mlp.gate_proj"),
-                config.intermediate_size,
-                h,
-                Bias::IfPresent,
-            )?;
-            let up = ld.linear(
-                &format!("{p}mlp.up_proj"),
-                config.intermediate_size,
-                h,
-                Bias::IfPresent,
-            )?;
-            let down = ld.linear(
-                &format!("{p}mlp.down_proj"),
-                h,
-                config.intermediate_size,
-                Bias::IfPresent,
-            )?;
-            ld.vector_offset = if gemma { 1.0 } else { 0.0 };
-            let attn_in_norm = ld.vector(&format!("{p}input_layernorm.weight"), h)?;
-            let layer = if gemma {
-                DecoderLayer {
-                    attn_out_norm: Some(
-                        ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?,
-                    ),
-                    mlp_in_norm: ld.vector(&format!("{p}pre_feedforward_layernorm.weight"), h)?,
-                    mlp_out_norm: Some(
-                        ld.vector(&format!("{p}post_feedforward_layernorm.weight"), h)?,
-                    ),
-                    q_norm: Some(ld.vector(&format!("{p}self_attn.q_norm.weight"), hd)?),
-                    k_norm: Some(ld.vector(&format!("{p}self_attn.k_norm.weight"), hd)?),
-                    qkv: Linear::fuse(vec![q, k, v]),
-                    o,
-                    gate_up: Linear::fuse(vec![gate, up]),
-                    down,
-                    attn_in_norm,
-                }
-            } else {
-                DecoderLayer {
-                    attn_out_norm: None,
-                    mlp_in_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?,
-                    mlp_out_norm: None,
-                    q_norm: None,
-                    k_norm: None,
-                    qkv: Linear::fuse(vec![q, k, v]),
-                    o,
-                    gate_up: Linear::fuse(vec![gate, up]),
-                    down,
-                    attn_in_norm,
-                }
-            };
-            layers.push(layer);
-        }
-        ld.vector_offset = if gemma { 1.0 } else { 0.0 };
-        let final_norm = ld.vector("norm.weight", h)?;
-        let lm_head = if source.contains("lm_head.weight") && !config.tie_word_embeddings {
-            Some(ld.matrix("lm_head.weight", config.vocab_size, h)?)
-        } else if config.tie_word_embeddings {
-            None
-        } else {
-            return Err(Error::MissingTensor {
-                name: "lm_head.weight".into(),
-                path: source.origin().into(),
-            });
+        let p = format!("layers.{i}.");
+        let ld = &mut self.ld;
+        let q = ld.linear(&format!("{p}self_attn.q_proj"), q_out, h, bias)?;
+        let k = ld.linear(&format!("{p}self_attn.k_proj"), kv_out, h, bias)?;
+        let v = ld.linear(&format!("{p}self_attn.v_proj"), kv_out, h, bias)?;
+        let o = ld.linear(&format!("{p}self_attn.o_proj"), h, q_out, Bias::IfPresent)?;
+        let gate = ld.linear(&format!("{p}mlp.gate_proj"), inter, h, Bias::IfPresent)?;
+        let up = ld.linear(&format!("{p}mlp.up_proj"), inter, h, Bias::IfPresent)?;
+        let down = ld.linear(&format!("{p}mlp.down_proj"), h, inter, Bias::IfPresent)?;
+        let (q_norm, k_norm) = match norms.qk {
+            Some((q, k)) => (Some(q), Some(k)),
+            None => (None, None),
         };
+        Ok(DecoderLayer {
+            qkv: Linear::fuse(vec![q, k, v]),
+            o,
+            gate_up: Linear::fuse(vec![gate, up]),
+            down,
+            attn_in_norm: norms.attn_in,
+            attn_out_norm: norms.attn_out,
+            mlp_in_norm: norms.mlp_in,
+            mlp_out_norm: norms.mlp_out,
+            q_norm,
+            k_norm,
+        })
+    }
+
+    /// The separate LM head, or `None` when it is tied to the embedding.
+    pub fn lm_head(&mut self) -> Result<Option<Tensor<2>>> {
+        let c = self.config;
+        if c.tie_word_embeddings {
+            Ok(None)
+        } else if self.source.contains("lm_head.weight") {
+            Ok(Some(self.ld.matrix(
+                "lm_head.weight",
+                c.vocab_size,
+                c.hidden_size,
+            )?))
+        } else {
+            Err(Error::MissingTensor {
+                name: "lm_head.weight".into(),
+                path: self.source.origin().into(),
+            })
+        }
+    }
+}
+
+/// What a family file hands over to build a [`Decoder`].
+pub(crate) struct DecoderParts {
+    pub embed: Tensor<2>,
+    pub embed_scale: Option<f32>,
+    pub layers: Vec<DecoderLayer>,
+    pub final_norm: Tensor<1>,
+    pub lm_head: Option<Tensor<2>>,
+    pub num_parameters: usize,
+}
+
+impl Decoder {
+    /// Assembles a decoder from its weights; RoPE tables come from `config`.
+    pub(crate) fn assemble(config: BackboneConfig, parts: DecoderParts) -> Result<Self> {
+        let hd = config.head_dim;
         let rope = Rope::new(
             config
                 .rope
@@ -165,15 +189,14 @@ impl Decoder {
             hd,
         );
         let rope_local = config.rope_local.as_ref().map(|r| Rope::new(r, hd));
-        let embed_scale = gemma.then(|| (h as f32).sqrt());
         Ok(Self {
-            num_parameters: ld.count,
+            num_parameters: parts.num_parameters,
             config,
-            embed,
-            embed_scale,
-            layers,
-            final_norm,
-            lm_head,
+            embed: parts.embed,
+            embed_scale: parts.embed_scale,
+            layers: parts.layers,
+            final_norm: parts.final_norm,
+            lm_head: parts.lm_head,
             rope,
             rope_local,
         })

@@ -39,6 +39,11 @@ impl<'a> WeightLoader<'a> {
         }
     }
 
+    /// The prefix names are read under.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Whether the checkpoint holds the tensor `full` (an absolute name).
     pub fn contains(&self, full: &str) -> bool {
         self.source.contains(full)

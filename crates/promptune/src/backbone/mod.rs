@@ -10,10 +10,12 @@
 pub mod attention;
 pub mod bert;
 pub mod decoder;
+pub mod gemma3;
 pub mod hooks;
 pub mod info;
 pub mod kv_cache;
 pub mod layers;
+pub mod llama;
 mod loader;
 mod prepare;
 pub mod tensors;
@@ -32,8 +34,8 @@ pub use tensors::TensorSlot;
 use crate::checkpoint::weights::WeightSource;
 use crate::Result;
 
-/// What one transformer family implements (BERT/RoBERTa in [`bert`], Llama and Gemma 3 in
-/// [`decoder`]). Inputs arrive validated against [`FamilyModel::config`].
+/// What one transformer family implements (BERT/RoBERTa in [`bert`], Llama in [`llama`], Gemma 3
+/// in [`gemma3`], both on the blocks of [`decoder`]). Inputs arrive validated against [`FamilyModel::config`].
 pub trait FamilyModel: std::fmt::Debug + Send + Sync {
     /// The sizes and options it was loaded with.
     fn config(&self) -> &BackboneConfig;
@@ -80,7 +82,8 @@ type LoadFamily = fn(BackboneConfig, &dyn WeightSource, &Device) -> Result<Box<d
 fn loader(family: Family) -> LoadFamily {
     match family {
         Family::Bert | Family::Roberta => |c, w, d| Ok(Box::new(bert::Encoder::load(c, w, d)?)),
-        Family::Llama | Family::Gemma3 => |c, w, d| Ok(Box::new(decoder::Decoder::load(c, w, d)?)),
+        Family::Llama => |c, w, d| Ok(Box::new(llama::load(c, w, d)?)),
+        Family::Gemma3 => |c, w, d| Ok(Box::new(gemma3::load(c, w, d)?)),
     }
 }
 
