@@ -280,7 +280,10 @@ impl Encoder {
             [b, t],
             &device,
         );
-        let mut x = embed(&self.word_embeddings, ids);
+        let mut x = match &input.input_embeds {
+            Some(given) => given.clone(),
+            None => embed(&self.word_embeddings, ids),
+        };
         if let Some(soft) = &input.soft {
             x = prepare::splice_soft(x, soft, &device);
         }

@@ -257,10 +257,16 @@ impl Decoder {
             [b, t],
             &device,
         );
-        let mut x = embed(&self.embed, ids);
-        if let Some(s) = self.embed_scale {
-            x = x.mul_scalar(s);
-        }
+        let mut x = match &input.input_embeds {
+            Some(given) => given.clone(),
+            None => {
+                let x = embed(&self.embed, ids);
+                match self.embed_scale {
+                    Some(s) => x.mul_scalar(s),
+                    None => x,
+                }
+            }
+        };
         if let Some(soft) = &input.soft {
             x = prepare::splice_soft(x, soft, &device);
         }

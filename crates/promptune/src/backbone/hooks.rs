@@ -1,6 +1,7 @@
 //! What a forward pass takes besides token ids (the prompt hooks) and what it gives back.
 //!
-//! Every prompt method is expressed through three hooks:
+//! The input is token ids ([`TokenBatch`]), or vectors in their place
+//! ([`ForwardInput::input_embeds`]). Every prompt method is expressed through three hooks:
 //! - [`SoftEmbeddings`]: vectors that replace the embedded tokens at chosen positions
 //!   (prompt tuning prepends them; P-tuning puts them anywhere in a template);
 //! - [`LayerPrefix`]: learned keys and values that every query of a layer can attend to
@@ -171,6 +172,11 @@ pub struct LogitsRequest {
 pub struct ForwardInput {
     /// The token ids (with placeholders where soft embeddings go).
     pub tokens: Option<TokenBatch>,
+    /// `[batch, len, hidden]` vectors fed to the first layer in place of looking up
+    /// `tokens.ids` (HF's `inputs_embeds`): what [`super::Backbone::embed_tokens`] gives for ids,
+    /// so a family's embedding scale is already in them. `tokens` still gives the shape, the
+    /// padding mask, the token types and RoBERTa's padding-aware positions. May be trainable.
+    pub input_embeds: Option<Tensor<3>>,
     /// Soft vectors spliced into the embedded sequence.
     pub soft: Option<SoftEmbeddings>,
     /// One key/value prefix per layer.

@@ -19,7 +19,8 @@ pub enum AttentionSite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Modality {
-    /// Token ids through an embedding table.
+    /// Token ids through an embedding table, or vectors in their place
+    /// ([`super::ForwardInput::input_embeds`]).
     Tokens,
 }
 

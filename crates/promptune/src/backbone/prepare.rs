@@ -60,6 +60,15 @@ pub(crate) fn validate(
         }
     }
     let batch_ok = |n: usize| n == 1 || n == b;
+    if let Some(given) = &input.input_embeds {
+        let dims = given.dims();
+        if dims != [b, t, cfg.hidden_size] {
+            return shape_err(format!(
+                "input embeddings are {dims:?}; expected [{b}, {t}, {}] (batch, tokens, hidden)",
+                cfg.hidden_size
+            ));
+        }
+    }
     if let Some(soft) = &input.soft {
         let [sb, n, h] = soft.values.dims();
         if !batch_ok(sb) || h != cfg.hidden_size {
