@@ -21,10 +21,11 @@ fn embeddings_of_the_ids_give_what_the_ids_give() {
         let by_ids = model
             .forward(&ForwardInput::new(tokens.clone()), None)
             .unwrap();
-        let embeds = model
-            .embed_tokens(&tokens.ids)
-            .unwrap()
-            .reshape([tokens.batch, tokens.len, h]);
+        let embeds =
+            model
+                .embed_tokens(&tokens.ids)
+                .unwrap()
+                .reshape([tokens.batch, tokens.len, h]);
         // the ids are ignored once vectors are given: scramble them to show it
         let mut scrambled = tokens.clone();
         scrambled.ids.iter_mut().for_each(|i| *i = (*i + 3) % 16);
@@ -54,12 +55,9 @@ fn gradients_reach_the_input_vectors() {
     let values: Vec<f32> = (0..tokens.batch * tokens.len * h)
         .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.05)
         .collect();
-    let embeds = promptune::backbone::layers::float_tensor(
-        values,
-        [tokens.batch, tokens.len, h],
-        &device,
-    )
-    .require_grad();
+    let embeds =
+        promptune::backbone::layers::float_tensor(values, [tokens.batch, tokens.len, h], &device)
+            .require_grad();
     let mut input = ForwardInput::new(tokens);
     input.input_embeds = Some(embeds.clone());
     let out = model.forward(&input, None).unwrap();
@@ -75,7 +73,10 @@ fn mis_shaped_input_vectors_are_an_error() {
     let tokens = batch();
     let h = model.info().hidden_size;
     let mut input = ForwardInput::new(tokens.clone());
-    input.input_embeds = Some(Tensor::zeros([tokens.batch, tokens.len + 1, h], &Device::flex()));
+    input.input_embeds = Some(Tensor::zeros(
+        [tokens.batch, tokens.len + 1, h],
+        &Device::flex(),
+    ));
     let err = model.forward(&input, None).unwrap_err().to_string();
     assert!(err.contains("input embeddings"), "{err}");
 }

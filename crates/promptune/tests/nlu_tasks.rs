@@ -283,6 +283,7 @@ fn a_head_reads_the_pooler_the_first_token_or_the_mean() {
         tokens: tokens.clone(),
         soft_positions: vec![vec![], vec![]],
         answer_positions: None,
+        slot_positions: vec![vec![], vec![]],
         labels: None,
         dropout: None,
     };

@@ -134,3 +134,14 @@ fn template_without_answer_slot_is_a_clear_error() {
         .to_string();
     assert!(err.contains("no answer slot"), "{err}");
 }
+
+#[test]
+fn a_second_answer_slot_is_a_clear_error_for_classification() {
+    let dir = setup();
+    let mut cfg = config(dir.path(), "run");
+    cfg.template = "{soft*4} review: {text_a} sentiment: {mask} really {mask}".into();
+    let err = run_train(&cfg, false, &Device::flex())
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.contains("2 answer slots"), "{err}");
+}

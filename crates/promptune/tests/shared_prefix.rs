@@ -23,7 +23,7 @@ fn prompt(words: &[u32], answer_last: bool) -> EncodedPrompt {
     EncodedPrompt {
         ids,
         soft_positions: vec![0, 1, 2, 3],
-        answer_position: answer_last.then_some(answer),
+        answer_positions: if answer_last { vec![answer] } else { vec![] },
     }
 }
 

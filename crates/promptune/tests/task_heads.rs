@@ -669,3 +669,53 @@ fn gradients_skip_unlabelled_positions() {
     let gw = span.weight.grad(&grads).unwrap();
     assert_eq!(gw.dims(), [4, 2]);
 }
+
+/// A template with two answer slots (PTR-style relation prompts) records both, in order, and
+/// a batch keeps them through padding.
+#[test]
+fn several_answer_slots_are_encoded_and_batched() {
+    use promptune::backbone::PaddingSide;
+    use promptune::prompt::{AnswerStyle, PromptEncoder, Template};
+    use promptune::task::batch::collate;
+    let tokenizer = bert_tokenizer();
+    let mask_id = tokenizer.token_to_id("[MASK]").unwrap();
+    let template = Template::parse("{text_a} : the {mask} was born in the {mask} .").unwrap();
+    assert_eq!(template.mask_count(), 2);
+    let enc = PromptEncoder::new(
+        template.clone(),
+        tokenizer.clone(),
+        AnswerStyle::MaskToken(mask_id),
+        0,
+        64,
+    )
+    .unwrap();
+    let fields =
+        |text: &str| std::collections::BTreeMap::from([("text_a".to_string(), text.to_string())]);
+    let long = enc
+        .encode(&fields("marie curie came from warsaw in poland"))
+        .unwrap();
+    let short = enc.encode(&fields("curie")).unwrap();
+    for e in [&long, &short] {
+        assert_eq!(e.answer_positions.len(), 2);
+        assert!(e.answer_positions[0] < e.answer_positions[1]);
+        for &p in &e.answer_positions {
+            assert_eq!(e.ids[p], mask_id);
+        }
+        assert_eq!(e.answer_position(), Some(e.answer_positions[0]));
+    }
+    let batch = collate(&[&long, &short], None, 0, PaddingSide::Left).unwrap();
+    let shift = long.ids.len() - short.ids.len();
+    assert_eq!(batch.slot_positions[0], long.answer_positions);
+    let shifted: Vec<usize> = short.answer_positions.iter().map(|p| p + shift).collect();
+    assert_eq!(batch.slot_positions[1], shifted);
+    for (row, slots) in batch.slot_positions.iter().enumerate() {
+        for &p in slots {
+            assert_eq!(batch.tokens.ids[row * batch.tokens.len + p], mask_id);
+        }
+    }
+    // a decoder reads each answer after the token before its slot
+    let next = PromptEncoder::new(template, tokenizer, AnswerStyle::NextToken, 0, 64).unwrap();
+    let d = next.encode(&fields("curie")).unwrap();
+    assert_eq!(d.answer_positions.len(), 2);
+    assert!(d.answer_positions.iter().all(|&p| d.ids[p] != mask_id));
+}

@@ -19,7 +19,9 @@ pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) 
         let norms = LayerNorms {
             attn_in: r.ld.vector(&format!("{p}input_layernorm.weight"), h)?,
             attn_out: None,
-            mlp_in: r.ld.vector(&format!("{p}post_attention_layernorm.weight"), h)?,
+            mlp_in: r
+                .ld
+                .vector(&format!("{p}post_attention_layernorm.weight"), h)?,
             mlp_out: None,
             qk: None,
         };

@@ -212,6 +212,13 @@ impl Prepared {
     ) -> Result<Self> {
         let model = model.into();
         let template = Template::parse(template)?;
+        if template.mask_count() > 1 {
+            return Err(Error::InvalidInput(format!(
+                "the template `{}` has {} answer slots {{mask}}; a classification task reads one",
+                template.source,
+                template.mask_count()
+            )));
+        }
         let causal = model.backbone.info().causal;
         let tokenizer = model.tokenizer.clone();
         let verbalizer = match readout {

@@ -30,8 +30,17 @@ pub struct EncodedPrompt {
     pub ids: Vec<u32>,
     /// Positions of the soft tokens, in template order.
     pub soft_positions: Vec<usize>,
-    /// Position whose output gives the answer (`None` without a mask slot).
-    pub answer_position: Option<usize>,
+    /// Per answer slot (`{mask}`) in template order, the position whose output gives that
+    /// answer (empty without a slot; PTR-style templates have several).
+    pub answer_positions: Vec<usize>,
+}
+
+impl EncodedPrompt {
+    /// The position of the first answer slot; tasks that read one slot check at setup that the
+    /// template has no more ([`super::Template::mask_count`]).
+    pub fn answer_position(&self) -> Option<usize> {
+        self.answer_positions.first().copied()
+    }
 }
 
 /// Encodes examples for one model and template.
@@ -117,7 +126,7 @@ impl PromptEncoder {
     fn render(&self, fields: &BTreeMap<String, String>) -> Result<EncodedPrompt> {
         let mut ids = self.prefix.clone();
         let mut soft_positions = Vec::new();
-        let mut answer_position = None;
+        let mut answer_positions = Vec::new();
         let mut text = String::new();
         let flush = |text: &mut String, ids: &mut Vec<u32>| -> Result<()> {
             if !text.is_empty() {
@@ -145,7 +154,7 @@ impl PromptEncoder {
                     flush(&mut text, &mut ids)?;
                     match self.answer {
                         AnswerStyle::MaskToken(id) => {
-                            answer_position = Some(ids.len());
+                            answer_positions.push(ids.len());
                             ids.push(id);
                         }
                         AnswerStyle::NextToken => {
@@ -154,7 +163,7 @@ impl PromptEncoder {
                                     "nothing precedes the answer slot".into(),
                                 ));
                             }
-                            answer_position = Some(ids.len() - 1);
+                            answer_positions.push(ids.len() - 1);
                         }
                     }
                 }
@@ -165,7 +174,7 @@ impl PromptEncoder {
         Ok(EncodedPrompt {
             ids,
             soft_positions,
-            answer_position,
+            answer_positions,
         })
     }
 

@@ -8,7 +8,8 @@
 //! - `{name}` inserts the example's field `name` (`text_a`, `text_b`, or any column mapped in
 //!   the data spec);
 //! - `{mask}` is the answer slot: the `[MASK]` token of a masked LM, or the position whose
-//!   next-token prediction is read for a decoder (the slot itself adds no token there);
+//!   next-token prediction is read for a decoder (the slot itself adds no token there); a
+//!   template may have several, for tasks that read several answers;
 //! - `{soft}` is one trainable soft token, `{soft*N}` N of them, and `{soft:"words"}` /
 //!   `{soft*N:"words"}` initialises them from the embeddings of `words` (cycled when shorter).
 //!
@@ -205,7 +206,15 @@ impl Template {
 
     /// True when the template has an answer slot.
     pub fn has_mask(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Mask))
+        self.mask_count() > 0
+    }
+
+    /// Number of answer slots (`{mask}`); relation prompts (PTR) have several.
+    pub fn mask_count(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::Mask))
+            .count()
     }
 
     /// The field names the template reads.

@@ -11,8 +11,11 @@ pub struct PromptBatch {
     pub tokens: TokenBatch,
     /// Per row, the soft token positions (after padding).
     pub soft_positions: Vec<Vec<usize>>,
-    /// Per row, the answer position (after padding), when the template has a slot.
+    /// Per row, the position of the first answer slot (after padding), when the template has
+    /// one.
     pub answer_positions: Option<Vec<usize>>,
+    /// Per row, the positions of every answer slot in template order (after padding).
+    pub slot_positions: Vec<Vec<usize>>,
     /// Gold labels, when known.
     pub labels: Option<Vec<usize>>,
     /// Training-mode dropout with this seed (see [`crate::backbone::ForwardInput::dropout`]).
@@ -49,12 +52,17 @@ pub fn collate(
         .collect();
     let answer_positions = prompts
         .iter()
-        .map(|p| p.answer_position.map(|a| a + shift(p)))
+        .map(|p| p.answer_position().map(|a| a + shift(p)))
         .collect::<Option<Vec<usize>>>();
+    let slot_positions = prompts
+        .iter()
+        .map(|p| p.answer_positions.iter().map(|&a| a + shift(p)).collect())
+        .collect();
     Ok(PromptBatch {
         tokens,
         soft_positions,
         answer_positions,
+        slot_positions,
         labels,
         dropout: None,
     })

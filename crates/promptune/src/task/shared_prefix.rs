@@ -111,7 +111,7 @@ impl SharedPrefix {
             } else {
                 prompt.soft_positions.iter().map(|&s| s - n).collect()
             },
-            answer_position: prompt.answer_position.map(|a| a - n),
+            answer_positions: prompt.answer_positions.iter().map(|&a| a - n).collect(),
         }
     }
 }
@@ -129,7 +129,7 @@ fn shared_len(prompts: &[&EncodedPrompt]) -> usize {
             .take_while(|(a, b)| a == b)
             .count();
         len = len.min(common).min(p.ids.len().saturating_sub(1));
-        if let Some(a) = p.answer_position {
+        if let Some(a) = p.answer_position() {
             len = len.min(a);
         }
     }
@@ -156,7 +156,7 @@ mod tests {
         EncodedPrompt {
             ids: ids.to_vec(),
             soft_positions: soft.to_vec(),
-            answer_position: Some(answer),
+            answer_positions: vec![answer],
         }
     }
 
