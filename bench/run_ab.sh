@@ -5,15 +5,16 @@
 # see the same machine. Writes one JSON object with every run and the B/A step-time ratio.
 #
 #   bash bench/run_ab.sh --a OLD/promptune --b NEW/promptune [--repeat N] [--out FILE] \
-#       [--steps-only] CONFIG [CONFIG ...]
+#       [--steps-only] [--set KEY=VALUE ...] CONFIG [CONFIG ...]
 #
 # CONFIG is a task config (examples/*.toml). Each build trains each config --repeat times (default
 # 1) into a folder of its own under $TMPDIR; --steps-only trains 10 steps with no dev set (a
-# quick step-time comparison). Needs what the configs need (models from scripts/fetch-models.sh,
-# ../shared/data for the SST-2 examples).
+# quick step-time comparison); --set passes overrides to every run (a shorter schedule, a dev
+# subset: `--set train.max_steps=40 --set data.dev.limit=200`). Needs what the configs need
+# (models from scripts/fetch-models.sh, ../shared/data for the SST-2 examples).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-a="" b="" repeat=1 out="" steps_only=0 configs=()
+a="" b="" repeat=1 out="" steps_only=0 configs=() sets=() vals=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --a) a=$2; shift 2 ;;
@@ -21,11 +22,12 @@ while [ $# -gt 0 ]; do
     --repeat) repeat=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --steps-only) steps_only=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --set) sets+=(--set "$2"); vals+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) configs+=("$1"); shift ;;
   esac
 done
-[ -n "$a" ] && [ -n "$b" ] && [ ${#configs[@]} -gt 0 ] || { sed -n '2,13p' "$0"; exit 2; }
+[ -n "$a" ] && [ -n "$b" ] && [ ${#configs[@]} -gt 0 ] || { sed -n '2,15p' "$0"; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/promptune-ab.XXXXXX")
 cd "$root"
 runs="$work/runs.jsonl"
@@ -36,9 +38,9 @@ for config in "${configs[@]}"; do
     for side in a b; do
       bin=$a; [ "$side" = b ] && bin=$b
       dir="$work/$name-$side-$i"
-      extra=()
+      extra=("${sets[@]}")
       if [ "$steps_only" = 1 ]; then
-        extra=(--set train.max_steps=10 --set train.checkpoint_every=0 --set 'data.dev.limit=1')
+        extra+=(--set train.max_steps=10 --set train.checkpoint_every=0 --set 'data.dev.limit=1')
       fi
       echo "== $name ($side, run $i)" >&2
       "$bin" train --config "$config" --set "output_dir=\"$dir\"" "${extra[@]}" > "$dir.json"
@@ -52,7 +54,7 @@ PY
     done
   done
 done
-python3 - "$runs" "$a" "$b" > "${out:-/dev/stdout}" <<'PY'
+python3 - "$runs" "$a" "$b" "${vals[@]}" > "${out:-/dev/stdout}" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 summary = {}
@@ -66,5 +68,6 @@ for c in sorted({r["config"] for r in runs}):
         "b_seconds_per_step": step["b"],
         "step_time_ratio_b_over_a": step["b"] / step["a"],
     }
-print(json.dumps({"a": sys.argv[2], "b": sys.argv[3], "summary": summary, "runs": runs}, indent=2))
+print(json.dumps({"a": sys.argv[2], "b": sys.argv[3], "overrides": sys.argv[4:],
+                  "summary": summary, "runs": runs}, indent=2))
 PY

@@ -65,7 +65,11 @@ fn main() -> ExitCode {
         Err(err) if commands::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             commands::report_error(&err);
-            ExitCode::FAILURE
+            if commands::is_usage(&err) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

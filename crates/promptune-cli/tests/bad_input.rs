@@ -24,14 +24,24 @@ fn promptune(args: &[&str], cache: &Path) -> Output {
         .expect("the promptune binary runs")
 }
 
-/// Asserts a clean failure whose stderr contains every needle.
+/// Asserts a clean failure (status 1) whose stderr contains every needle.
 fn assert_fails(out: &Output, needles: &[&str]) -> String {
+    assert_fails_with(out, 1, needles)
+}
+
+/// Asserts a usage error (status 2: an option given a value that cannot work) whose stderr
+/// contains every needle.
+fn assert_usage_error(out: &Output, needles: &[&str]) -> String {
+    assert_fails_with(out, 2, needles)
+}
+
+fn assert_fails_with(out: &Output, code: i32, needles: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
         "expected failure, got success; stderr:\n{stderr}"
     );
-    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(code), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
     assert!(
         stderr.lines().any(|l| l.starts_with("error: ")),
@@ -172,7 +182,7 @@ fn empty_prompt_for_generate() {
     let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
     for prompt in ["", "   "] {
         let out = promptune(&["generate", s(&dir), "--prompt", prompt], tmp.path());
-        assert_fails(&out, &["empty prompt"]);
+        assert_usage_error(&out, &["empty prompt"]);
     }
 }
 
@@ -181,7 +191,7 @@ fn empty_text_for_score() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
     let out = promptune(&["score", s(&dir), "--text", ""], tmp.path());
-    assert_fails(&out, &["empty text"]);
+    assert_usage_error(&out, &["empty text"]);
 }
 
 #[test]
@@ -209,12 +219,12 @@ fn invalid_sampling_settings() {
         &["generate", s(&dir), "--prompt", "the cat", "--top-k", "0"],
         tmp.path(),
     );
-    assert_fails(&out, &["top-k"]);
+    assert_usage_error(&out, &["top-k"]);
     let out = promptune(
         &["generate", s(&dir), "--prompt", "the cat", "--top-p", "1.5"],
         tmp.path(),
     );
-    assert_fails(&out, &["top-p"]);
+    assert_usage_error(&out, &["top-p"]);
     let out = promptune(
         &[
             "generate",
@@ -226,7 +236,7 @@ fn invalid_sampling_settings() {
         ],
         tmp.path(),
     );
-    assert_fails(&out, &["temperature"]);
+    assert_usage_error(&out, &["temperature"]);
 }
 
 #[test]

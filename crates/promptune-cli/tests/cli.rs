@@ -97,6 +97,15 @@ fn generate_greedy_is_deterministic() {
     let (second, _) = ok(promptune(&args, tmp.path()));
     assert_eq!(first, second);
     assert!(!first.trim().is_empty());
+    // streamed token by token, the text is what the library generates at once
+    let model = promptune::model::Model::load_path(&dir, &burn::tensor::Device::flex()).unwrap();
+    let opts = promptune::generate::GenerateOptions {
+        max_new_tokens: 5,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let whole = promptune::generate::generate(&model, "the capital of france is", &opts).unwrap();
+    assert_eq!(first, format!("{whole}\n"));
 }
 
 #[test]

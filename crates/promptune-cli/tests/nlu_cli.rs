@@ -46,8 +46,14 @@ fn tagging_from_the_command_line() {
         "model = \"model\"\noutput_dir = \"run\"\ntask = \"token_classification\"\nmax_len = 32\n[data.train]\npath = \"train.txt\"\n[data.dev]\npath = \"dev.txt\"\n{TRAIN}"
     );
     std::fs::write(d.join("task.toml"), config).unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&ok(promptune(d, &["train", "--config", "task.toml"]))).unwrap();
+    let out = promptune(d, &["train", "--config", "task.toml"]);
+    // stderr is a pipe here, as under nohup or in CI: plain progress lines, not a bar
+    let progress = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        progress.contains("training: step 0 of") && progress.contains(" eta "),
+        "{progress}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
     assert_eq!(report["metric"], "entity_f1");
     let eval: serde_json::Value = serde_json::from_str(&ok(promptune(
         d,
@@ -64,6 +70,74 @@ fn tagging_from_the_command_line() {
     assert_eq!(
         first["tokens"].as_array().unwrap().len(),
         first["tags"].as_array().unwrap().len()
+    );
+
+    // predictions written onto their own input are refused, the input untouched
+    let before = std::fs::read(d.join("dev.txt")).unwrap();
+    let out = promptune(
+        d,
+        &[
+            "predict",
+            "--adapter",
+            "run/adapter",
+            "--data",
+            "dev.txt",
+            "--output",
+            "./dev.txt",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("would overwrite the input"), "{err}");
+    assert_eq!(std::fs::read(d.join("dev.txt")).unwrap(), before);
+    // to another file they are the lines of standard output
+    ok(promptune(
+        d,
+        &[
+            "predict",
+            "--adapter",
+            "run/adapter",
+            "--data",
+            "dev.txt",
+            "--output",
+            "preds.jsonl",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(d.join("preds.jsonl")).unwrap(),
+        lines
+    );
+    // an export onto the adapter itself is refused too
+    let out = promptune(
+        d,
+        &[
+            "export-peft",
+            "--adapter",
+            "run/adapter",
+            "--out",
+            "run/adapter/",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would overwrite"));
+    // a malformed option value is a usage error: status 2
+    let out = promptune(
+        d,
+        &[
+            "eval",
+            "--adapter",
+            "run/adapter",
+            "--data",
+            "dev.txt",
+            "--column",
+            "oops",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // a tag the adapter does not know, with its line

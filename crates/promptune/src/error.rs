@@ -101,6 +101,9 @@ pub enum Error {
     /// A step that cannot fail on valid input did (a bug: please report it).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Training produced NaN or infinite values (loss, gradients or parameters).
+    #[error("training diverged: {0}")]
+    Diverged(String),
     /// Optimiser state could not be saved or restored.
     #[error("optimiser state: {0}")]
     Optimizer(String),

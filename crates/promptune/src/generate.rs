@@ -132,6 +132,21 @@ pub fn generate_ids_with(
     soft_positions: &[usize],
     opts: &GenerateOptions,
 ) -> Result<Vec<u32>> {
+    generate_ids_streaming(model, hooks, prompt_ids, soft_positions, opts, &mut |_| {
+        Ok(())
+    })
+}
+
+/// [`generate_ids_with`], handing each new token to `on_token` as soon as it is chosen (to
+/// show the text as it comes); an error from `on_token` stops generation with that error.
+pub fn generate_ids_streaming(
+    model: &Model,
+    hooks: &AdapterHooks,
+    prompt_ids: &[u32],
+    soft_positions: &[usize],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<Vec<u32>> {
     validate(opts)?;
     if prompt_ids.is_empty() {
         return Err(Error::InvalidInput(
@@ -143,6 +158,20 @@ pub fn generate_ids_with(
         return Err(Error::InvalidInput(format!(
             "{} is an encoder; generation needs a decoder",
             info.family
+        )));
+    }
+    // the first step holds the whole prompt: one that cannot fit would end silently empty
+    let needed = hooks.prefix_len() + prompt_ids.len();
+    if opts.max_new_tokens > 0 && needed > info.max_positions {
+        return Err(Error::InvalidInput(format!(
+            "the prompt is {} tokens{}; the model's context holds {}: no room to continue \
+             it, shorten the prompt",
+            prompt_ids.len(),
+            match hooks.prefix_len() {
+                0 => String::new(),
+                n => format!(" after a {n}-token prefix"),
+            },
+            info.max_positions
         )));
     }
     let eos = &model.backbone.config().eos_token_ids;
@@ -179,6 +208,7 @@ pub fn generate_ids_with(
             break;
         }
         out.push(next);
+        on_token(next)?;
         step = vec![next];
     }
     Ok(out)

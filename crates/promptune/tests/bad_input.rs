@@ -128,6 +128,32 @@ fn config_missing_key_is_named() {
 }
 
 #[test]
+fn a_layer_count_beyond_any_model_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture_folder("tiny-llama", dir.path());
+    edit_config(dir.path(), |c| {
+        c.insert("num_hidden_layers".into(), 4_000_000_000u64.into());
+    });
+    let (_, msg) = load_err(dir.path());
+    assert!(
+        msg.contains("num_hidden_layers") && msg.contains("4000000000"),
+        "{msg}"
+    );
+
+    let path = dir.path().join("huge.gguf");
+    write_llama_gguf_claiming(&path, GGML_F32, 256 * 4, 4_000_000_000);
+    let (_, msg) = load_err(&path);
+    assert!(msg.contains("block_count"), "{msg}");
+    // a count within bounds but beyond the tensors the file holds
+    write_llama_gguf_claiming(&path, GGML_F32, 256 * 4, 3);
+    let (_, msg) = load_err(&path);
+    assert!(
+        msg.contains("block_count is 3") && msg.contains("blk.2"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn unsupported_quant_type_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("iq2.gguf");
@@ -192,4 +218,19 @@ fn empty_prompt_and_text() {
     }
     let err = generate_ids(&model, &[], &opts).unwrap_err();
     assert!(err.to_string().contains("empty prompt"), "{err}");
+    // a prompt longer than the context: an error, not an empty success
+    let context = model.backbone.info().max_positions;
+    let err = generate_ids(&model, &vec![1; context + 1], &opts).unwrap_err();
+    assert!(err.to_string().contains("no room"), "{err}");
+    let last = GenerateOptions {
+        stop_at_eos: false,
+        ..GenerateOptions::default()
+    };
+    assert_eq!(
+        generate_ids(&model, &vec![1; context], &last)
+            .unwrap()
+            .len(),
+        1,
+        "a prompt that fills the context gets the one token it predicts"
+    );
 }

@@ -22,6 +22,8 @@ fn offline_options(root: &Path) -> HubOptions {
         token: None,
         offline: false,
         connect_timeout: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(60),
+        deadline: Duration::from_secs(600),
     }
 }
 
@@ -224,6 +226,50 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
         }
     });
     base
+}
+
+#[cfg(feature = "hub")]
+#[test]
+fn a_download_that_stalls_mid_body_fails_instead_of_hanging() {
+    use std::io::{BufRead, BufReader, Write};
+    // a server that sends the headers and a few bytes of a large file, then nothing
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nGGUF and then silence",
+            );
+            held.push(stream);
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let mut opts = offline_options(root.path());
+    opts.endpoint = format!("http://127.0.0.1:{port}");
+    opts.idle_timeout = Duration::from_millis(700);
+    let start = Instant::now();
+    let msg = hub_message(resolve_with("someorg/somemodel:model.Q4_0.gguf", &opts));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        msg.contains("stalled") && msg.contains("model.Q4_0.gguf") && msg.contains("bytes"),
+        "{msg}"
+    );
+    assert!(
+        walk(root.path())
+            .iter()
+            .all(|p| !p.ends_with("model.Q4_0.gguf")),
+        "nothing half-written is kept as the file"
+    );
 }
 
 #[cfg(feature = "hub")]

@@ -13,7 +13,8 @@ use burn::tensor::Device;
 use promptune::backbone::tensors::is_bias;
 use promptune::data::DataSpec;
 use promptune::method::unfreeze::{initial_tensors, Unfreeze};
-use promptune::pipeline::nlu::{run_train_nlu, NluPredictor};
+use promptune::pipeline::nlu::run_train_nlu;
+use promptune::pipeline::Predictor;
 use promptune::pipeline::{MethodConfig, TaskConfig, TaskKind};
 use promptune::train::trainer::TrainConfig;
 
@@ -90,8 +91,9 @@ fn tagging_trains_and_its_adapter_reproduces_the_dev_scores() {
     // 4 tags (O, B-LOC, B-ORG, B-PER) on hidden 32 + a 4 x (2 layers * 2 * 32) prefix
     assert_eq!(report.trainable_parameters, 32 * 4 + 4 + 4 * 2 * 2 * 32);
 
-    let predictor = NluPredictor::load(&report.adapter_dir, None, &device).unwrap();
-    let (scores, lines) = predictor.run(config.data.dev.as_ref().unwrap(), 5).unwrap();
+    let predictor = Predictor::load(&report.adapter_dir, None, &device).unwrap();
+    let run = predictor.run(config.data.dev.as_ref().unwrap(), 5).unwrap();
+    let (scores, lines) = (run.scores.unwrap(), run.lines);
     let final_scores = report.final_dev_scores.unwrap();
     assert_eq!(scores["entity_f1"], final_scores["entity_f1"]);
     assert_eq!(lines.len(), 12);
@@ -130,8 +132,9 @@ fn qa_trains_and_its_adapter_reproduces_the_dev_scores() {
     let loss = losses(&config.output_dir);
     assert!(loss.last().unwrap() < &(loss[0] * 0.8), "loss {loss:?}");
 
-    let predictor = NluPredictor::load(&report.adapter_dir, None, &device).unwrap();
-    let (scores, lines) = predictor.run(config.data.dev.as_ref().unwrap(), 3).unwrap();
+    let predictor = Predictor::load(&report.adapter_dir, None, &device).unwrap();
+    let run = predictor.run(config.data.dev.as_ref().unwrap(), 3).unwrap();
+    let (scores, lines) = (run.scores.unwrap(), run.lines);
     let final_scores = report.final_dev_scores.unwrap();
     assert_eq!(scores["f1"], final_scores["f1"]);
     assert_eq!(scores["exact_match"], final_scores["exact_match"]);
@@ -224,7 +227,7 @@ fn bitfit_starts_at_the_frozen_model_and_trains_only_biases() {
         .params
         .iter()
         .any(|t| t.data.iter().any(|&x| x != 0.0)));
-    assert!(predictor.params.has_prefix("backbone."));
+    assert!(predictor.params().has_prefix("backbone."));
 }
 
 #[test]

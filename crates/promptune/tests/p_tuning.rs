@@ -236,15 +236,14 @@ fn anchored_template_with_lstm_trains_and_predicts() {
     assert_loss_went_down(&dir.path().join("run"), "lstm, anchored");
     let predictor = Predictor::load(&report.adapter_dir, None, &device).expect("load");
     assert_eq!(
-        ptn::from_params(&predictor.params)
+        ptn::from_params(predictor.params())
             .unwrap()
             .unwrap()
             .encoder_type(),
         EncoderType::Lstm
     );
     let dev =
-        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), &predictor.prepared.labels)
-            .unwrap();
+        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), predictor.labels()).unwrap();
     let eval = predictor.evaluate(&dev, 5).unwrap();
     assert_eq!(eval.accuracy, report.final_dev_accuracy);
     let preds = predictor.predict(&dev, 4).unwrap();
@@ -270,7 +269,9 @@ fn adapter_round_trips_and_exports_peft_layout() {
 
     // the best parameters of the checkpoint predict the same
     let best = tiny::best_checkpoint_params(&dir.path().join("run"));
-    predictor.params = Trainables::from_host(&best, &device).unwrap();
+    predictor
+        .set_params(Trainables::from_host(&best, &device).unwrap())
+        .unwrap();
     let from_best = predictor.predict(&dev, 3).unwrap();
     tiny::assert_same_predictions(&from_adapter, &from_best, 1e-4);
 
@@ -330,15 +331,19 @@ fn adapter_round_trips_and_exports_peft_layout() {
     assert_eq!(tensors[0].data, output);
 
     // the encoder output as a plain soft prompt scores as the encoder does
-    predictor.params = Trainables::from_host(
-        &[HostTensor::new(
-            "prompt",
-            vec![4, 32],
-            tensors[0].data.clone(),
-        )],
-        &device,
-    )
-    .unwrap();
+    predictor
+        .set_params(
+            Trainables::from_host(
+                &[HostTensor::new(
+                    "prompt",
+                    vec![4, 32],
+                    tensors[0].data.clone(),
+                )],
+                &device,
+            )
+            .unwrap(),
+        )
+        .unwrap();
     let as_prompt = predictor.predict(&dev, 5).unwrap();
     for (a, b) in from_adapter.iter().zip(&as_prompt) {
         for (x, y) in a.logits.iter().zip(&b.logits) {

@@ -297,7 +297,9 @@ fn adapter_round_trips_and_predicts_the_same() {
     // the unfolded best parameters (MLP and all, as the checkpoint keeps them) agree
     let best = tiny::best_checkpoint_params(&dir.path().join("run"));
     assert!(best.iter().any(|p| p.name == pt::MLP_OUT_WEIGHT));
-    predictor.params = Trainables::from_host(&best, &device).unwrap();
+    predictor
+        .set_params(Trainables::from_host(&best, &device).unwrap())
+        .unwrap();
     let unfolded = predictor.predict(&dev, 3).unwrap();
     tiny::assert_same_predictions(&folded, &unfolded, 1e-4);
     // PEFT layout: prompt_embeddings [n, layers * 2 * kv_heads * head_dim], PEFT's fields
@@ -348,7 +350,7 @@ fn adapter_round_trips_and_predicts_the_same() {
     .unwrap();
     let mut spec = cfg.data.dev.clone().unwrap();
     spec.path = mixed;
-    let mixed = promptune::data::read_examples(&spec, &again.prepared.labels).unwrap();
+    let mixed = promptune::data::read_examples(&spec, again.labels()).unwrap();
     let batched = again.predict(&mixed, 4).unwrap();
     for (i, row) in batched.iter().enumerate() {
         let alone = again.predict(&mixed[i..i + 1], 1).unwrap();

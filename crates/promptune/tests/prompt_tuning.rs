@@ -78,8 +78,7 @@ fn adapter_round_trips_and_predicts_the_same() {
     let report = run_train(&cfg, false, &device).expect("train");
     let predictor = Predictor::load(&report.adapter_dir, None, &device).expect("load adapter");
     let dev =
-        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), &predictor.prepared.labels)
-            .unwrap();
+        promptune::data::read_examples(cfg.data.dev.as_ref().unwrap(), predictor.labels()).unwrap();
     let eval = predictor.evaluate(&dev, 5).unwrap();
     assert_eq!(
         eval.accuracy, report.final_dev_accuracy,

@@ -719,3 +719,21 @@ fn several_answer_slots_are_encoded_and_batched() {
     assert_eq!(d.answer_positions.len(), 2);
     assert!(d.answer_positions.iter().all(|&p| d.ids[p] != mask_id));
 }
+
+/// A field of megabytes is cut by characters before it is tokenized, to the same ids as a
+/// field just too long for `max_len`.
+#[test]
+fn a_huge_field_encodes_as_its_start() {
+    use promptune::prompt::{AnswerStyle, PromptEncoder, Template};
+    let tokenizer = bert_tokenizer();
+    let mask_id = tokenizer.token_to_id("[MASK]").unwrap();
+    let template = Template::parse("{text_a} it was {mask} .").unwrap();
+    let enc =
+        PromptEncoder::new(template, tokenizer, AnswerStyle::MaskToken(mask_id), 0, 32).unwrap();
+    let fields = |text: String| std::collections::BTreeMap::from([("text_a".to_string(), text)]);
+    let sentence = "the film was a joy from start to finish . ";
+    let modest = enc.encode(&fields(sentence.repeat(8))).unwrap();
+    let huge = enc.encode(&fields(sentence.repeat(200_000))).unwrap();
+    assert_eq!(modest.ids.len(), 32);
+    assert_eq!(huge, modest);
+}

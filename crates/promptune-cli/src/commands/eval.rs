@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::adapter::AdapterConfig;
-use promptune::data::{read_examples, DataSpec};
-use promptune::pipeline::nlu::NluPredictor;
+use promptune::data::DataSpec;
 use promptune::pipeline::{Predictor, TaskKind};
 
 /// Arguments shared by `eval` and `predict` to read a data file.
@@ -36,9 +34,9 @@ impl DataArgs {
     /// The data spec these arguments describe.
     pub fn spec(&self) -> Result<DataSpec> {
         let pair = |s: &String| -> Result<(String, String)> {
-            let (a, b) = s
-                .split_once('=')
-                .with_context(|| format!("`{s}` is not KEY=VALUE"))?;
+            let Some((a, b)) = s.split_once('=') else {
+                crate::usage!("`{s}` is not KEY=VALUE");
+            };
             Ok((a.to_string(), b.to_string()))
         };
         let mut spec = DataSpec::new(&self.data);
@@ -50,13 +48,14 @@ impl DataArgs {
         spec.label_map = self.label_map.iter().map(pair).collect::<Result<_>>()?;
         spec.limit = self.limit;
         if let Some(range) = &self.articles {
-            let (a, b) = range
-                .split_once("..")
-                .with_context(|| format!("--articles `{range}` is not START..END"))?;
-            let parse = |v: &str| {
-                v.trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("--articles `{range}`: `{v}` is not a number"))
+            let Some((a, b)) = range.split_once("..") else {
+                crate::usage!("--articles `{range}` is not START..END");
+            };
+            let parse = |v: &str| -> Result<usize> {
+                match v.trim().parse::<usize>() {
+                    Ok(n) => Ok(n),
+                    Err(_) => crate::usage!("--articles `{range}`: `{v}` is not a number"),
+                }
             };
             spec.articles = Some([parse(a)?, parse(b)?]);
         }
@@ -83,29 +82,23 @@ pub struct Args {
 /// Runs `eval`.
 pub fn run(args: Args) -> Result<()> {
     let device = super::device();
-    if AdapterConfig::load(&args.adapter)?.task != TaskKind::Classification {
-        let predictor = NluPredictor::load(&args.adapter, args.model.as_deref(), &device)
-            .context("loading the adapter")?;
-        let (scores, lines) = predictor.run(&args.data.spec()?, args.batch_size.max(1))?;
-        let mut out = scores;
-        out["examples"] = serde_json::json!(lines.len());
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
     let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
         .context("loading the adapter")?;
     let spec = args.data.spec()?;
-    if spec.label_column.is_none() {
-        anyhow::bail!("eval needs gold labels: pass --label-column");
+    if predictor.task() == TaskKind::Classification && spec.label_column.is_none() {
+        crate::usage!("eval needs gold labels: pass --label-column");
     }
-    let examples = read_examples(&spec, &predictor.prepared.labels)?;
-    let eval = predictor.evaluate(&examples, args.batch_size.max(1))?;
-    let out = serde_json::json!({
-        "examples": examples.len(),
-        "accuracy": eval.accuracy,
-        "macro_f1": eval.macro_f1,
-        "examples_per_second": eval.examples_per_second,
-    });
+    let mut progress = crate::progress::PassProgress::new();
+    let run = predictor.run_observed(&spec, args.batch_size.max(1), &mut |done, total| {
+        progress.update(done, total)
+    })?;
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut out = run
+        .scores
+        .with_context(|| format!("{} holds no gold to score against", spec.path.display()))?;
+    out["examples"] = serde_json::json!(run.lines.len());
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

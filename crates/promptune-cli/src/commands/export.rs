@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use promptune::adapter::{peft, Adapter};
+use promptune::train::atomic::refuse_overwrite;
 
 /// Arguments of `export-peft`.
 #[derive(Debug, clap::Args)]
@@ -24,6 +25,7 @@ pub struct Args {
 
 /// Runs `export-peft`.
 pub fn run(args: Args) -> Result<()> {
+    refuse_overwrite(&args.out, &args.adapter, "--out")?;
     let adapter = Adapter::load(&args.adapter)?;
     let spec = args
         .model

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use promptune::generate::{generate_ids, GenerateOptions, Sampling};
+use anyhow::{Context, Result};
+use promptune::generate::{generate_ids_streaming, GenerateOptions, Sampling};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,19 +50,19 @@ fn sampling(args: &Args) -> Sampling {
 
 pub fn run(args: Args) -> Result<()> {
     if args.prompt.trim().is_empty() {
-        bail!("empty prompt: give some text to continue with --prompt");
+        crate::usage!("empty prompt: give some text to continue with --prompt");
     }
     if args
         .temperature
         .is_some_and(|t| !(t > 0.0 && t.is_finite()))
     {
-        bail!("--temperature must be a positive number");
+        crate::usage!("--temperature must be a positive number");
     }
     if args.top_k == Some(0) {
-        bail!("--top-k must be at least 1");
+        crate::usage!("--top-k must be at least 1");
     }
     if args.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-        bail!("--top-p must be in (0, 1]");
+        crate::usage!("--top-p must be in (0, 1]");
     }
     let device = super::device();
     let model = super::load_model(&args.model, &device)?;
@@ -75,14 +75,43 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
         stop_at_eos: !args.ignore_eos,
     };
+    // the text goes out as it comes: each token's decoded addition, held back while it is
+    // an incomplete character
     let start = Instant::now();
-    let new_ids = generate_ids(&model, &prompt_ids, &opts).context("generation failed")?;
+    let mut out = std::io::stdout().lock();
+    let mut so_far = Vec::new();
+    let mut shown = String::new();
+    let mut show = |ids: &[u32], out: &mut std::io::StdoutLock| -> promptune::Result<()> {
+        let text = model.decode(ids)?;
+        if let Some(rest) = text.strip_prefix(shown.as_str()) {
+            if !rest.is_empty() && !rest.ends_with('\u{fffd}') {
+                out.write_all(rest.as_bytes())
+                    .and_then(|_| out.flush())
+                    .map_err(|e| promptune::Error::io("standard output", e))?;
+                shown = text;
+            }
+        }
+        Ok(())
+    };
+    let new_ids = generate_ids_streaming(
+        &model,
+        &Default::default(),
+        &prompt_ids,
+        &[],
+        &opts,
+        &mut |id| {
+            so_far.push(id);
+            show(&so_far, &mut out)
+        },
+    )
+    .context("generation failed")?;
     let elapsed = start.elapsed().as_secs_f64();
     let text = model
         .decode(&new_ids)
         .context("cannot decode the generated tokens")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").context("cannot write to stdout")?;
+    // whatever was held back (or decodes differently whole)
+    let rest = text.strip_prefix(shown.as_str()).unwrap_or_default();
+    writeln!(out, "{rest}").context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;
     eprintln!(
         "{} prompt tokens, {} new tokens in {:.2} s ({:.1} tokens/s)",

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use promptune::pipeline::{import_peft, TaskConfig};
+use promptune::train::atomic::refuse_overwrite;
 
 /// Arguments of `import-peft`.
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,7 @@ pub struct Args {
 
 /// Runs `import-peft`.
 pub fn run(args: Args) -> Result<()> {
+    refuse_overwrite(&args.out, &args.peft, "--out")?;
     let config = TaskConfig::load(&args.config, &args.overrides)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let device = super::device();

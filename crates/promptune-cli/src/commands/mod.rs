@@ -39,6 +39,32 @@ pub fn load_model(spec: &str, device: &Device) -> Result<Model> {
     Ok(model)
 }
 
+/// A command line that cannot work (a missing or malformed option): reported as any error,
+/// but the process exits with status 2, as for the usage errors the argument parser finds.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Returns early with a [`Usage`] error.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::commands::Usage(format!($($arg)*)).into())
+    };
+}
+
+/// True when `err` is a [`Usage`] error.
+pub fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.downcast_ref::<Usage>().is_some())
+}
+
 /// True when `err` comes from writing to a closed pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {

@@ -3,14 +3,13 @@
 //! raw label logits before the softmax (`logits`: with a verbalizer, the LM logits of the label
 //! words at the answer position).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use promptune::adapter::AdapterConfig;
-use promptune::data::read_examples;
-use promptune::pipeline::nlu::NluPredictor;
-use promptune::pipeline::{Predictor, TaskKind};
+use promptune::pipeline::Predictor;
+use promptune::train::atomic::{refuse_overwrite, write_atomic};
 
 /// Arguments of `predict`.
 #[derive(Debug, clap::Args)]
@@ -31,48 +30,40 @@ pub struct Args {
     pub batch_size: usize,
 }
 
-/// Runs `predict`.
+/// Runs `predict`: reads and scores everything first, then writes the output whole (a
+/// temporary file renamed over `--output`), so that a failure leaves no half-written file
+/// and an output named like the data file is refused before anything is touched.
 pub fn run(args: Args) -> Result<()> {
-    let device = super::device();
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    if AdapterConfig::load(&args.adapter)?.task != TaskKind::Classification {
-        // one line per sentence (tags per word) or per question (the answer span)
-        let predictor = NluPredictor::load(&args.adapter, args.model.as_deref(), &device)
-            .context("loading the adapter")?;
-        let (_, lines) = predictor.run(&args.data.spec()?, args.batch_size.max(1))?;
-        for line in lines {
-            writeln!(out, "{line}")?;
-        }
-        out.flush()?;
-        return Ok(());
+    if let Some(output) = &args.output {
+        refuse_overwrite(output, &args.data.data, "--output")?;
     }
+    let device = super::device();
     let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
         .context("loading the adapter")?;
-    let spec = args.data.spec()?;
-    let examples = read_examples(&spec, &predictor.prepared.labels)?;
-    let predictions = predictor.predict(&examples, args.batch_size.max(1))?;
-    let labels = &predictor.prepared.labels;
-    let by_label = |values: &[f32]| -> serde_json::Map<String, serde_json::Value> {
-        labels
-            .iter()
-            .zip(values)
-            .map(|(l, v)| (l.clone(), serde_json::json!(v)))
-            .collect()
-    };
-    for (example, pred) in examples.iter().zip(&predictions) {
-        let line = serde_json::json!({
-            "fields": example.fields,
-            "label": labels[pred.label],
-            "scores": by_label(&pred.scores),
-            "logits": by_label(&pred.logits),
-        });
-        writeln!(out, "{line}")?;
+    // one line per example (its label and scores), per sentence (tags per word) or per
+    // question (the answer span)
+    let mut progress = crate::progress::PassProgress::new();
+    let run = predictor.run_observed(
+        &args.data.spec()?,
+        args.batch_size.max(1),
+        &mut |done, total| progress.update(done, total),
+    )?;
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
     }
-    out.flush()?;
+    let mut text = String::new();
+    for line in &run.lines {
+        writeln!(text, "{line}")?;
+    }
+    match &args.output {
+        Some(p) => {
+            write_atomic(p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use promptune::generate::{score, TokenScore};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ fn totals(scores: &[TokenScore]) -> (f64, usize) {
 
 pub fn run(args: Args) -> Result<()> {
     if args.text.trim().is_empty() {
-        bail!("empty text: give some text to score with --text");
+        crate::usage!("empty text: give some text to score with --text");
     }
     let device = super::device();
     let model = super::load_model(&args.model, &device)?;

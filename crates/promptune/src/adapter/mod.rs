@@ -20,12 +20,16 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::backbone::{Backbone, PaddingSide};
+use crate::method::MethodConfig;
 use crate::params::{from_safetensors, to_safetensors, HostTensor};
 use crate::prompt::VerbalizerSpec;
 use crate::task::classification::{Pooling, Readout};
 use crate::task::{QaConfig, TaskKind};
 use crate::train::atomic::write_atomic;
 use crate::{Error, Result};
+
+/// The adapter format version this promptune writes and reads.
+pub const ADAPTER_VERSION: u32 = 1;
 
 /// The identity of a base model, enough to refuse an adapter trained for another one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +144,30 @@ impl AdapterConfig {
         if config.format != "promptune-adapter" {
             return Err(Error::format(&cfg_path, format!("format is `{}`, expected `promptune-adapter` (PEFT adapters: convert with `promptune import-peft`)", config.format)));
         }
+        if config.version != ADAPTER_VERSION {
+            return Err(Error::format(
+                &cfg_path,
+                format!(
+                    "format version {} is not one this promptune reads (version {ADAPTER_VERSION}){}",
+                    config.version,
+                    if config.version > ADAPTER_VERSION {
+                        ": it was written by a newer promptune"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if !MethodConfig::KINDS.contains(&config.method.as_str()) {
+            return Err(Error::format(
+                &cfg_path,
+                format!(
+                    "unknown method `{}` (known: {})",
+                    config.method,
+                    MethodConfig::KINDS.join(", ")
+                ),
+            ));
+        }
         Ok(config)
     }
 }
@@ -171,7 +199,52 @@ impl Adapter {
         let st_path = dir.join("adapter.safetensors");
         let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
         let params = from_safetensors(&bytes, &st_path)?;
-        Ok(Self { config, params })
+        let adapter = Self { config, params };
+        adapter.check_tensors(&st_path)?;
+        Ok(adapter)
+    }
+
+    /// Fails, naming the tensor, on NaN or infinite values, and when the tensors its method
+    /// trains are missing (a soft-prompt method with soft tokens, a prefix, unfrozen weights).
+    fn check_tensors(&self, path: &Path) -> Result<()> {
+        if let Some(t) = self
+            .params
+            .iter()
+            .find(|t| t.data.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::format(
+                path,
+                format!("tensor `{}` holds NaN or infinite values", t.name),
+            ));
+        }
+        let c = &self.config;
+        let owners: &[&str] = match c.method.as_str() {
+            "prompt_tuning" | "p_tuning" if c.num_virtual_tokens > 0 => {
+                &["prompt_tuning", "p_tuning"]
+            }
+            "prefix_tuning" => &["prefix_tuning"],
+            "bitfit" | "full" => &["unfreeze"],
+            _ => &[],
+        };
+        let owned = |t: &HostTensor| {
+            crate::method::REGISTRY
+                .iter()
+                .any(|m| owners.contains(&m.kind()) && m.owns(&t.name))
+        };
+        if !owners.is_empty() && !self.params.iter().any(owned) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "a `{}` adapter without its trained tensors (it holds {:?})",
+                    c.method,
+                    self.params
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Fails, naming both models, when this adapter was trained on another base model (its

@@ -91,6 +91,17 @@ pub fn import_prompt_embeddings(dir: &Path, peft_type: &str) -> Result<HostTenso
             ),
         ));
     }
+    if let Some(dim) = cfg.get("token_dim").and_then(|d| d.as_u64()) {
+        if dim as usize != shape[1] {
+            return Err(Error::format(
+                &files.config_path,
+                format!(
+                    "token_dim is {dim} but prompt_embeddings is {} wide ({shape:?})",
+                    shape[1]
+                ),
+            ));
+        }
+    }
     Ok(HostTensor::new(
         crate::method::prompt_tuning::PROMPT,
         shape,

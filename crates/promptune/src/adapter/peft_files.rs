@@ -59,9 +59,26 @@ pub(crate) fn read(dir: &Path, peft_type: &str) -> Result<PeftFiles> {
     let config: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::format(&config_path, e.to_string()))?;
     if config["peft_type"] != peft_type {
+        let kind = |t: &str| match t {
+            "PROMPT_TUNING" => Some("prompt_tuning"),
+            "P_TUNING" => Some("p_tuning"),
+            "PREFIX_TUNING" => Some("prefix_tuning"),
+            _ => None,
+        };
+        let found = config["peft_type"].as_str().unwrap_or_default();
+        let hint = match (kind(found), kind(peft_type)) {
+            (Some(theirs), Some(ours)) => format!(
+                ": the task config's method.kind (`{ours}`) decides which PEFT layout is read; \
+                 set method.kind = \"{theirs}\" (or --set method.kind={theirs}) for this adapter"
+            ),
+            _ => String::new(),
+        };
         return Err(Error::format(
             &config_path,
-            format!("peft_type is {}, expected {peft_type}", config["peft_type"]),
+            format!(
+                "peft_type is {}, expected {peft_type}{hint}",
+                config["peft_type"]
+            ),
         ));
     }
     let tensor_path = dir.join("adapter_model.safetensors");
@@ -95,6 +112,23 @@ pub(crate) fn read(dir: &Path, peft_type: &str) -> Result<PeftFiles> {
             ))
         }
     };
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::format(
+            &tensor_path,
+            format!("{TENSOR} holds a NaN or infinite value (element {i})"),
+        ));
+    }
+    let dims: usize = view.shape().iter().product();
+    if dims != data.len() {
+        return Err(Error::format(
+            &tensor_path,
+            format!(
+                "{TENSOR} is {:?} but holds {} values",
+                view.shape(),
+                data.len()
+            ),
+        ));
+    }
     Ok(PeftFiles {
         config_path,
         config,

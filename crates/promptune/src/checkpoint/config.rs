@@ -123,6 +123,18 @@ impl BackboneConfig {
     /// Checks the internal consistency of the sizes, so tensor code can trust them.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Shape(m));
+        for (key, value, max) in [
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH),
+            ("num_heads", self.num_heads, MAX_WIDTH),
+            ("num_kv_heads", self.num_kv_heads, MAX_WIDTH),
+            ("head_dim", self.head_dim, MAX_WIDTH),
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("max_positions", self.max_positions, MAX_POSITIONS),
+        ] {
+            check_size(key, value, max)?;
+        }
         if self.num_layers == 0
             || self.hidden_size == 0
             || self.num_heads == 0
@@ -167,6 +179,27 @@ impl BackboneConfig {
         }
         Ok(())
     }
+}
+
+/// The most layers a checkpoint may declare (the largest released models have ~128): a count
+/// read from a file is checked against it before anything is allocated per layer.
+pub const MAX_LAYERS: usize = 1024;
+/// The widest hidden, feed-forward or head size (and the most heads) a checkpoint may declare.
+pub const MAX_WIDTH: usize = 1 << 20;
+/// The largest vocabulary a checkpoint may declare.
+pub const MAX_VOCAB: usize = 1 << 23;
+/// The longest context a checkpoint may declare.
+pub const MAX_POSITIONS: usize = 1 << 24;
+
+/// Fails, naming `key`, when a size read from a checkpoint exceeds `max`.
+pub fn check_size(key: &str, value: usize, max: usize) -> crate::Result<()> {
+    if value > max {
+        return Err(crate::Error::Shape(format!(
+            "`{key}` = {value} is beyond any real model (at most {max}): the file is corrupt \
+             or not a model config"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the backbone's activation function knows the activation name (HF `hidden_act`).

@@ -66,6 +66,23 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         .map(|v| v as usize)
         .unwrap_or(heads);
     let layers = file.get_u32(&key("block_count"))? as usize;
+    // per-layer lists are built below: bound the count, and check it against the tensors
+    // the file holds, before anything is allocated
+    super::config::check_size("block_count", layers, super::config::MAX_LAYERS)
+        .map_err(|e| Error::format(file.path(), e.to_string()))?;
+    if layers > 0
+        && file
+            .tensor_info(&format!("blk.{}.attn_q.weight", layers - 1))
+            .is_none()
+    {
+        return Err(Error::format(
+            file.path(),
+            format!(
+                "block_count is {layers} but the file holds no blk.{}.attn_q.weight",
+                layers - 1
+            ),
+        ));
+    }
     if heads == 0 {
         return Err(Error::format(file.path(), "attention.head_count is 0"));
     }

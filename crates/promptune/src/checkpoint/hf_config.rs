@@ -150,6 +150,9 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     let hidden_size = j.usize("hidden_size")?;
     let num_heads = j.usize("num_attention_heads")?;
     let num_layers = j.usize("num_hidden_layers")?;
+    // per-layer lists are built below: bound the count before anything is allocated
+    super::config::check_size("num_hidden_layers", num_layers, super::config::MAX_LAYERS)
+        .map_err(|e| j.err(e.to_string()))?;
     if num_heads == 0 {
         return Err(j.err("`num_attention_heads` is 0".into()));
     }

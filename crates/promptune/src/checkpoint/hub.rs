@@ -36,6 +36,10 @@ use crate::{Error, Result};
 
 /// How long to wait for name resolution and for the TCP/TLS connection to the hub.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a download may wait for its next bytes before it is called stalled.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one file's download may take in all.
+pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(4 * 3600);
 
 /// A parsed hub id: `org/name` or `org/name:file.gguf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +118,10 @@ pub struct HubOptions {
     pub offline: bool,
     /// Connect (and name resolution) timeout.
     pub connect_timeout: Duration,
+    /// A download that receives nothing for this long fails as stalled.
+    pub idle_timeout: Duration,
+    /// A file's download fails when it takes longer than this in all.
+    pub deadline: Duration,
 }
 
 fn env_nonempty(key: &str) -> Option<String> {
@@ -146,6 +154,8 @@ impl HubOptions {
             token: env_nonempty("HF_TOKEN"),
             offline,
             connect_timeout: CONNECT_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            deadline: DOWNLOAD_DEADLINE,
         }
     }
 }
@@ -270,6 +280,8 @@ mod net {
         Status(u16),
         /// No connection, DNS failure, timeout, TLS trouble...
         Network(String),
+        /// The server stopped sending in the middle of a file, or took too long in all.
+        Stalled(String),
         /// Writing the cache failed.
         Local(Error),
     }
@@ -279,6 +291,7 @@ mod net {
         endpoint: String,
         token: Option<String>,
         repo: String,
+        idle_timeout: std::time::Duration,
     }
 
     impl Client {
@@ -287,6 +300,7 @@ mod net {
                 .timeout_resolve(Some(opts.connect_timeout))
                 .timeout_connect(Some(opts.connect_timeout))
                 .timeout_recv_response(Some(opts.connect_timeout * 6))
+                .timeout_global(Some(opts.deadline))
                 .user_agent(concat!("promptune/", env!("CARGO_PKG_VERSION")))
                 .build();
             Self {
@@ -294,6 +308,7 @@ mod net {
                 endpoint: opts.endpoint.clone(),
                 token: opts.token.clone(),
                 repo: id.repo.clone(),
+                idle_timeout: opts.idle_timeout,
             }
         }
 
@@ -318,23 +333,89 @@ mod net {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
-            let result = (|| {
-                let mut out = std::fs::File::create(&partial)
-                    .map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
-                let mut body = response.into_body().into_reader();
-                std::io::copy(&mut body, &mut out).map_err(|e| {
-                    FetchError::Network(format!("download of {file} broke off: {e}"))
-                })?;
-                out.flush()
-                    .and_then(|_| out.sync_all())
-                    .map_err(|e| FetchError::Local(Error::io(&partial, e)))?;
+            let result = self.receive(response, file, &partial).and_then(|()| {
                 std::fs::rename(&partial, target)
                     .map_err(|e| FetchError::Local(Error::io(target, e)))
-            })();
+            });
             if result.is_err() {
                 let _ = std::fs::remove_file(&partial);
             }
             result
+        }
+    }
+
+    impl Client {
+        /// Writes the body of `response` to `partial`, watching it: a body that sends
+        /// nothing for `idle_timeout` fails as stalled at once (the reading thread is left to
+        /// the agent's global deadline), instead of hanging.
+        fn receive(
+            &self,
+            response: ureq::http::Response<ureq::Body>,
+            file: &str,
+            partial: &Path,
+        ) -> std::result::Result<(), FetchError> {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            use std::sync::{mpsc, Arc};
+            use std::time::{Duration, Instant};
+
+            let mut out = std::fs::File::create(partial)
+                .map_err(|e| FetchError::Local(Error::io(partial, e)))?;
+            let received = Arc::new(AtomicU64::new(0));
+            let (done, outcome) = mpsc::channel();
+            let counter = received.clone();
+            let (name, path) = (file.to_string(), partial.to_path_buf());
+            std::thread::spawn(move || {
+                let mut body = response.into_body().into_reader();
+                let mut buf = vec![0u8; 1 << 16];
+                let result = loop {
+                    match std::io::Read::read(&mut body, &mut buf) {
+                        Ok(0) => {
+                            break out
+                                .flush()
+                                .and_then(|_| out.sync_all())
+                                .map_err(|e| FetchError::Local(Error::io(&path, e)))
+                        }
+                        Ok(n) => {
+                            if let Err(e) = out.write_all(&buf[..n]) {
+                                break Err(FetchError::Local(Error::io(&path, e)));
+                            }
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            break Err(FetchError::Stalled(format!(
+                                "the download of {name} broke off: {e}"
+                            )))
+                        }
+                    }
+                };
+                let _ = done.send(result);
+            });
+            let mut seen = 0u64;
+            let mut since = Instant::now();
+            loop {
+                match outcome.recv_timeout(Duration::from_millis(100)) {
+                    Ok(result) => return result,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(FetchError::Stalled(format!(
+                            "the download of {file} ended without a result"
+                        )))
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let now = received.load(Ordering::Relaxed);
+                        if now != seen {
+                            seen = now;
+                            since = Instant::now();
+                        } else if since.elapsed() >= self.idle_timeout {
+                            return Err(FetchError::Stalled(format!(
+                                "the download of {file} stalled: nothing received for {:.0?} \
+                                 after {seen} bytes",
+                                self.idle_timeout
+                            )));
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -366,6 +447,11 @@ mod net {
                     id.repo, opts.endpoint
                 )),
                 FetchError::Network(cause) => unreachable_error(id, opts, &cause),
+                FetchError::Stalled(cause) => Error::Hub(format!(
+                    "{cause} (hub repository `{}` at {}): try again later, or download the \
+                     files yourself and point at the folder",
+                    id.repo, opts.endpoint
+                )),
                 FetchError::Local(e) => e,
             }
         };

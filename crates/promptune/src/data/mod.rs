@@ -98,7 +98,15 @@ pub struct DataSpec {
     /// order), before `limit` applies; a fixed split of one file into train and dev parts.
     #[serde(default)]
     pub articles: Option<[usize; 2]>,
+    /// JSONL/CSV/TSV: the longest line read, in bytes ([`DEFAULT_MAX_LINE_BYTES`] when
+    /// `None`); a longer one is an error naming it, before any of it is tokenized.
+    #[serde(default)]
+    pub max_line_bytes: Option<usize>,
 }
+
+/// The longest line a data file may hold unless [`DataSpec::max_line_bytes`] says otherwise
+/// (4 MiB: a million words, far beyond any prompt's `max_len`).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
 
 impl DataSpec {
     /// A spec for `path` with everything else at its default: no columns, no labels, the
@@ -112,6 +120,7 @@ impl DataSpec {
             label_column: None,
             label_map: BTreeMap::new(),
             limit: None,
+            max_line_bytes: None,
             articles: None,
         }
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{DataFormat, DataSpec, Example};
+use super::{DataFormat, DataSpec, Example, DEFAULT_MAX_LINE_BYTES};
 use crate::error::{Error, Result};
 
 /// Reads the examples `spec` describes.
@@ -171,7 +171,8 @@ fn read_jsonl(
     resolver: &LabelResolver,
 ) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
-    for_each_line(path, file, |line_no, text| {
+    let cap = spec.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    for_each_line_capped(path, file, cap, |line_no, text| {
         let line = Some(line_no);
         let Some(obj) = json_object(path, line_no, text)? else {
             return Ok(true);
@@ -217,6 +218,17 @@ fn read_jsonl(
 pub(crate) fn for_each_line(
     path: &Path,
     file: File,
+    each: impl FnMut(usize, &str) -> Result<bool>,
+) -> Result<()> {
+    for_each_line_capped(path, file, DEFAULT_MAX_LINE_BYTES, each)
+}
+
+/// [`for_each_line`] refusing, by its number, a line longer than `cap` bytes (its ending
+/// included) before it is held whole.
+pub(crate) fn for_each_line_capped(
+    path: &Path,
+    file: File,
+    cap: usize,
     mut each: impl FnMut(usize, &str) -> Result<bool>,
 ) -> Result<()> {
     let mut reader = BufReader::new(file);
@@ -224,13 +236,17 @@ pub(crate) fn for_each_line(
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let n = reader
+        let n = (&mut reader)
+            .take(cap as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| Error::io(path, e))?;
         if n == 0 {
             return Ok(());
         }
         line_no += 1;
+        if buf.len() > cap {
+            return Err(line_too_long(path, line_no, cap));
+        }
         let text = std::str::from_utf8(&buf)
             .map_err(|e| Error::data(path, Some(line_no), format!("not valid UTF-8 ({e})")))?;
         let text = if line_no == 1 {
@@ -243,6 +259,65 @@ pub(crate) fn for_each_line(
         }
     }
 }
+
+fn line_too_long(path: &Path, line_no: usize, cap: usize) -> Error {
+    Error::data(
+        path,
+        Some(line_no),
+        format!(
+            "line longer than {cap} bytes (raise the data spec's max_line_bytes if it is \
+             meant to be)"
+        ),
+    )
+}
+
+/// A reader that fails on a line longer than `cap` bytes, and counts the `"` it passes (an
+/// odd count at the end is an unterminated quote).
+struct LineCapped<R> {
+    inner: R,
+    cap: usize,
+    line: usize,
+    since_newline: usize,
+    quotes: usize,
+}
+
+impl<R: Read> Read for LineCapped<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        for &b in &out[..n] {
+            match b {
+                b'\n' => {
+                    self.line += 1;
+                    self.since_newline = 0;
+                }
+                b'"' => {
+                    self.quotes += 1;
+                    self.since_newline += 1;
+                }
+                _ => self.since_newline += 1,
+            }
+            if self.since_newline > self.cap {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    LineTooLong(self.line + 1, self.cap),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The 1-based line that passed the cap, and the cap.
+#[derive(Debug)]
+struct LineTooLong(usize, usize);
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} is too long", self.0)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
 
 /// The JSON object on line `line_no` of a JSONL file, or `None` when the line is blank.
 pub(crate) fn json_object(
@@ -324,7 +399,10 @@ fn shorten(name: &str) -> String {
 fn csv_error(path: &Path, err: csv::Error) -> Error {
     let line = err.position().map(|p| p.line() as usize);
     match err.into_kind() {
-        csv::ErrorKind::Io(e) => Error::io(path, e),
+        csv::ErrorKind::Io(e) => match e.get_ref().and_then(|x| x.downcast_ref::<LineTooLong>()) {
+            Some(&LineTooLong(line, cap)) => line_too_long(path, line, cap),
+            None => Error::io(path, e),
+        },
         csv::ErrorKind::Utf8 { err, .. } => Error::data(
             path,
             line,
@@ -342,6 +420,13 @@ fn read_delimited(
     resolver: &LabelResolver,
 ) -> Result<Vec<Example>> {
     let tsv = format == DataFormat::Tsv;
+    let file = LineCapped {
+        inner: file,
+        cap: spec.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES),
+        line: 0,
+        since_newline: 0,
+        quotes: 0,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -378,6 +463,23 @@ fn read_delimited(
     } else {
         None
     };
+    if let Some(names) = &header {
+        for (i, name) in names.iter().enumerate() {
+            if let Some(j) = names[..i].iter().position(|n| n == name && !n.is_empty()) {
+                return Err(Error::data(
+                    path,
+                    Some(1),
+                    format!(
+                        "the header names column `{}` twice (columns {} and {}): a column \
+                         must be named once",
+                        shorten(name),
+                        j + 1,
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
     let mut columns = Vec::with_capacity(spec.columns.len());
     for (field, column) in &spec.columns {
         let what = format!("for field `{field}`");
@@ -397,6 +499,7 @@ fn read_delimited(
     };
 
     let mut examples = Vec::new();
+    let mut last_line = None;
     while reader
         .read_record(&mut record)
         .map_err(|e| csv_error(path, e))?
@@ -441,9 +544,20 @@ fn read_delimited(
             None => None,
         };
         examples.push(Example { fields, label });
+        last_line = line;
         if spec.limit == Some(examples.len()) {
-            break;
+            return Ok(examples);
         }
+    }
+    // read to the end: quotes come in pairs (`""` inside a quoted cell), so an odd count is
+    // a quote never closed, which swallowed the lines after it into one cell
+    if !tsv && reader.get_ref().quotes % 2 == 1 {
+        return Err(Error::data(
+            path,
+            last_line,
+            "a `\"` quote is never closed: the rest of the file was read as one cell (close \
+             it, or write a literal quote as `\"\"` inside a quoted cell)",
+        ));
     }
     Ok(examples)
 }
@@ -482,6 +596,59 @@ mod tests {
 
     fn err_text(spec: &DataSpec, labels: &[String]) -> String {
         read_examples(spec, labels).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_line_past_the_cap_is_named_before_it_is_held() {
+        let long = "x".repeat(300);
+        for (name, content) in [
+            (
+                "a.jsonl",
+                format!("\n{{\"text\": \"ok\"}}\n{{\"text\": \"{long}\"}}\n"),
+            ),
+            ("a.csv", format!("text\nok\n{long}\n")),
+            ("a.tsv", format!("text\nok\n{long}\n")),
+        ] {
+            let (_d, path) = temp_file(name, &content);
+            let mut spec = DataSpec::new(path).column("text_a", "text");
+            spec.max_line_bytes = Some(100);
+            let err = err_text(&spec, &[]);
+            assert!(
+                err.contains(":3") && err.contains("longer than 100 bytes"),
+                "{name}: {err}"
+            );
+            spec.max_line_bytes = None;
+            assert_eq!(read_examples(&spec, &[]).unwrap().len(), 2, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_an_error_not_one_huge_cell() {
+        let (_d, path) = temp_file(
+            "q.csv",
+            "text,label\n\"fine, quoted\",0\n\"says \"\"hi\"\"\",1\n\"never closed,1\nlost,0\nlost,1\n",
+        );
+        let spec = DataSpec::new(path).column("text_a", "text");
+        let err = err_text(&spec, &[]);
+        assert!(err.contains("never closed") && err.contains(":4"), "{err}");
+        // the same rows with the quote closed read as four examples
+        let (_d, path) = temp_file(
+            "q.csv",
+            "text,label\n\"fine, quoted\",0\n\"says \"\"hi\"\"\",1\n\"closed\",1\nlost,0\n",
+        );
+        let examples = read_examples(&DataSpec::new(path).column("text_a", "text"), &[]).unwrap();
+        assert_eq!(examples.len(), 4);
+        assert_eq!(examples[1].fields["text_a"], "says \"hi\"");
+    }
+
+    #[test]
+    fn a_column_named_twice_in_the_header_is_an_error() {
+        let (_d, path) = temp_file("d.csv", "text,label,text\na,0,b\n");
+        let err = err_text(&DataSpec::new(path).column("text_a", "text"), &[]);
+        assert!(
+            err.contains("`text` twice") && err.contains("columns 1 and 3"),
+            "{err}"
+        );
     }
 
     #[test]

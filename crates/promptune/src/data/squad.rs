@@ -98,6 +98,9 @@ struct RawAnswer {
     answer_start: usize,
 }
 
+/// The largest SQuAD file read (a stream without end, `/dev/zero` say, stops here).
+pub const MAX_SQUAD_BYTES: u64 = 1 << 28;
+
 /// Reads a SQuAD v1.1 file (e.g. `dev-v1.1.json`), in file order.
 ///
 /// Every answer is checked: its `text` must occur in the context at `answer_start`, counted in
@@ -110,7 +113,25 @@ struct RawAnswer {
 /// there instead, and where the text does occur), a repeated question id, or no questions.
 pub fn read_squad(path: impl AsRef<Path>) -> Result<Vec<QaExample>> {
     let path = path.as_ref();
-    let text = match std::fs::read_to_string(path) {
+    let read = || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)?
+            .take(MAX_SQUAD_BYTES + 1)
+            .read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let text = match read() {
+        Ok(t) if t.len() as u64 > MAX_SQUAD_BYTES => {
+            return Err(Error::data(
+                path,
+                None,
+                format!(
+                    "larger than {} MiB: not a SQuAD file (SQuAD v1.1 train is 30 MiB)",
+                    MAX_SQUAD_BYTES >> 20
+                ),
+            ))
+        }
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingFile {

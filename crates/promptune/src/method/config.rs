@@ -130,6 +130,16 @@ impl InitContext<'_> {
 }
 
 impl MethodConfig {
+    /// Every `[method] kind`.
+    pub const KINDS: [&'static str; 6] = [
+        "prompt_tuning",
+        "p_tuning",
+        "prefix_tuning",
+        "bitfit",
+        "full",
+        "none",
+    ];
+
     /// The registered kind.
     pub fn kind(&self) -> &'static str {
         match self {

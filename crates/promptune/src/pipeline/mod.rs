@@ -26,9 +26,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, AdapterConfig, Fingerprint};
-use crate::backbone::layers::to_vec;
 use crate::backbone::{Backbone, PaddingSide};
-use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
+use crate::data::{read_examples, DataSpec, Example};
 use crate::method::unfreeze::effective_backbone;
 use crate::method::{self, prefix_tuning, InitContext};
 use crate::model::Model;
@@ -36,12 +35,10 @@ use crate::params::{HostTensor, Trainables};
 use crate::prompt::{
     AnswerStyle, EncodedPrompt, Part, PromptEncoder, Template, Verbalizer, VerbalizerSpec,
 };
-use crate::task::batch::collate;
 use crate::task::classification::{
-    evaluate, label_logits_after, predictions, ClassHead, ClassificationObjective,
-    ClassificationTask, Evaluation, Labelled, Pooling, Readout,
+    evaluate, ClassHead, ClassificationObjective, ClassificationTask, Evaluation, Labelled,
+    Pooling, Readout,
 };
-use crate::task::shared_prefix::SharedPrefix;
 use crate::train::atomic::write_atomic;
 use crate::train::trainer::{fit, Quiet, TrainConfig, TrainObserver};
 use crate::{Error, Result};
@@ -61,8 +58,10 @@ pub struct DataConfig {
 }
 
 pub mod nlu;
+mod predict;
 pub use crate::method::MethodConfig;
 pub use crate::task::{QaConfig, TaskKind};
+pub use predict::{Prediction, Predictor, TaskRun};
 
 /// A whole task config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,8 +151,24 @@ impl TaskConfig {
                 path: path.into(),
                 message: e.to_string(),
             })?;
+        config.validate().map_err(|e| Error::Config {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Ok(config.relative_to(base))
+    }
+
+    /// Rejects settings that cannot work (training and QA settings), before any model loads.
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        if self.task == TaskKind::QuestionAnswering {
+            self.qa.validate()?;
+        }
+        if self.max_len == 0 {
+            return Err(Error::InvalidInput("max_len must be at least 1".into()));
+        }
+        Ok(())
     }
 
     /// Data paths in a config are relative to the config file (unless absolute or existing as given).
@@ -386,7 +401,7 @@ pub(crate) fn adapter_config_for(
 ) -> AdapterConfig {
     AdapterConfig {
         format: "promptune-adapter".into(),
-        version: 1,
+        version: crate::adapter::ADAPTER_VERSION,
         method: config.method.kind().to_string(),
         base_model: config.model.clone(),
         fingerprint: Fingerprint::of(&model.backbone, &model.tokenizer),
@@ -606,12 +621,56 @@ pub fn run_train_observed(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
+    config.validate()?;
+    check_resumed_config(config, resume)?;
     match config.task {
         TaskKind::Classification => train_classification(config, resume, device, observer),
         TaskKind::TokenClassification | TaskKind::QuestionAnswering => {
             nlu::train_plain_text(config, resume, device, observer)
         }
     }
+}
+
+/// The settings a resumed run must share with the run it continues.
+const RESUME_KEYS: [&str; 8] = [
+    "model",
+    "task",
+    "template",
+    "max_len",
+    "readout",
+    "verbalizer",
+    "labels",
+    "method",
+];
+
+/// A fresh run records its config as `output_dir/task.json`; a resumed one is compared with
+/// it, so that a changed template or method is named instead of failing on tensor shapes.
+fn check_resumed_config(config: &TaskConfig, resume: bool) -> Result<()> {
+    let path = config.output_dir.join("task.json");
+    let now = serde_json::to_value(config).map_err(|e| Error::Serialize(e.to_string()))?;
+    if !resume {
+        let bytes = serde_json::to_vec_pretty(&now).map_err(|e| Error::Serialize(e.to_string()))?;
+        return write_atomic(&path, &bytes);
+    }
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(()); // a run from before task.json was kept
+    };
+    let before: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    for key in RESUME_KEYS {
+        if before.get(key) != now.get(key) {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or("nothing".to_string(), |v| v.to_string());
+            return Err(Error::InvalidInput(format!(
+                "--resume: `{key}` was {} when the run in {} started and is {} now: resume \
+                 with the run's own settings, or train afresh into another output_dir",
+                show(before.get(key)),
+                config.output_dir.display(),
+                show(now.get(key))
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// [`run_train_observed`] for classification through a template.
@@ -761,127 +820,6 @@ fn train_classification(
     Ok(report)
 }
 
-/// What [`Predictor::predict`] says about one example.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    /// Arg-max label index.
-    pub label: usize,
-    /// Softmax over the labels.
-    pub scores: Vec<f32>,
-    /// Raw label logits, before the softmax: with a verbalizer, the LM logits of the label
-    /// words' first tokens at the answer position (a label with several words: their mean);
-    /// with a head, its outputs.
-    pub logits: Vec<f32>,
-}
-
-/// A model with a trained adapter, ready to score examples.
-pub struct Predictor {
-    /// Model and encoder.
-    pub prepared: Prepared,
-    /// Trained values.
-    pub params: Trainables,
-}
-
-impl Predictor {
-    /// Loads `adapter_dir` onto `model_spec` (default: the model it was trained on).
-    pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
-        let adapter = Adapter::load(adapter_dir)?;
-        let model = Model::load(model_spec.unwrap_or(&adapter.config.base_model), device)?;
-        Self::with_model(adapter, Arc::new(model), device)
-    }
-
-    /// Puts `adapter` on a loaded model, which other predictors may share.
-    pub fn with_model(adapter: Adapter, model: Arc<Model>, device: &Device) -> Result<Self> {
-        let c = &adapter.config;
-        if c.task != TaskKind::Classification {
-            return Err(Error::InvalidInput(format!(
-                "a {:?} adapter: load it with nlu::NluPredictor",
-                c.task
-            )));
-        }
-        adapter.check_base(&model.backbone, &model.tokenizer)?;
-        let padding = Some(c.padding);
-        let mut prepared = Prepared::new(
-            model,
-            &c.template,
-            c.max_len,
-            padding,
-            c.readout,
-            c.verbalizer.as_ref(),
-            &c.labels,
-        )?;
-        prepared.pooling = c.pooling;
-        let params = load_params(&adapter.params, &prepared.model.backbone, device)?;
-        Ok(Self { prepared, params })
-    }
-
-    /// Scores examples (gold labels used for metrics when all are present).
-    pub fn evaluate(&self, examples: &[Example], batch_size: usize) -> Result<Evaluation> {
-        let (prompts, gold) = self.prepared.encode(examples)?;
-        evaluate(
-            &self.prepared.task(),
-            &self.params,
-            &prompts,
-            gold.as_deref(),
-            batch_size,
-        )
-    }
-
-    /// Per example: the arg-max label, the softmax scores and the raw label logits. Scored as
-    /// [`Predictor::evaluate`] scores (length-sorted batches, the shared prefix of a decoder's
-    /// prompts run once).
-    pub fn predict(&self, examples: &[Example], batch_size: usize) -> Result<Vec<Prediction>> {
-        let (prompts, _) = self.prepared.encode(examples)?;
-        if prompts.is_empty() {
-            return Err(Error::InvalidInput(
-                "nothing to predict: no examples".into(),
-            ));
-        }
-        let task = self.prepared.task();
-        let params = burn::module::Module::valid(&self.params);
-        let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
-        let mut out: Vec<Option<Prediction>> = vec![None; prompts.len()];
-        for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
-            let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
-            let shared = match task.verbalizer {
-                Some(_) => SharedPrefix::compute(task.backbone, &params, &refs)?,
-                None => None,
-            };
-            let batch = match &shared {
-                Some(s) => {
-                    let rests: Vec<EncodedPrompt> = refs.iter().map(|p| s.rest(p)).collect();
-                    let rest_refs: Vec<&EncodedPrompt> = rests.iter().collect();
-                    collate(&rest_refs, None, task.pad_id, PaddingSide::Right)?
-                }
-                None => collate(&refs, None, task.pad_id, task.padding)?,
-            };
-            let logits = label_logits_after(
-                task.backbone,
-                task.verbalizer,
-                task.num_labels,
-                &params,
-                &batch,
-                shared.as_ref(),
-                task.pooling,
-            )?;
-            let raw = to_vec(logits.clone());
-            let (labels, scores) = predictions(logits);
-            let rows = raw.chunks(task.num_labels.max(1));
-            for (((i, label), scores), row) in idx.into_iter().zip(labels).zip(scores).zip(rows) {
-                out[i] = Some(Prediction {
-                    label,
-                    scores,
-                    logits: row.to_vec(),
-                });
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|p| p.expect("every example is in a batch"))
-            .collect())
-    }
-}
-
 /// Zero-shot evaluation (no trained parameters): the template without soft tokens, read by the verbalizer.
 pub fn zero_shot(
     model: Model,
@@ -925,9 +863,16 @@ pub(crate) fn load_params(
     device: &Device,
 ) -> Result<Trainables> {
     let params = Trainables::from_host(tensors, device)?;
-    method::check(&params, &backbone.info())?;
-    effective_backbone(&params, backbone)?;
+    check_params(&params, backbone)?;
     Ok(params)
+}
+
+/// Checks trained values against `backbone` (every method that owns some of them, and
+/// unfrozen weights against the model's own).
+pub(crate) fn check_params(params: &Trainables, backbone: &Backbone) -> Result<()> {
+    method::check(params, &backbone.info())?;
+    effective_backbone(params, backbone)?;
+    Ok(())
 }
 
 /// Keeps `Backbone` in the public signature set used by the CLI.

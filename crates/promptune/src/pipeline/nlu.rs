@@ -16,12 +16,11 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use burn::tensor::Device;
 use serde_json::json;
 
-use super::{adapter_config_for, load_params, pad_id_of, peak_rss_mib, TaskConfig, TrainReport};
+use super::{adapter_config_for, pad_id_of, peak_rss_mib, TaskConfig, TrainReport};
 use crate::adapter::Adapter;
 use crate::backbone::Backbone;
 use crate::data::conll::{read_conll, tag_set, TaggedSentence};
@@ -89,7 +88,7 @@ pub fn read_questions(spec: &DataSpec) -> Result<Vec<QaExample>> {
 }
 
 /// Tagging scores as JSON.
-fn tagging_json(e: &TaggingEvaluation) -> serde_json::Value {
+pub(super) fn tagging_json(e: &TaggingEvaluation) -> serde_json::Value {
     match &e.scores {
         Some(s) => json!({
             "entity_precision": s.micro.precision,
@@ -103,7 +102,7 @@ fn tagging_json(e: &TaggingEvaluation) -> serde_json::Value {
 }
 
 /// QA scores as JSON.
-fn qa_json(e: &QaEvaluation) -> serde_json::Value {
+pub(super) fn qa_json(e: &QaEvaluation) -> serde_json::Value {
     match &e.scores {
         Some(s) => json!({
             "exact_match": s.exact_match,
@@ -152,7 +151,7 @@ pub(crate) fn train_plain_text(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
-    config.train.validate()?;
+    config.validate()?;
     let kind = config.method.kind();
     if config.method.fills_soft_slots() {
         return Err(Error::InvalidInput(format!(
@@ -333,109 +332,4 @@ pub(crate) fn train_plain_text(
     };
     report.write(out)?;
     Ok(report)
-}
-
-/// A tagging or QA adapter on its model, ready to evaluate and predict.
-pub struct NluPredictor {
-    /// The model, shared (one model serves many adapters).
-    pub model: std::sync::Arc<Model>,
-    /// The adapter's settings.
-    pub adapter: crate::adapter::AdapterConfig,
-    /// Trained values.
-    pub params: Trainables,
-    pad_id: u32,
-}
-
-impl NluPredictor {
-    /// Loads `adapter_dir` onto `model_spec` (default: the model it was trained on).
-    pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
-        let adapter = Adapter::load(adapter_dir)?;
-        if adapter.config.task == TaskKind::Classification {
-            return Err(Error::InvalidInput(format!(
-                "{} is a classification adapter",
-                adapter_dir.display()
-            )));
-        }
-        let model = Model::load(model_spec.unwrap_or(&adapter.config.base_model), device)?;
-        adapter.check_base(&model.backbone, &model.tokenizer)?;
-        let params = load_params(&adapter.params, &model.backbone, device)?;
-        let model = std::sync::Arc::new(model);
-        let pad_id = pad_id_of(&model);
-        Ok(Self {
-            model,
-            adapter: adapter.config,
-            params,
-            pad_id,
-        })
-    }
-
-    /// Tags the sentences of a CoNLL file (scored against its tags) or answers the questions
-    /// of a SQuAD file (scored against its answers); returns the scores and one prediction
-    /// per sentence / question.
-    pub fn run(
-        &self,
-        spec: &DataSpec,
-        batch_size: usize,
-    ) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
-        let c = &self.adapter;
-        let backbone = &self.model.backbone;
-        match c.task {
-            TaskKind::TokenClassification => {
-                let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
-                let gold = read_tagged(spec, Some(&c.labels))?;
-                let enc = gold
-                    .iter()
-                    .map(|s| encoder.encode_words(&s.tokens))
-                    .collect::<Result<Vec<_>>>()?;
-                let e = evaluate_tagging(
-                    backbone,
-                    &self.params,
-                    &encoder,
-                    &enc,
-                    Some(&gold),
-                    self.pad_id,
-                    batch_size,
-                )?;
-                let lines = gold
-                    .iter()
-                    .zip(&e.tags)
-                    .map(|(s, t)| json!({ "tokens": s.tokens, "gold": s.tags, "tags": t }))
-                    .collect();
-                Ok((tagging_json(&e), lines))
-            }
-            TaskKind::QuestionAnswering => {
-                let qa = c.qa.unwrap_or_default();
-                let encoder = QaEncoder::new(&self.model.tokenizer, c.max_len, qa.doc_stride)?;
-                let questions = read_questions(spec)?;
-                let windows = encoder.encode_examples(&questions)?;
-                let e = evaluate_qa(
-                    backbone,
-                    &self.params,
-                    &questions,
-                    &windows,
-                    &qa.decode(),
-                    self.pad_id,
-                    batch_size,
-                    true,
-                )?;
-                let lines = questions
-                    .iter()
-                    .zip(&e.answers)
-                    .map(|(q, a)| {
-                        json!({
-                            "id": q.id,
-                            "question": q.question,
-                            "answer": a.as_ref().map(|a| a.text.clone()).unwrap_or_default(),
-                            "start_char": a.as_ref().map(|a| a.start_char),
-                            "score": a.as_ref().map(|a| a.score),
-                        })
-                    })
-                    .collect();
-                Ok((qa_json(&e), lines))
-            }
-            TaskKind::Classification => Err(Error::InvalidInput(
-                "classification adapters score through Predictor".into(),
-            )),
-        }
-    }
 }

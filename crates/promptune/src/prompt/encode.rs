@@ -59,6 +59,11 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(e.to_string())
 }
 
+/// Characters per token of `max_len` a field keeps before it is tokenized: no real text
+/// averages 64 characters per token, so the tokens the prompt keeps are the same, and a field
+/// of megabytes costs what a field of `64 * max_len` characters costs.
+pub const MAX_CHARS_PER_TOKEN: usize = 64;
+
 impl PromptEncoder {
     /// `placeholder` is the id written at soft positions (its embedding is replaced).
     pub fn new(
@@ -92,6 +97,15 @@ impl PromptEncoder {
                         .into(),
                 ));
             }
+        }
+        let fixed = template.soft_count() + prefix.len() + suffix.len();
+        if fixed > max_len {
+            return Err(Error::InvalidInput(format!(
+                "the template's {} soft tokens and {} special tokens need {fixed} positions; \
+                 max_len is {max_len}",
+                template.soft_count(),
+                prefix.len() + suffix.len()
+            )));
         }
         Ok(Self {
             template,
@@ -181,6 +195,14 @@ impl PromptEncoder {
     /// Encodes one example, cutting its longest field when the prompt exceeds `max_len`.
     pub fn encode(&self, fields: &BTreeMap<String, String>) -> Result<EncodedPrompt> {
         let mut fields = fields.clone();
+        // cut by characters first, so that a huge field is never tokenized whole; the cut by
+        // tokens below keeps a field's start, which lies well inside this many characters
+        let chars = self.max_len.saturating_mul(MAX_CHARS_PER_TOKEN);
+        for value in fields.values_mut() {
+            if let Some((end, _)) = value.char_indices().nth(chars) {
+                value.truncate(end);
+            }
+        }
         let mut encoded = self.render(&fields)?;
         while encoded.ids.len() > self.max_len {
             let excess = encoded.ids.len() - self.max_len;

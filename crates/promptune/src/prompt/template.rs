@@ -60,6 +60,10 @@ fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
+/// The most soft tokens one template may hold, all slots together: far beyond any useful
+/// prompt, and low enough that a typo (`{soft*1000000000}`) is an error, not an allocation.
+pub const MAX_SOFT_TOKENS: usize = 8192;
+
 impl Template {
     /// Parses `source`.
     pub fn parse(source: &str) -> Result<Self> {
@@ -115,6 +119,20 @@ impl Template {
         }
         if parts.is_empty() {
             return Err(error(source, 1, "empty template"));
+        }
+        let soft: usize = parts
+            .iter()
+            .map(|p| match p {
+                Part::Soft { count, .. } => *count,
+                _ => 0,
+            })
+            .fold(0, usize::saturating_add);
+        if soft > MAX_SOFT_TOKENS {
+            return Err(error(
+                source,
+                1,
+                format!("{soft} soft tokens: a template holds at most {MAX_SOFT_TOKENS}"),
+            ));
         }
         Ok(Self {
             source: source.to_string(),
@@ -317,6 +335,12 @@ mod tests {
         assert_eq!(column_of("abc } x"), 5);
         assert_eq!(column_of("ab {soft*x}"), 10);
         assert_eq!(column_of("ab {soft*0}"), 10);
+        let huge = Template::parse("{soft*1000000000}{text_a}{mask}")
+            .unwrap_err()
+            .to_string();
+        assert!(huge.contains("at most 8192"), "{huge}");
+        assert!(Template::parse("{soft*99999999999999999999999}").is_err());
+        assert!(Template::parse("{soft*8000}{soft*8000}").is_err());
         assert_eq!(column_of("ab {1bad}"), 5);
         assert_eq!(column_of("ab {}"), 5);
         assert_eq!(column_of(""), 1);

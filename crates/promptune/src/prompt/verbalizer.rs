@@ -47,6 +47,10 @@ impl Verbalizer {
                 spec.words.len()
             )));
         }
+        let unknown: Vec<u32> = ["[UNK]", "<unk>", "<UNK>"]
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
         let mut rows: Vec<u32> = Vec::new();
         let mut label_rows = Vec::new();
         let mut multi_token = Vec::new();
@@ -65,6 +69,12 @@ impl Verbalizer {
                         "label word `{word}` tokenizes to nothing"
                     )));
                 };
+                if ids.iter().any(|i| unknown.contains(i)) {
+                    return Err(Error::InvalidInput(format!(
+                        "label word `{word}` (label `{label}`) encodes to the unknown token: the \
+                         model cannot say it; choose a word its vocabulary holds"
+                    )));
+                }
                 if ids.len() > 1 {
                     multi_token.push(word.clone());
                 }

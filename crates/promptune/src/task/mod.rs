@@ -56,6 +56,18 @@ impl Default for QaConfig {
 }
 
 impl QaConfig {
+    /// Rejects settings under which no answer could ever be found.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.max_answer_len == 0 || self.n_best == 0 {
+            return Err(crate::Error::InvalidInput(format!(
+                "qa: max_answer_len ({}) and n_best ({}) must be at least 1: no span could be \
+                 an answer",
+                self.max_answer_len, self.n_best
+            )));
+        }
+        Ok(())
+    }
+
     /// The span-decoding options.
     pub fn decode(&self) -> extractive_qa::DecodeOptions {
         extractive_qa::DecodeOptions {

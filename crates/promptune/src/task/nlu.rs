@@ -90,6 +90,25 @@ pub fn evaluate_tagging(
     pad_id: u32,
     batch_size: usize,
 ) -> Result<TaggingEvaluation> {
+    let quiet = &mut |_, _| {};
+    evaluate_tagging_observed(
+        backbone, params, encoder, encoded, gold, pad_id, batch_size, quiet,
+    )
+}
+
+/// [`evaluate_tagging`], telling `progress` after each batch how many sentences of how many
+/// are tagged.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_tagging_observed(
+    backbone: &Backbone,
+    params: &Trainables,
+    encoder: &TagEncoder,
+    encoded: &[EncodedTagging],
+    gold: Option<&[TaggedSentence]>,
+    pad_id: u32,
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TaggingEvaluation> {
     if encoded.is_empty() {
         return Err(Error::InvalidInput("nothing to tag: no sentences".into()));
     }
@@ -100,13 +119,17 @@ pub fn evaluate_tagging(
     let start = Instant::now();
     let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
     let mut tags = vec![Vec::new(); encoded.len()];
+    let mut done = 0;
     for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
         let rows: Vec<EncodedTagging> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let (tokens, _) = tagging_batch(&rows, pad_id)?;
         let logits = head.forward(hidden_states(backbone, &params, tokens, None)?)?;
+        let n = idx.len();
         for (i, predicted) in idx.into_iter().zip(argmax_tags(logits)) {
             tags[i] = encoder.word_tags(&encoded[i], &predicted)?;
         }
+        done += n;
+        progress(done, encoded.len());
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let scores = match gold {
@@ -209,6 +232,25 @@ pub fn evaluate_qa(
     batch_size: usize,
     score: bool,
 ) -> Result<QaEvaluation> {
+    let quiet = &mut |_, _| {};
+    evaluate_qa_observed(
+        backbone, params, examples, windows, decode, pad_id, batch_size, score, quiet,
+    )
+}
+
+/// [`evaluate_qa`], telling `progress` after each batch how many windows of how many are read.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_qa_observed(
+    backbone: &Backbone,
+    params: &Trainables,
+    examples: &[QaExample],
+    windows: &[QaWindow],
+    decode: &DecodeOptions,
+    pad_id: u32,
+    batch_size: usize,
+    score: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<QaEvaluation> {
     if examples.is_empty() || windows.is_empty() {
         return Err(Error::InvalidInput(
             "nothing to answer: no questions".into(),
@@ -222,16 +264,20 @@ pub fn evaluate_qa(
     let lengths: Vec<usize> = windows.iter().map(|w| w.ids.len()).collect();
     let mut starts = vec![Vec::new(); windows.len()];
     let mut ends = vec![Vec::new(); windows.len()];
+    let mut done = 0;
     for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
         let rows: Vec<&QaWindow> = idx.iter().map(|&i| &windows[i]).collect();
         let (tokens, _) = qa_batch(&rows, pad_id)?;
         let t = tokens.len;
         let (s, e) = head.forward(hidden_states(backbone, &params, tokens, None)?)?;
         let (s, e) = (to_vec(s), to_vec(e));
+        let n = idx.len();
         for (k, i) in idx.into_iter().enumerate() {
             starts[i] = s[k * t..(k + 1) * t].to_vec();
             ends[i] = e[k * t..(k + 1) * t].to_vec();
         }
+        done += n;
+        progress(done, windows.len());
     }
     let answers = decode_predictions(examples, windows, &starts, &ends, decode)?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);

@@ -73,6 +73,33 @@ impl MetricsLog {
         })
     }
 
+    /// Opens the log of a run resumed from the checkpoint of optimizer step `step`: records
+    /// of later steps (written after that checkpoint, by the interrupted run) are dropped, as
+    /// are lines that are not JSON objects (a crash, a concurrent writer), so that the log
+    /// reads as one run; then records are added after the kept ones. The file is rewritten
+    /// atomically.
+    pub fn resume_at(path: impl AsRef<Path>, step: usize) -> Result<Self> {
+        let path = path.as_ref();
+        let content = match std::fs::read(path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut kept = Vec::new();
+        for line in content.split(|&b| b == b'\n') {
+            let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let at = record.get("step").and_then(Value::as_u64);
+            if at.is_some_and(|s| s as usize <= step) {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
+            }
+        }
+        crate::train::atomic::write_atomic(path, &kept)?;
+        Self::append(path)
+    }
+
     /// The log's file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -123,6 +150,30 @@ pub fn read_metrics(path: impl AsRef<Path>) -> Result<Vec<Value>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resuming_keeps_the_records_up_to_the_checkpoint_and_drops_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let lines = [
+            r#"{"step":1,"loss":1.0}"#,
+            r#"{"step":2,"loss":0.9}"#,
+            r#"{"step":2,"dev_metric":0.5}"#,
+            "not json at all",
+            r#"{"step":3,"loss":0.8}"#,
+            r#"{"step":4,"lo"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut log = MetricsLog::resume_at(&path, 2).unwrap();
+        log.log(&json!({ "step": 3, "loss": 0.7 })).unwrap();
+        let steps: Vec<(u64, bool)> = read_metrics(&path)
+            .unwrap()
+            .iter()
+            .map(|r| (r["step"].as_u64().unwrap(), r.get("loss").is_some()))
+            .collect();
+        assert_eq!(steps, [(1, true), (2, true), (2, false), (3, true)]);
+        assert_eq!(read_metrics(&path).unwrap()[3]["loss"], 0.7);
+    }
 
     #[test]
     fn metrics_log_create_append_and_repair() {

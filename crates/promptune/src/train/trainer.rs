@@ -110,6 +110,20 @@ impl TrainConfig {
         if self.epochs == 0 && self.max_steps.is_none() {
             return bad("epochs must be at least 1");
         }
+        if let Some(m) = self.max_grad_norm {
+            if !(m > 0.0 && m.is_finite()) {
+                return bad(&format!(
+                    "max_grad_norm = {m}: give a positive number, or leave it out for no clipping \
+                     (a negative limit would flip the gradient's sign)"
+                ));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(&format!(
+                "weight_decay = {}: give 0 or a positive number",
+                self.weight_decay
+            ));
+        }
         Ok(())
     }
 }
@@ -156,13 +170,20 @@ fn save_checkpoint(
     optim_bytes: &[u8],
     best: &[HostTensor],
 ) -> Result<()> {
+    let host = params.to_host();
+    if let Some(t) = host.iter().find(|t| t.data.iter().any(|v| !v.is_finite())) {
+        return Err(Error::Diverged(format!(
+            "`{}` holds NaN or infinite values after step {}: not saved, the previous \
+             checkpoint in {} stays in force; lower the learning rate",
+            t.name,
+            state.step,
+            checkpoint_root(out).display()
+        )));
+    }
     let root = checkpoint_root(out);
     let name = format!("step-{:08}", state.step);
     let dir = root.join(&name);
-    write_atomic(
-        &dir.join("params.safetensors"),
-        &to_safetensors(&params.to_host())?,
-    )?;
+    write_atomic(&dir.join("params.safetensors"), &to_safetensors(&host)?)?;
     write_atomic(&dir.join("best.safetensors"), &to_safetensors(best)?)?;
     write_atomic(&dir.join("optimizer.bin"), optim_bytes)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Serialize(e.to_string()))?;
@@ -178,6 +199,38 @@ fn save_checkpoint(
         }
     }
     Ok(())
+}
+
+/// An exclusive hold on a training output folder for one run: a second run into the same
+/// folder fails at once instead of overwriting the first one's checkpoints. The operating
+/// system drops the hold when the process ends, however it ends, so a killed run leaves no
+/// stale lock behind.
+struct OutputLock {
+    _file: std::fs::File,
+}
+
+impl OutputLock {
+    const NAME: &'static str = ".promptune.lock";
+
+    fn take(out: &Path) -> Result<Self> {
+        let path = out.join(Self::NAME);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidInput(format!(
+                "{} is in use by another training run (it holds {}): wait for it to end or \
+                 choose another output_dir",
+                out.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
 }
 
 type Checkpoint = (TrainState, Vec<HostTensor>, Vec<HostTensor>, Vec<u8>);
@@ -245,6 +298,7 @@ pub fn fit(
         return Err(Error::InvalidInput("the training set is empty".into()));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _lock = OutputLock::take(out)?;
     let ad = device.clone().autodiff();
     let batches_per_epoch = lengths.len().div_ceil(cfg.batch_size);
     let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum);
@@ -262,17 +316,13 @@ pub fn fit(
 
     let (mut state, mut params, mut best, mut log) = match (resume, load_checkpoint(out)?) {
         (true, Some((state, params, best, optim_bytes))) => {
+            let log = MetricsLog::resume_at(&metrics_path, state.step)?;
             optim = optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
                 .map_err(|e| {
                     Error::format(checkpoint_root(out), format!("optimizer state: {e:?}"))
                 })?;
-            (
-                state,
-                Trainables::from_host(&params, &ad)?,
-                best,
-                MetricsLog::append(&metrics_path)?,
-            )
+            (state, Trainables::from_host(&params, &ad)?, best, log)
         }
         (true, None) => {
             return Err(Error::InvalidInput(format!(
@@ -329,9 +379,10 @@ pub fn fit(
             let loss_value =
                 crate::backbone::layers::to_vec(loss.clone())[0] as f64 * cfg.grad_accum as f64;
             if !loss_value.is_finite() {
-                return Err(Error::InvalidInput(format!(
-                    "loss became {loss_value} at step {}: lower the learning rate",
-                    state.step
+                return Err(Error::Diverged(format!(
+                    "the loss became {loss_value} at step {}: lower the learning rate or check \
+                     the data",
+                    state.step + 1
                 )));
             }
             let grads = GradientsParams::from_grads(loss.backward(), &params);
@@ -347,6 +398,13 @@ pub fn fit(
             let lr = learning_rate(cfg.lr, state.step, cfg.warmup_steps, total_steps, cfg.decay);
             let mut grads = accumulator.grads();
             let grad_norm = clip(&params, &mut grads, cfg.max_grad_norm, cfg.clip);
+            if !grad_norm.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "the gradient norm became {grad_norm} at step {} (loss {loss_value}): lower \
+                     the learning rate or set train.max_grad_norm",
+                    state.step + 1
+                )));
+            }
             params = optim.step(lr, params, grads);
             state.step += 1;
             train_seconds += step_started.elapsed().as_secs_f64();

@@ -151,7 +151,7 @@ pub fn train_and_predict(
     let predictor =
         promptune::pipeline::Predictor::load(&report.adapter_dir, None, device).expect("load");
     let spec = config.data.dev.as_ref().expect("a dev set");
-    let dev = promptune::data::read_examples(spec, &predictor.prepared.labels).unwrap();
+    let dev = promptune::data::read_examples(spec, predictor.labels()).unwrap();
     let eval = predictor.evaluate(&dev, 5).unwrap();
     assert_eq!(eval.accuracy, report.final_dev_accuracy);
     let predictions = predictor.predict(&dev, 5).unwrap();

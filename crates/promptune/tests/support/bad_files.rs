@@ -162,13 +162,23 @@ fn gguf_bytes(meta: &[(&str, Meta)], tensors: &[(String, Vec<usize>, u32, Vec<u8
 /// stored as ggml type `matrix_type` (with zeroed blocks of that type's size) and whose norms
 /// are F32. With [`GGML_IQ2_XXS`] it parses but cannot be dequantized by promptune.
 pub fn write_llama_gguf(path: &Path, matrix_type: u32, matrix_block_bytes: usize) {
+    write_llama_gguf_claiming(path, matrix_type, matrix_block_bytes, 1);
+}
+
+/// [`write_llama_gguf`] whose header claims `block_count` layers (it holds one).
+pub fn write_llama_gguf_claiming(
+    path: &Path,
+    matrix_type: u32,
+    matrix_block_bytes: usize,
+    block_count: u32,
+) {
     const HIDDEN: usize = 256;
     const VOCAB: usize = 8;
     let meta = [
         ("general.architecture", Meta::Str("llama".into())),
         ("general.alignment", Meta::U32(32)),
         ("llama.embedding_length", Meta::U32(HIDDEN as u32)),
-        ("llama.block_count", Meta::U32(1)),
+        ("llama.block_count", Meta::U32(block_count)),
         ("llama.feed_forward_length", Meta::U32(HIDDEN as u32)),
         ("llama.attention.head_count", Meta::U32(2)),
         ("llama.attention.head_count_kv", Meta::U32(2)),

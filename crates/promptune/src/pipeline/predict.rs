@@ -1,0 +1,387 @@
+//! One predictor for every task: a trained adapter on a shared model, which scores and
+//! predicts a data file (sentences, tagged sentences or questions) the way its task reads it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde_json::json;
+
+use super::nlu::{qa_json, read_questions, read_tagged, tagging_json};
+use super::{check_params, load_params, pad_id_of, Prepared};
+use crate::adapter::{Adapter, AdapterConfig};
+use crate::backbone::layers::to_vec;
+use crate::backbone::PaddingSide;
+use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
+use crate::metrics::classification::{accuracy, macro_f1};
+use crate::model::Model;
+use crate::params::Trainables;
+use crate::prompt::EncodedPrompt;
+use crate::task::batch::collate;
+use crate::task::classification::{evaluate, label_logits_after, predictions, Evaluation};
+use crate::task::extractive_qa::QaEncoder;
+use crate::task::nlu::{evaluate_qa_observed, evaluate_tagging_observed};
+use crate::task::shared_prefix::SharedPrefix;
+use crate::task::tagging::TagEncoder;
+use crate::task::TaskKind;
+use crate::{Error, Result};
+
+/// What [`Predictor::predict`] says about one example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Arg-max label index.
+    pub label: usize,
+    /// Softmax over the labels.
+    pub scores: Vec<f32>,
+    /// Raw label logits, before the softmax: with a verbalizer, the LM logits of the label
+    /// words' first tokens at the answer position (a label with several words: their mean);
+    /// with a head, its outputs.
+    pub logits: Vec<f32>,
+}
+
+/// What [`Predictor::run`] gives for a data file, whatever the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRun {
+    /// The task's scores against the file's gold labels, tags or answers, with the number of
+    /// items and the throughput; `None` when the file holds no gold (unlabelled sentences).
+    pub scores: Option<serde_json::Value>,
+    /// One JSON object per sentence or question, in file order: classification gives the
+    /// fields, the label, the scores and the logits by label; tagging the words, gold and
+    /// predicted tags; QA the id, question, answer text, start character and score.
+    pub lines: Vec<serde_json::Value>,
+    /// What the caller should hear about (inputs cut at `max_len`, say).
+    pub warnings: Vec<String>,
+}
+
+/// A trained adapter on a model, which other predictors may share, ready to score and
+/// predict examples of its task.
+pub struct Predictor {
+    model: Arc<Model>,
+    config: AdapterConfig,
+    params: Trainables,
+    /// The classification template and verbalizer (or head), for a classification adapter.
+    classification: Option<Prepared>,
+}
+
+impl Predictor {
+    /// Loads `adapter_dir` onto `model_spec` (default: the model it was trained on).
+    pub fn load(adapter_dir: &Path, model_spec: Option<&str>, device: &Device) -> Result<Self> {
+        let adapter = Adapter::load(adapter_dir)?;
+        let base = &adapter.config.base_model;
+        let model = match (model_spec, Model::load(model_spec.unwrap_or(base), device)) {
+            (_, Ok(model)) => model,
+            // a relative path is relative to where training ran, not to the adapter
+            (None, Err(e)) if Path::new(base).is_relative() && !Path::new(base).exists() => {
+                return Err(Error::InvalidInput(format!(
+                    "the adapter's base model `{base}` cannot be loaded from here ({e}); a \
+                     relative path is relative to where the adapter was trained: give the \
+                     model with --model PATH"
+                )))
+            }
+            (_, Err(e)) => return Err(e),
+        };
+        Self::with_model(adapter, Arc::new(model), device)
+    }
+
+    /// Puts `adapter` on a loaded model, which other predictors may share.
+    pub fn with_model(adapter: Adapter, model: Arc<Model>, device: &Device) -> Result<Self> {
+        adapter.check_base(&model.backbone, &model.tokenizer)?;
+        let c = &adapter.config;
+        let classification = match c.task {
+            TaskKind::Classification => {
+                let mut prepared = Prepared::new(
+                    model.clone(),
+                    &c.template,
+                    c.max_len,
+                    Some(c.padding),
+                    c.readout,
+                    c.verbalizer.as_ref(),
+                    &c.labels,
+                )?;
+                prepared.pooling = c.pooling;
+                Some(prepared)
+            }
+            TaskKind::TokenClassification | TaskKind::QuestionAnswering => None,
+        };
+        let params = load_params(&adapter.params, &model.backbone, device)?;
+        Ok(Self {
+            model,
+            config: adapter.config,
+            params,
+            classification,
+        })
+    }
+
+    /// The task the adapter was trained for.
+    pub fn task(&self) -> TaskKind {
+        self.config.task
+    }
+
+    /// Class names (classification) or tag names (token classification), in index order;
+    /// empty for QA.
+    pub fn labels(&self) -> &[String] {
+        &self.config.labels
+    }
+
+    /// The adapter's settings.
+    pub fn config(&self) -> &AdapterConfig {
+        &self.config
+    }
+
+    /// The trained values.
+    pub fn params(&self) -> &Trainables {
+        &self.params
+    }
+
+    /// Replaces the trained values (a checkpoint's, say), checked against the model as
+    /// loading checks them.
+    pub fn set_params(&mut self, params: Trainables) -> Result<()> {
+        check_params(&params, &self.model.backbone)?;
+        self.params = params;
+        Ok(())
+    }
+
+    /// The shared model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The encoder of a classification adapter.
+    fn classifier(&self, what: &str) -> Result<&Prepared> {
+        self.classification.as_ref().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "{what} reads labelled sentences; this is a {:?} adapter: use Predictor::run",
+                self.config.task
+            ))
+        })
+    }
+
+    /// Scores classification examples (gold labels used for metrics when all are present).
+    pub fn evaluate(&self, examples: &[Example], batch_size: usize) -> Result<Evaluation> {
+        let prepared = self.classifier("evaluate")?;
+        let (prompts, gold) = prepared.encode(examples)?;
+        evaluate(
+            &prepared.task(),
+            &self.params,
+            &prompts,
+            gold.as_deref(),
+            batch_size,
+        )
+    }
+
+    /// Per classification example: the arg-max label, the softmax scores and the raw label
+    /// logits. Scored as [`Predictor::evaluate`] scores (length-sorted batches, the shared
+    /// prefix of a decoder's prompts run once).
+    pub fn predict(&self, examples: &[Example], batch_size: usize) -> Result<Vec<Prediction>> {
+        self.predict_observed(examples, batch_size, &mut |_, _| {})
+    }
+
+    /// [`Predictor::predict`], telling `progress` after each batch how many examples of how
+    /// many are scored.
+    pub fn predict_observed(
+        &self,
+        examples: &[Example],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Prediction>> {
+        let prepared = self.classifier("predict")?;
+        let (prompts, _) = prepared.encode(examples)?;
+        if prompts.is_empty() {
+            return Err(Error::InvalidInput(
+                "nothing to predict: no examples".into(),
+            ));
+        }
+        let task = prepared.task();
+        let params = burn::module::Module::valid(&self.params);
+        let lengths: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
+        let mut out: Vec<Option<Prediction>> = vec![None; prompts.len()];
+        let mut done = 0;
+        for idx in length_sorted_batches(&lengths, batch_size.max(1)) {
+            let refs: Vec<&EncodedPrompt> = idx.iter().map(|&i| &prompts[i]).collect();
+            let shared = match task.verbalizer {
+                Some(_) => SharedPrefix::compute(task.backbone, &params, &refs)?,
+                None => None,
+            };
+            let batch = match &shared {
+                Some(s) => {
+                    let rests: Vec<EncodedPrompt> = refs.iter().map(|p| s.rest(p)).collect();
+                    let rest_refs: Vec<&EncodedPrompt> = rests.iter().collect();
+                    collate(&rest_refs, None, task.pad_id, PaddingSide::Right)?
+                }
+                None => collate(&refs, None, task.pad_id, task.padding)?,
+            };
+            let logits = label_logits_after(
+                task.backbone,
+                task.verbalizer,
+                task.num_labels,
+                &params,
+                &batch,
+                shared.as_ref(),
+                task.pooling,
+            )?;
+            let raw = to_vec(logits.clone());
+            let (labels, scores) = predictions(logits);
+            let rows = raw.chunks(task.num_labels.max(1));
+            for (((i, label), scores), row) in idx.into_iter().zip(labels).zip(scores).zip(rows) {
+                out[i] = Some(Prediction {
+                    label,
+                    scores,
+                    logits: row.to_vec(),
+                });
+                done += 1;
+            }
+            progress(done, prompts.len());
+        }
+        out.into_iter()
+            .map(|p| {
+                p.ok_or_else(|| Error::Internal("an example was left out of every batch".into()))
+            })
+            .collect()
+    }
+
+    /// Reads `spec` as the adapter's task reads data (labelled sentences, a CoNLL file, a
+    /// SQuAD file), predicts every item in one pass and scores the predictions against the
+    /// gold the file holds.
+    pub fn run(&self, spec: &DataSpec, batch_size: usize) -> Result<TaskRun> {
+        self.run_observed(spec, batch_size, &mut |_, _| {})
+    }
+
+    /// [`Predictor::run`], telling `progress` after each batch how many items (examples,
+    /// sentences, QA windows) of how many are done.
+    pub fn run_observed(
+        &self,
+        spec: &DataSpec,
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<TaskRun> {
+        let batch_size = batch_size.max(1);
+        let c = &self.config;
+        let backbone = &self.model.backbone;
+        match c.task {
+            TaskKind::Classification => {
+                let examples = read_examples(spec, &c.labels)?;
+                let started = Instant::now();
+                let preds = self.predict_observed(&examples, batch_size, progress)?;
+                let rate = examples.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                let by_label = |values: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+                    c.labels
+                        .iter()
+                        .zip(values)
+                        .map(|(l, v)| (l.clone(), json!(v)))
+                        .collect()
+                };
+                let lines = examples
+                    .iter()
+                    .zip(&preds)
+                    .map(|(e, p)| {
+                        json!({
+                            "fields": e.fields,
+                            "label": c.labels[p.label],
+                            "scores": by_label(&p.scores),
+                            "logits": by_label(&p.logits),
+                        })
+                    })
+                    .collect();
+                let gold: Option<Vec<usize>> = examples.iter().map(|e| e.label).collect();
+                let scores = gold.map(|gold| {
+                    let pred: Vec<usize> = preds.iter().map(|p| p.label).collect();
+                    json!({
+                        "examples": examples.len(),
+                        "accuracy": accuracy(&pred, &gold),
+                        "macro_f1": macro_f1(&pred, &gold, c.labels.len()),
+                        "examples_per_second": rate,
+                    })
+                });
+                Ok(TaskRun {
+                    scores,
+                    lines,
+                    warnings: Vec::new(),
+                })
+            }
+            TaskKind::TokenClassification => {
+                let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
+                let gold = read_tagged(spec, Some(&c.labels))?;
+                let enc = gold
+                    .iter()
+                    .map(|s| encoder.encode_words(&s.tokens))
+                    .collect::<Result<Vec<_>>>()?;
+                let e = evaluate_tagging_observed(
+                    backbone,
+                    &self.params,
+                    &encoder,
+                    &enc,
+                    Some(&gold),
+                    pad_id_of(&self.model),
+                    batch_size,
+                    progress,
+                )?;
+                // words past max_len get no prediction of their own (tagged O): say so
+                let lines = gold
+                    .iter()
+                    .zip(&e.tags)
+                    .zip(&enc)
+                    .map(|((s, t), enc)| {
+                        json!({ "tokens": s.tokens, "gold": s.tags, "tags": t, "truncated": enc.truncated })
+                    })
+                    .collect();
+                let truncated = enc.iter().filter(|e| e.truncated).count();
+                let scores = e.scores.is_some().then(|| {
+                    let mut s = tagging_json(&e);
+                    s["truncated_sentences"] = json!(truncated);
+                    s
+                });
+                Ok(TaskRun {
+                    scores,
+                    lines,
+                    warnings: (truncated > 0)
+                        .then(|| {
+                            format!(
+                                "{truncated} sentence(s) longer than max_len = {}: their words \
+                                 past it are tagged O (lines marked \"truncated\")",
+                                c.max_len
+                            )
+                        })
+                        .into_iter()
+                        .collect(),
+                })
+            }
+            TaskKind::QuestionAnswering => {
+                let qa = c.qa.unwrap_or_default();
+                let encoder = QaEncoder::new(&self.model.tokenizer, c.max_len, qa.doc_stride)?;
+                let questions = read_questions(spec)?;
+                let windows = encoder.encode_examples(&questions)?;
+                let e = evaluate_qa_observed(
+                    backbone,
+                    &self.params,
+                    &questions,
+                    &windows,
+                    &qa.decode(),
+                    pad_id_of(&self.model),
+                    batch_size,
+                    true,
+                    progress,
+                )?;
+                let lines = questions
+                    .iter()
+                    .zip(&e.answers)
+                    .map(|(q, a)| {
+                        json!({
+                            "id": q.id,
+                            "question": q.question,
+                            "answer": a.as_ref().map(|a| a.text.clone()).unwrap_or_default(),
+                            "start_char": a.as_ref().map(|a| a.start_char),
+                            "score": a.as_ref().map(|a| a.score),
+                        })
+                    })
+                    .collect();
+                let scores = e.scores.is_some().then(|| qa_json(&e));
+                Ok(TaskRun {
+                    scores,
+                    lines,
+                    warnings: Vec::new(),
+                })
+            }
+        }
+    }
+}
