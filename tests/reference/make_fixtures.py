@@ -4,7 +4,8 @@ by HF transformers, inputs with every prompt hook, and the outputs transformers 
 Run with the reference venv (bash ../shared/reference/setup.sh):
     python tests/reference/make_fixtures.py
 Writes crates/promptune/tests/fixtures/tiny-<family>/{config.json, model.safetensors,
-cases.safetensors} and tiny-llama.gguf / tiny-gemma3.gguf.
+cases.safetensors} and tiny-llama.gguf / tiny-gemma3.gguf. Families can be named to write only
+theirs: `python tests/reference/make_fixtures.py gpt2`.
 
 Case tensors are named `<case>.<what>`: input_ids, attention_mask, position_ids (i64),
 soft_values / soft_positions, prefix_key.<l> / prefix_value.<l>, deep.<l> / deep_at,
@@ -19,7 +20,8 @@ import torch
 from safetensors.torch import save_file
 import transformers
 from transformers import (BertConfig, BertForMaskedLM, Gemma3ForCausalLM, Gemma3TextConfig,
-                          LlamaConfig, LlamaForCausalLM, RobertaConfig, RobertaForMaskedLM)
+                          GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, RobertaConfig,
+                          RobertaForMaskedLM)
 from transformers.cache_utils import DynamicCache
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "promptune", "tests", "fixtures")
@@ -33,7 +35,8 @@ def randomize(model):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim == 1:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if "norm" in name.lower() and "gemma" not in type(model).__name__.lower() else 0.0))
+                is_norm = "norm" in name.lower() or ".ln_" in name
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if is_norm and "gemma" not in type(model).__name__.lower() else 0.0))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.08)
     return model
@@ -106,15 +109,21 @@ def deep_tokens(b, n, hidden, layers):
     return {l: torch.randn(1, n, hidden, generator=g) for l in layers}
 
 
-def decoder_cases(model, cfg, kv_heads, head_dim, embed_fn):
+def decoder_cases(model, cfg, kv_heads, head_dim, embed_fn, blocks=None):
     cases = {}
     ids, mask = batch([9, 6], 0)
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     record(cases, "plain", out, input_ids=ids, attention_mask=mask)
 
     lids, lmask = batch([9, 6], 0, left=True)
-    out = model(input_ids=lids, attention_mask=lmask, output_hidden_states=True)
-    record(cases, "left", out, input_ids=lids, attention_mask=lmask)
+    if blocks is None:
+        out = model(input_ids=lids, attention_mask=lmask, output_hidden_states=True)
+        record(cases, "left", out, input_ids=lids, attention_mask=lmask)
+    else:
+        # learned absolute positions: number the real tokens, as generate() does for GPT-2
+        lpos = (lmask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=lids, attention_mask=lmask, position_ids=lpos, output_hidden_states=True)
+        record(cases, "left", out, input_ids=lids, attention_mask=lmask, position_ids=lpos)
 
     soft_case(model, embed_fn, ids, mask, [0, 1, 2, 5], cases)
 
@@ -144,7 +153,8 @@ def decoder_cases(model, cfg, kv_heads, head_dim, embed_fn):
             return args, kwargs
         return hook
 
-    handles = [layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i, layer in enumerate(model.model.layers)]
+    blocks = model.model.layers if blocks is None else blocks
+    handles = [layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i, layer in enumerate(blocks)]
     out = model(inputs_embeds=x, attention_mask=dmask, output_hidden_states=True)
     for h in handles:
         h.remove()
@@ -263,6 +273,17 @@ def gemma3():
     return model, cfg
 
 
+def gpt2():
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=128, n_inner=64,
+                     activation_function="gelu_new", layer_norm_epsilon=1e-5, pad_token_id=0,
+                     bos_token_id=1, eos_token_id=2, attn_implementation="eager")
+    model = randomize(GPT2LMHeadModel(cfg)).eval()
+    model.tie_weights()
+    out = save_model(model, "tiny-gpt2")
+    save_cases(out, decoder_cases(model, cfg, 4, 8, model.transformer.wte, blocks=model.transformer.h))
+    return model, cfg
+
+
 # ---------------------------------------------------------------- GGUF (as llama.cpp writes it)
 
 def permute_for_ggml(w, n_head):
@@ -365,11 +386,18 @@ def gguf_fixtures(llama_model, llama_cfg, gemma_model, gemma_cfg):
 
 
 if __name__ == "__main__":
+    import sys
     os.makedirs(ROOT, exist_ok=True)
     torch.set_grad_enabled(False)
-    bert()
-    roberta()
-    lm, lcfg = llama()
-    gm, gcfg = gemma3()
-    gguf_fixtures(lm, lcfg, gm, gcfg)
+    only = set(sys.argv[1:])
+    if not only or "bert" in only:
+        bert()
+    if not only or "roberta" in only:
+        roberta()
+    if not only or "gpt2" in only:
+        gpt2()
+    if not only or only & {"llama", "gemma3", "gguf"}:
+        lm, lcfg = llama()
+        gm, gcfg = gemma3()
+        gguf_fixtures(lm, lcfg, gm, gcfg)
     print("fixtures written to", os.path.abspath(ROOT))

@@ -59,6 +59,7 @@ fn inspect_json_for_every_family() {
         ("tiny-gemma3", "gemma3", "safetensors"),
         ("tiny-bert", "bert", "safetensors"),
         ("tiny-roberta", "roberta", "safetensors"),
+        ("tiny-gpt2", "gpt2", "safetensors"),
         ("tiny-llama.gguf", "llama", "gguf"),
     ] {
         let (stdout, _) = ok(promptune(

@@ -30,7 +30,7 @@ fn loss_with_soft(model: &Backbone, soft: Tensor<3>) -> Tensor<1> {
 
 #[test]
 fn soft_prompt_gradient_matches_finite_differences() {
-    for name in ["tiny-llama", "tiny-gemma3", "tiny-bert"] {
+    for name in ["tiny-llama", "tiny-gemma3", "tiny-gpt2", "tiny-bert"] {
         let device = Device::flex();
         let model = load_backbone(&fixture(name), &device).unwrap();
         let h = model.config().hidden_size;

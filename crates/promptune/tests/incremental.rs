@@ -82,6 +82,12 @@ fn llama_cache_matches_full_forward() {
 }
 
 #[test]
+fn gpt2_cache_matches_full_forward() {
+    check("tiny-gpt2", false);
+    check("tiny-gpt2", true);
+}
+
+#[test]
 fn gemma3_cache_matches_full_forward_across_sliding_window() {
     check("tiny-gemma3", false);
     check("tiny-gemma3", true);

@@ -14,7 +14,13 @@ fn batch() -> TokenBatch {
 
 #[test]
 fn embeddings_of_the_ids_give_what_the_ids_give() {
-    for family in ["tiny-llama", "tiny-gemma3", "tiny-bert", "tiny-roberta"] {
+    for family in [
+        "tiny-llama",
+        "tiny-gemma3",
+        "tiny-gpt2",
+        "tiny-bert",
+        "tiny-roberta",
+    ] {
         let model = load_backbone(&fixture(family), &Device::flex()).unwrap();
         let tokens = batch();
         let h = model.info().hidden_size;

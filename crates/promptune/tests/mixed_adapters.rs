@@ -180,6 +180,11 @@ fn a_decoder_batch_of_three_adapters_equals_each_row_alone() {
 }
 
 #[test]
+fn gpt2_mixed_batch_matches_rows_alone() {
+    mixed_batch_matches_rows_alone("tiny-gpt2", PaddingSide::Left);
+}
+
+#[test]
 fn an_encoder_batch_of_three_adapters_equals_each_row_alone() {
     mixed_batch_matches_rows_alone("tiny-bert", PaddingSide::Right);
 }

@@ -157,6 +157,11 @@ fn llama_matches_transformers() {
 }
 
 #[test]
+fn gpt2_matches_transformers() {
+    check_family("tiny-gpt2", &["plain", "left", "soft", "prefix", "deep"]);
+}
+
+#[test]
 fn gemma3_matches_transformers() {
     check_family("tiny-gemma3", &["plain", "left", "soft", "prefix", "deep"]);
 }

@@ -16,7 +16,7 @@ use promptune::backbone::{
 use promptune::Error;
 
 const TOL: f32 = 1e-5;
-const DECODERS: [&str; 2] = ["tiny-llama", "tiny-gemma3"];
+const DECODERS: [&str; 3] = ["tiny-llama", "tiny-gemma3", "tiny-gpt2"];
 const ENCODERS: [&str; 2] = ["tiny-bert", "tiny-roberta"];
 
 /// Token rows of different lengths, valid for every tiny model (no RoBERTa padding id 1).
@@ -210,7 +210,7 @@ fn encoder_rows_with_different_prefixes_match_each_row_alone() {
 /// A mask of all ones is the same as no mask, bit for bit.
 #[test]
 fn full_prefix_mask_changes_nothing() {
-    for name in ["tiny-llama", "tiny-gemma3", "tiny-bert"] {
+    for name in ["tiny-llama", "tiny-gemma3", "tiny-gpt2", "tiny-bert"] {
         let model = load(name);
         let rows = token_rows();
         let prefixes = [Some(RowPrefix { len: 3, seed: 1 }); 3];
@@ -326,7 +326,7 @@ fn incremental_decoding_keeps_the_per_row_prefix_mask() {
 /// Three rows with soft prompts of 2, 1 and 0 vectors (one row of values each).
 #[test]
 fn soft_prompts_of_different_lengths_match_each_row_alone() {
-    for name in ["tiny-llama", "tiny-gemma3", "tiny-bert"] {
+    for name in ["tiny-llama", "tiny-gemma3", "tiny-gpt2", "tiny-bert"] {
         let model = load(name);
         let h = model.config().hidden_size;
         let rows = vec![
@@ -426,7 +426,13 @@ fn per_row_soft_prompt_gradients_match_each_row_alone() {
 fn per_row_vocabulary_and_hidden_states_match_the_full_outputs() {
     let vocab_rows = vec![vec![3, 7, 11], vec![5, 5, 60], vec![0, 1, 63]];
     let at = vec![vec![1, 4], vec![0, 2], vec![6, 0]];
-    for name in ["tiny-llama", "tiny-gemma3", "tiny-bert", "tiny-roberta"] {
+    for name in [
+        "tiny-llama",
+        "tiny-gemma3",
+        "tiny-gpt2",
+        "tiny-bert",
+        "tiny-roberta",
+    ] {
         let model = load(name);
         let cfg = model.config().clone();
         for with_deep in [false, true] {

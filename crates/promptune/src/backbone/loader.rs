@@ -72,6 +72,19 @@ impl<'a> WeightLoader<'a> {
         Ok(float_tensor(data, [rows, cols], &self.device))
     }
 
+    /// The linear layer `prefix + name` stored as GPT-2's `Conv1D` does (`weight [in, out]`,
+    /// `bias [out]`): already `x W + b`.
+    pub fn conv1d(&mut self, name: &str, inp: usize, out: usize) -> Result<Linear> {
+        let full = format!("{}{name}.weight", self.prefix);
+        let w = self.read(&full, &[inp, out])?;
+        let weight = float_tensor(w, [inp, out], &self.device);
+        let bias = self.read(&format!("{}{name}.bias", self.prefix), &[out])?;
+        Ok(Linear {
+            weight,
+            bias: Some(float_tensor(bias, [out], &self.device)),
+        })
+    }
+
     /// The linear layer `prefix + name` stored as PyTorch does (`weight [out, in]`, `bias
     /// [out]`), kept as `x W + b` with `W [in, out]`.
     pub fn linear(&mut self, name: &str, out: usize, inp: usize, bias: Bias) -> Result<Linear> {

@@ -11,6 +11,7 @@ pub mod attention;
 pub mod bert;
 pub mod decoder;
 pub mod gemma3;
+pub mod gpt2;
 pub mod hooks;
 pub mod info;
 pub mod kv_cache;
@@ -84,6 +85,7 @@ fn loader(family: Family) -> LoadFamily {
         Family::Bert | Family::Roberta => |c, w, d| Ok(Box::new(bert::Encoder::load(c, w, d)?)),
         Family::Llama => |c, w, d| Ok(Box::new(llama::load(c, w, d)?)),
         Family::Gemma3 => |c, w, d| Ok(Box::new(gemma3::load(c, w, d)?)),
+        Family::Gpt2 => |c, w, d| Ok(Box::new(gpt2::load(c, w, d)?)),
     }
 }
 

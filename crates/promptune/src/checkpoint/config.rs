@@ -14,6 +14,8 @@ pub enum Family {
     Llama,
     /// Gemma 3 decoder (QK-norm, sandwich norms, sliding-window and global layers).
     Gemma3,
+    /// GPT-2 decoder (learned positions, LayerNorm, fused QKV, tied LM head).
+    Gpt2,
 }
 
 impl Family {
@@ -24,12 +26,13 @@ impl Family {
             Family::Roberta => "roberta",
             Family::Llama => "llama",
             Family::Gemma3 => "gemma3",
+            Family::Gpt2 => "gpt2",
         }
     }
 
     /// Encoders attend in both directions; decoders are causal.
     pub fn is_causal(self) -> bool {
-        matches!(self, Family::Llama | Family::Gemma3)
+        matches!(self, Family::Llama | Family::Gemma3 | Family::Gpt2)
     }
 }
 
@@ -155,13 +158,13 @@ impl BackboneConfig {
                 self.num_layers
             ));
         }
-        if self.family.is_causal() && !self.head_dim.is_multiple_of(2) {
+        if self.rope.is_some() && !self.head_dim.is_multiple_of(2) {
             return bad(format!(
                 "RoPE needs an even head_dim, got {}",
                 self.head_dim
             ));
         }
-        if matches!(self.family, Family::Bert | Family::Roberta)
+        if matches!(self.family, Family::Bert | Family::Roberta | Family::Gpt2)
             && self.num_heads * self.head_dim != self.hidden_size
         {
             return bad(format!(

@@ -139,6 +139,9 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         _ => value,
     };
     let j = Json { value, path };
+    if model_type == "gpt2" {
+        return parse_gpt2(&j);
+    }
     let family = match model_type {
         "bert" => Family::Bert,
         "roberta" | "xlm-roberta" => Family::Roberta,
@@ -167,7 +170,9 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         .get("rope_parameters")
         .or_else(|| value.get("rope_scaling"));
     let (rope, rope_local, sliding_window, sliding_layers) = match family {
-        Family::Bert | Family::Roberta => (None, None, None, vec![false; num_layers]),
+        Family::Bert | Family::Roberta | Family::Gpt2 => {
+            (None, None, None, vec![false; num_layers])
+        }
         Family::Llama => {
             let theta = j.f64_or("rope_theta", 10_000.0)?;
             let mut rope = rope_from(rope_params, theta);
@@ -226,9 +231,8 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     }
     let eps_default = match family {
         Family::Bert => 1e-12,
-        Family::Roberta => 1e-5,
-        Family::Llama => 1e-6,
-        Family::Gemma3 => 1e-6,
+        Family::Roberta | Family::Gpt2 => 1e-5,
+        Family::Llama | Family::Gemma3 => 1e-6,
     };
     let norm_eps = if encoder {
         j.f64_or("layer_norm_eps", eps_default)?
@@ -280,4 +284,112 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     };
     config.validate()?;
     Ok(config)
+}
+
+/// GPT-2's `config.json` (its own key names: `n_embd`, `n_layer`, `n_head`, `n_inner`,
+/// `n_positions`, `layer_norm_epsilon`, `activation_function`). Dropout is left out: like the
+/// other decoders, GPT-2 trains prompts with the model deterministic.
+fn parse_gpt2(j: &Json) -> Result<BackboneConfig> {
+    let hidden_size = j.usize("n_embd")?;
+    let num_heads = j.usize("n_head")?;
+    let num_layers = j.usize("n_layer")?;
+    super::config::check_size("n_layer", num_layers, super::config::MAX_LAYERS)
+        .map_err(|e| j.err(e.to_string()))?;
+    if num_heads == 0 {
+        return Err(j.err("`n_head` is 0".into()));
+    }
+    let head_dim = hidden_size / num_heads;
+    let intermediate_size = match j.value.get("n_inner") {
+        None | Some(Value::Null) => 4 * hidden_size,
+        Some(_) => j.usize("n_inner")?,
+    };
+    let hidden_act = j.str_or("activation_function", "gelu_new").to_string();
+    if !super::config::is_known_activation(&hidden_act) {
+        return Err(j.err(format!("unsupported activation `{hidden_act}`")));
+    }
+    if j.bool_or("scale_attn_by_inverse_layer_idx", false) {
+        return Err(j.err("`scale_attn_by_inverse_layer_idx` is not supported".into()));
+    }
+    let attention_scale = if j.bool_or("scale_attn_weights", true) {
+        1.0 / (head_dim as f64).sqrt()
+    } else {
+        1.0
+    };
+    let config = BackboneConfig {
+        family: Family::Gpt2,
+        vocab_size: j.usize("vocab_size")?,
+        hidden_size,
+        num_layers,
+        num_heads,
+        num_kv_heads: num_heads,
+        head_dim,
+        intermediate_size,
+        max_positions: j.usize_or("n_positions", 1024)?,
+        norm_eps: j.f64_or("layer_norm_epsilon", 1e-5)?,
+        rope: None,
+        rope_local: None,
+        sliding_window: None,
+        sliding_layers: vec![false; num_layers],
+        attention_scale,
+        final_logit_softcap: None,
+        attn_logit_softcap: None,
+        type_vocab_size: 0,
+        pad_token_id: j.token_ids("pad_token_id").first().copied(),
+        bos_token_id: j.token_ids("bos_token_id").first().copied(),
+        eos_token_ids: j.token_ids("eos_token_id"),
+        tie_word_embeddings: j.bool_or("tie_word_embeddings", true),
+        hidden_act,
+        attention_bias: true,
+        hidden_dropout: 0.0,
+        attention_dropout: 0.0,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `config.json` of HF's `gpt2` (GPT-2 small), as published.
+    const GPT2_SMALL: &str = r#"{
+      "activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"],
+      "attn_pdrop": 0.1, "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256,
+      "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2",
+      "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024,
+      "resid_pdrop": 0.1, "summary_activation": null, "summary_first_dropout": 0.1,
+      "summary_proj_to_labels": true, "summary_type": "cls_index", "summary_use_proj": true,
+      "task_specific_params": {"text-generation": {"do_sample": true, "max_length": 50}},
+      "vocab_size": 50257
+    }"#;
+
+    #[test]
+    fn gpt2_small_reads_with_its_own_key_names() {
+        let value: Value = serde_json::from_str(GPT2_SMALL).unwrap();
+        let c = parse_config(&value, Path::new("config.json")).unwrap();
+        assert_eq!(c.family, Family::Gpt2);
+        assert_eq!(
+            (
+                c.hidden_size,
+                c.num_layers,
+                c.num_heads,
+                c.num_kv_heads,
+                c.head_dim
+            ),
+            (768, 12, 12, 12, 64)
+        );
+        assert_eq!(
+            (c.intermediate_size, c.max_positions, c.vocab_size),
+            (3072, 1024, 50257)
+        );
+        assert!(c.tie_word_embeddings && c.rope.is_none());
+        assert_eq!(c.hidden_act, "gelu_new");
+        assert_eq!(c.eos_token_ids, [50256]);
+        assert!((c.attention_scale - 0.125).abs() < 1e-12);
+        // a missing width is named by its GPT-2 key
+        let mut broken = value.clone();
+        broken.as_object_mut().unwrap().remove("n_embd");
+        let err = parse_config(&broken, Path::new("config.json")).unwrap_err();
+        assert!(err.to_string().contains("n_embd"), "{err}");
+    }
 }

@@ -33,8 +33,15 @@ const WORDS: &[&str] = &[
 
 /// A tiny model folder: tiny-llama's weights plus a word-level tokenizer.
 pub fn tiny_model_with_tokenizer(dir: &Path) {
+    tiny_fixture_with_tokenizer(dir, "tiny-llama");
+}
+
+/// A tiny model folder: the weights of the fixture `name` (a decoder of vocabulary 64) plus
+/// a word-level tokenizer.
+pub fn tiny_fixture_with_tokenizer(dir: &Path, name: &str) {
     let src = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../promptune/tests/fixtures/tiny-llama");
+        .join("../promptune/tests/fixtures")
+        .join(name);
     std::fs::create_dir_all(dir).unwrap();
     for f in ["config.json", "model.safetensors"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
