@@ -74,8 +74,8 @@ impl MetricsLog {
     }
 
     /// Opens the log of a run resumed from the checkpoint of optimizer step `step`: records
-    /// of later steps (written after that checkpoint, by the interrupted run) are dropped, as
-    /// are lines that are not JSON objects (a crash, a concurrent writer), so that the log
+    /// of later steps (written after that checkpoint, by the interrupted run) are dropped
+    /// (records without a step are kept), as are lines that are not JSON objects (a crash, a concurrent writer), so that the log
     /// reads as one run; then records are added after the kept ones. The file is rewritten
     /// atomically.
     pub fn resume_at(path: impl AsRef<Path>, step: usize) -> Result<Self> {
@@ -90,8 +90,9 @@ impl MetricsLog {
             let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
+            // records of later steps go; records without a step are not per-step, and stay
             let at = record.get("step").and_then(Value::as_u64);
-            if at.is_some_and(|s| s as usize <= step) {
+            if at.is_none_or(|s| s as usize <= step) {
                 kept.extend_from_slice(line);
                 kept.push(b'\n');
             }
@@ -161,18 +162,28 @@ mod tests {
             r#"{"step":2,"dev_metric":0.5}"#,
             "not json at all",
             r#"{"step":3,"loss":0.8}"#,
+            r#"{"event":"note"}"#,
             r#"{"step":4,"lo"#,
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
         let mut log = MetricsLog::resume_at(&path, 2).unwrap();
         log.log(&json!({ "step": 3, "loss": 0.7 })).unwrap();
-        let steps: Vec<(u64, bool)> = read_metrics(&path)
+        let steps: Vec<(Option<u64>, bool)> = read_metrics(&path)
             .unwrap()
             .iter()
-            .map(|r| (r["step"].as_u64().unwrap(), r.get("loss").is_some()))
+            .map(|r| (r["step"].as_u64(), r.get("loss").is_some()))
             .collect();
-        assert_eq!(steps, [(1, true), (2, true), (2, false), (3, true)]);
-        assert_eq!(read_metrics(&path).unwrap()[3]["loss"], 0.7);
+        assert_eq!(
+            steps,
+            [
+                (Some(1), true),
+                (Some(2), true),
+                (Some(2), false),
+                (None, false),
+                (Some(3), true)
+            ]
+        );
+        assert_eq!(read_metrics(&path).unwrap()[4]["loss"], 0.7);
     }
 
     #[test]
