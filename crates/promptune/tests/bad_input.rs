@@ -90,6 +90,13 @@ fn gguf_cut_inside_the_header() {
     let (err, msg) = load_err(&path);
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
     assert!(msg.contains("tiny.gguf"), "{msg}");
+    // a cut inside the metadata names truncation, not only a count
+    for cut in [30, 100, 500, 1500] {
+        std::fs::copy(fixture("tiny-llama.gguf"), &path).unwrap();
+        truncate(&path, cut);
+        let (_, msg) = load_err(&path);
+        assert!(msg.contains("truncated"), "cut at {cut}: {msg}");
+    }
 }
 
 #[test]

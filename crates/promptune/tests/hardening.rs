@@ -56,6 +56,10 @@ fn a_second_run_into_a_folder_in_use_is_refused_and_touches_nothing() {
         "{\"step\":1}\n",
         "the other run's log is untouched"
     );
+    assert!(
+        !cfg.output_dir.join("task.json").exists(),
+        "nor is its record of the config written over"
+    );
     // once it ends, the folder is free again
     drop(held);
     run_train(&cfg, false, &Device::flex()).expect("trains once the folder is free");

@@ -798,7 +798,8 @@ impl<'a> Reader<'a> {
         match count.checked_mul(min_size) {
             Some(bytes) if bytes <= self.remaining() as u64 => Ok(()),
             _ => Err(self.error(format!(
-                "{count} {what} cannot fit in the {} bytes left in the file: corrupt count",
+                "{count} {what} cannot fit in the {} bytes left in the file: a truncated file \
+                 or a corrupt count",
                 self.remaining()
             ))),
         }

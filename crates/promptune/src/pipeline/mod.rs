@@ -649,6 +649,11 @@ fn check_resumed_config(config: &TaskConfig, resume: bool) -> Result<()> {
     let path = config.output_dir.join("task.json");
     let now = serde_json::to_value(config).map_err(|e| Error::Serialize(e.to_string()))?;
     if !resume {
+        // under the folder's lock, so that a run in progress keeps its record (the trainer
+        // takes the lock again for the run itself)
+        std::fs::create_dir_all(&config.output_dir)
+            .map_err(|e| Error::io(&config.output_dir, e))?;
+        let _lock = crate::train::trainer::OutputLock::take(&config.output_dir)?;
         let bytes = serde_json::to_vec_pretty(&now).map_err(|e| Error::Serialize(e.to_string()))?;
         return write_atomic(&path, &bytes);
     }

@@ -205,14 +205,15 @@ fn save_checkpoint(
 /// folder fails at once instead of overwriting the first one's checkpoints. The operating
 /// system drops the hold when the process ends, however it ends, so a killed run leaves no
 /// stale lock behind.
-struct OutputLock {
+pub(crate) struct OutputLock {
     _file: std::fs::File,
 }
 
 impl OutputLock {
     const NAME: &'static str = ".promptune.lock";
 
-    fn take(out: &Path) -> Result<Self> {
+    /// Takes the hold on `out` (which must exist), or fails naming the run that has it.
+    pub(crate) fn take(out: &Path) -> Result<Self> {
         let path = out.join(Self::NAME);
         let file = std::fs::OpenOptions::new()
             .create(true)
