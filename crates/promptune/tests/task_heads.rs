@@ -737,3 +737,29 @@ fn a_huge_field_encodes_as_its_start() {
     assert_eq!(modest.ids.len(), 32);
     assert_eq!(huge, modest);
 }
+
+/// A sentence of a hundred thousand words (or a word of megabytes) is cut before it is
+/// tokenized, to the tokens its start gives; every word still gets a tag.
+#[test]
+fn a_huge_sentence_is_cut_before_tokenizing() {
+    let tags: Vec<String> = ["O", "B-PER"].iter().map(|s| s.to_string()).collect();
+    let enc = TagEncoder::new(&bert_tokenizer(), &tags, 8).unwrap();
+    let words: Vec<String> = "anna met boris in paris"
+        .split(' ')
+        .map(str::to_string)
+        .cycle()
+        .take(100_000)
+        .collect();
+    let huge = enc.encode_words(&words).unwrap();
+    let modest = enc.encode_words(&words[..20]).unwrap();
+    assert_eq!(huge.ids, modest.ids);
+    assert_eq!(huge.word_ids, modest.word_ids);
+    assert!(huge.truncated);
+    assert_eq!(huge.num_words, 100_000);
+    let preds = vec![1; huge.ids.len()];
+    assert_eq!(enc.word_tags(&huge, &preds).unwrap().len(), 100_000);
+    // a word of megabytes costs what its first 512 characters cost (WordPiece: [UNK])
+    let cut = enc.encode_words(&["a".repeat(3_000_000)]).unwrap();
+    let short = enc.encode_words(&["a".repeat(1_000)]).unwrap();
+    assert_eq!(cut.ids, short.ids);
+}

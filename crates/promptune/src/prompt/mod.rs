@@ -5,6 +5,6 @@ pub mod encode;
 pub mod template;
 pub mod verbalizer;
 
-pub use encode::{AnswerStyle, EncodedPrompt, PromptEncoder};
+pub use encode::{AnswerStyle, EncodedPrompt, PromptEncoder, MAX_CHARS_PER_TOKEN};
 pub use template::{Part, Template};
 pub use verbalizer::{Verbalizer, VerbalizerSpec};

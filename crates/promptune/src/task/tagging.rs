@@ -22,6 +22,7 @@ use crate::backbone::layers::{float_tensor, int_tensor, to_vec};
 use crate::backbone::TokenBatch;
 use crate::data::conll::{TaggedSentence, OUTSIDE};
 use crate::params::{HostTensor, Trainables};
+use crate::prompt::MAX_CHARS_PER_TOKEN;
 use crate::{Error, Result};
 
 /// The label id of positions the loss ignores, as PyTorch's `CrossEntropyLoss` default.
@@ -190,11 +191,25 @@ impl TagEncoder {
         if words.is_empty() {
             return Err(Error::InvalidInput("a sentence without words".into()));
         }
-        let words: Vec<&str> = words.iter().map(AsRef::as_ref).collect();
         let num_words = words.len();
+        // a sentence or a word far past max_len is cut before it is tokenized (no word is
+        // less than one token in real text, nor 64 characters per token), to the same tokens
+        let limit = self.max_len.saturating_mul(MAX_CHARS_PER_TOKEN);
+        let kept = &words[..num_words.min(limit)];
+        let words: Vec<&str> = kept
+            .iter()
+            .map(|w| {
+                let w = w.as_ref();
+                match w.char_indices().nth(limit) {
+                    Some((end, _)) => &w[..end],
+                    None => w,
+                }
+            })
+            .collect();
+        let cut_words = kept.len() < num_words;
         let enc = self.tokenizer.encode(words, false).map_err(tok_err)?;
         let room = self.max_len - self.specials;
-        let truncated = enc.len() > room;
+        let truncated = enc.len() > room || cut_words;
         let params = TruncationParams {
             direction: TruncationDirection::Right,
             max_length: room,
