@@ -4,30 +4,13 @@ use burn::tensor::{activation, Device, Int, Tensor};
 
 use super::attention::{attend, attend_with_dropout, build_mask, split_heads, MaskSpec};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
-use super::layers::{activate, dropout, embed, int_tensor, layer_norm, Linear};
+use super::layers::{activate, dropout, embed, int_tensor, Linear, Norm};
 use super::loader::{Bias, WeightLoader};
 use super::prepare;
-use super::tensors::{visit_linear, TensorSlot};
+use super::tensors::{visit_linear, visit_norm, TensorSlot};
 use crate::checkpoint::config::{BackboneConfig, Family};
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
-
-/// A layer norm's scale and shift.
-#[derive(Debug, Clone)]
-pub struct Norm {
-    weight: Tensor<1>,
-    bias: Tensor<1>,
-}
-
-impl Norm {
-    fn visit(&mut self, name: &str, f: &mut dyn FnMut(&str, TensorSlot)) {
-        f(
-            &format!("{name}.weight"),
-            TensorSlot::Vector(&mut self.weight),
-        );
-        f(&format!("{name}.bias"), TensorSlot::Vector(&mut self.bias));
-    }
-}
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {
@@ -68,19 +51,6 @@ pub struct Encoder {
     num_parameters: usize,
 }
 
-/// A LayerNorm's weight and bias (`gamma` / `beta` in older checkpoints).
-fn read_norm(ld: &mut WeightLoader, name: &str, len: usize) -> Result<Norm> {
-    let (w, b) = if ld.contains(&format!("{name}.gamma")) {
-        ("gamma", "beta")
-    } else {
-        ("weight", "bias")
-    };
-    Ok(Norm {
-        weight: ld.vector(&format!("{name}.{w}"), len)?,
-        bias: ld.vector(&format!("{name}.{b}"), len)?,
-    })
-}
-
 impl Encoder {
     /// Reads the weights (HF names) for `config` from `source`.
     pub fn load(
@@ -111,7 +81,7 @@ impl Encoder {
             config.type_vocab_size,
             h,
         )?;
-        let embed_norm = read_norm(&mut ld, &format!("{p}embeddings.LayerNorm"), h)?;
+        let embed_norm = ld.layer_norm(&format!("{p}embeddings.LayerNorm"), h)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let l = format!("{p}encoder.layer.{i}.");
@@ -122,7 +92,7 @@ impl Encoder {
                     ld.linear(&format!("{l}attention.self.value"), h, h, Bias::Required)?,
                 ]),
                 attn_out: ld.linear(&format!("{l}attention.output.dense"), h, h, Bias::Required)?,
-                attn_norm: read_norm(&mut ld, &format!("{l}attention.output.LayerNorm"), h)?,
+                attn_norm: ld.layer_norm(&format!("{l}attention.output.LayerNorm"), h)?,
                 intermediate: ld.linear(
                     &format!("{l}intermediate.dense"),
                     ff,
@@ -130,7 +100,7 @@ impl Encoder {
                     Bias::Required,
                 )?,
                 output: ld.linear(&format!("{l}output.dense"), h, ff, Bias::Required)?,
-                out_norm: read_norm(&mut ld, &format!("{l}output.LayerNorm"), h)?,
+                out_norm: ld.layer_norm(&format!("{l}output.LayerNorm"), h)?,
             });
         }
         let pooler = if source.contains(&format!("{p}pooler.dense.weight")) {
@@ -184,7 +154,7 @@ impl Encoder {
             return Ok(None);
         };
         let dense = ld.linear(dense, h, h, Bias::Required)?;
-        let norm = read_norm(ld, norm, h)?;
+        let norm = ld.layer_norm(norm, h)?;
         let bias = ld.vector(bias, v)?;
         let decoder = if !config.tie_word_embeddings && ld.contains(decoder) {
             Some(ld.matrix(decoder, v, h)?)
@@ -218,21 +188,21 @@ impl Encoder {
             "embeddings.token_type",
             TensorSlot::Matrix(&mut self.token_type_embeddings),
         );
-        self.embed_norm.visit("embeddings.norm", f);
+        visit_norm("embeddings.norm", &mut self.embed_norm, f);
         for (i, l) in self.layers.iter_mut().enumerate() {
             visit_linear(&format!("layer.{i}.qkv"), &mut l.qkv, f);
             visit_linear(&format!("layer.{i}.attn_out"), &mut l.attn_out, f);
-            l.attn_norm.visit(&format!("layer.{i}.attn_norm"), f);
+            visit_norm(&format!("layer.{i}.attn_norm"), &mut l.attn_norm, f);
             visit_linear(&format!("layer.{i}.intermediate"), &mut l.intermediate, f);
             visit_linear(&format!("layer.{i}.output"), &mut l.output, f);
-            l.out_norm.visit(&format!("layer.{i}.out_norm"), f);
+            visit_norm(&format!("layer.{i}.out_norm"), &mut l.out_norm, f);
         }
         if let Some(p) = &mut self.pooler {
             visit_linear("pooler", p, f);
         }
         if let Some(m) = &mut self.mlm {
             visit_linear("mlm.dense", &mut m.dense, f);
-            m.norm.visit("mlm.norm", f);
+            visit_norm("mlm.norm", &mut m.norm, f);
             if let Some(d) = &mut m.decoder {
                 f("mlm.decoder.weight", TensorSlot::Matrix(d));
             }
@@ -314,12 +284,7 @@ impl Encoder {
         };
         let types = int_tensor(types, [b, t], &device);
         x = x + embed(&self.position_embeddings, pos) + embed(&self.token_type_embeddings, types);
-        x = layer_norm(
-            x,
-            &self.embed_norm.weight,
-            &self.embed_norm.bias,
-            cfg.norm_eps,
-        );
+        x = self.embed_norm.forward(x, cfg.norm_eps);
         // training-mode dropout, as HF applies it: after the embeddings, on the attention
         // probabilities, and after each attention-output and feed-forward-output projection
         let site_seed = |seed: u64, site: u64| seed.wrapping_mul(0x9e37_79b9).wrapping_add(site);
@@ -401,19 +366,13 @@ impl Encoder {
             }
             None => attend(q, k, v, mask, cfg.attention_scale, None),
         };
-        let a = layer_norm(
-            x + drop(layer.attn_out.forward(attn), 0),
-            &layer.attn_norm.weight,
-            &layer.attn_norm.bias,
-            cfg.norm_eps,
-        );
+        let a = layer
+            .attn_norm
+            .forward(x + drop(layer.attn_out.forward(attn), 0), cfg.norm_eps);
         let i = activate(&cfg.hidden_act, layer.intermediate.forward(a.clone()));
-        layer_norm(
-            a + drop(layer.output.forward(i), 1),
-            &layer.out_norm.weight,
-            &layer.out_norm.bias,
-            cfg.norm_eps,
-        )
+        layer
+            .out_norm
+            .forward(a + drop(layer.output.forward(i), 1), cfg.norm_eps)
     }
 
     /// The pooler output `tanh(W h[CLS] + b)`, `[B, hidden]`; `None` without a pooler.
@@ -441,7 +400,7 @@ impl Encoder {
             None => x.clone(),
         };
         let h = activate(&self.config.hidden_act, head.dense.forward(selected));
-        let h = layer_norm(h, &head.norm.weight, &head.norm.bias, self.config.norm_eps);
+        let h = head.norm.forward(h, self.config.norm_eps);
         let table = head.decoder.as_ref().unwrap_or(&self.word_embeddings);
         Some(prepare::vocab_logits(
             h,

@@ -274,25 +274,13 @@ impl Decoder {
         if let Some(d) = deep {
             x = prepare::insert_deep(x, d);
         }
-        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let prepare::StepKeys {
+            seq_mask,
+            keys_valid,
+            prefix_slots,
+            past,
+        } = prepare::step_keys(input, cache.as_deref());
         let len = seq_mask.len() / b;
-        let prefix_len = input
-            .prefixes
-            .as_ref()
-            .map(|p| p[0].key.dims()[2])
-            .unwrap_or(0);
-        let filled = cache.as_ref().filter(|c| !c.is_empty());
-        let cached = filled.map(|c| c.mask().to_vec());
-        // the prefix slots at the start of the keys: given now, or cached in the first step
-        let prefix_slots = filled.map(|c| c.prefix_len()).unwrap_or(prefix_len);
-        let past = prefix_len + cached.as_ref().map(|c| c.len() / b).unwrap_or(0);
-        let keys_valid = prepare::key_mask(
-            &seq_mask,
-            b,
-            cached.as_deref(),
-            prefix_len,
-            input.prefix_mask.as_deref(),
-        );
         let positions = input.position_ids.clone().unwrap_or_else(|| {
             let starts = prepare::row_starts(&keys_valid, b, past, prefix_slots);
             prepare::default_positions(len, &starts)
@@ -381,7 +369,6 @@ impl Decoder {
     ) -> Tensor<3> {
         let cfg = &self.config;
         let eps = cfg.norm_eps;
-        let b = x.dims()[0];
         let h = rms_norm(x.clone(), &layer.attn_in_norm, eps);
         let (heads, kv_heads) = (cfg.num_heads, cfg.num_kv_heads);
         // [B, T, (H + 2 KV) * D] -> [B, H + 2 KV, T, D]; q, k and v are views into it.
@@ -395,26 +382,7 @@ impl Decoder {
         }
         let q = Rope::apply(q, cos, sin);
         let k = Rope::apply(k, cos, sin);
-        let mut keys = Vec::with_capacity(3);
-        let mut values = Vec::with_capacity(3);
-        if let Some(p) = prefix {
-            keys.push(prepare::expand_batch(p.key.clone(), b));
-            values.push(prepare::expand_batch(p.value.clone(), b));
-        }
-        if let Some((ck, cv)) = cache.as_ref().and_then(|c| c.layer(index)) {
-            keys.push(ck.clone());
-            values.push(cv.clone());
-        }
-        keys.push(k);
-        values.push(v);
-        let (k, v) = if keys.len() == 1 {
-            (keys.pop().unwrap(), values.pop().unwrap())
-        } else {
-            (Tensor::cat(keys, 2), Tensor::cat(values, 2))
-        };
-        if let Some(c) = cache {
-            c.set_layer(index, k.clone(), v.clone());
-        }
+        let (k, v) = prepare::join_past(k, v, prefix, index, cache);
         let attn = attend(q, k, v, mask, cfg.attention_scale, cfg.attn_logit_softcap);
         let mut attn = layer.o.forward(attn);
         if let Some(n) = &layer.attn_out_norm {

@@ -8,42 +8,14 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use super::attention::{attend, build_mask, split_heads, MaskSpec};
 use super::hooks::{ForwardInput, ForwardOutput, LayerPrefix, LogitPositions};
 use super::kv_cache::KvCache;
-use super::layers::{activate, embed, int_tensor, layer_norm, Linear};
+use super::layers::{activate, embed, int_tensor, Linear, Norm};
 use super::loader::WeightLoader;
 use super::prepare;
-use super::tensors::{visit_linear, TensorSlot};
+use super::tensors::{visit_linear, visit_norm, TensorSlot};
 use super::{AttentionSite, BackboneInfo, FamilyModel, PrefixPositions};
 use crate::checkpoint::config::BackboneConfig;
 use crate::checkpoint::weights::{resolve_prefix, WeightSource};
 use crate::{Error, Result};
-
-/// A LayerNorm's scale and shift.
-#[derive(Debug, Clone)]
-struct Norm {
-    weight: Tensor<1>,
-    bias: Tensor<1>,
-}
-
-impl Norm {
-    fn read(ld: &mut WeightLoader, name: &str, width: usize) -> Result<Self> {
-        Ok(Self {
-            weight: ld.vector(&format!("{name}.weight"), width)?,
-            bias: ld.vector(&format!("{name}.bias"), width)?,
-        })
-    }
-
-    fn forward(&self, x: Tensor<3>, eps: f64) -> Tensor<3> {
-        layer_norm(x, &self.weight, &self.bias, eps)
-    }
-
-    fn visit(&mut self, name: &str, f: &mut dyn FnMut(&str, TensorSlot)) {
-        f(
-            &format!("{name}.weight"),
-            TensorSlot::Vector(&mut self.weight),
-        );
-        f(&format!("{name}.bias"), TensorSlot::Vector(&mut self.bias));
-    }
-}
 
 /// One GPT-2 block.
 #[derive(Debug, Clone)]
@@ -89,15 +61,15 @@ pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) 
     for i in 0..config.num_layers {
         let p = format!("h.{i}.");
         blocks.push(Block {
-            attn_norm: Norm::read(&mut ld, &format!("{p}ln_1"), h)?,
+            attn_norm: ld.layer_norm(&format!("{p}ln_1"), h)?,
             qkv: ld.conv1d(&format!("{p}attn.c_attn"), h, 3 * h)?,
             o: ld.conv1d(&format!("{p}attn.c_proj"), h, h)?,
-            mlp_norm: Norm::read(&mut ld, &format!("{p}ln_2"), h)?,
+            mlp_norm: ld.layer_norm(&format!("{p}ln_2"), h)?,
             up: ld.conv1d(&format!("{p}mlp.c_fc"), h, inter)?,
             down: ld.conv1d(&format!("{p}mlp.c_proj"), inter, h)?,
         });
     }
-    let final_norm = Norm::read(&mut ld, "ln_f", h)?;
+    let final_norm = ld.layer_norm("ln_f", h)?;
     let lm_head = if config.tie_word_embeddings {
         None
     } else if source.contains("lm_head.weight") {
@@ -158,23 +130,13 @@ impl Gpt2 {
         if let Some(d) = deep {
             x = prepare::insert_deep(x, d);
         }
-        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let prepare::StepKeys {
+            seq_mask,
+            keys_valid,
+            prefix_slots,
+            ..
+        } = prepare::step_keys(input, cache.as_deref());
         let len = seq_mask.len() / b;
-        let prefix_len = input
-            .prefixes
-            .as_ref()
-            .map(|p| p[0].key.dims()[2])
-            .unwrap_or(0);
-        let filled = cache.as_ref().filter(|c| !c.is_empty());
-        let cached = filled.map(|c| c.mask().to_vec());
-        let prefix_slots = filled.map(|c| c.prefix_len()).unwrap_or(prefix_len);
-        let keys_valid = prepare::key_mask(
-            &seq_mask,
-            b,
-            cached.as_deref(),
-            prefix_len,
-            input.prefix_mask.as_deref(),
-        );
         // learned absolute positions must not move with padding: by default each token's
         // position is the number of real keys before it (prefix, cached and new), as HF's
         // `generate` numbers a padded GPT-2 batch
@@ -240,33 +202,14 @@ impl Gpt2 {
         cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let cfg = &self.config;
-        let (b, heads) = (x.dims()[0], cfg.num_heads);
+        let heads = cfg.num_heads;
         let h = block.attn_norm.forward(x.clone(), cfg.norm_eps);
         // [B, T, 3 H D] -> [B, 3 H, T, D]; q, k and v are views into it
         let qkv = split_heads(block.qkv.forward(h), 3 * heads);
         let q = qkv.clone().narrow(1, 0, heads);
         let k = qkv.clone().narrow(1, heads, heads);
         let v = qkv.narrow(1, 2 * heads, heads);
-        let mut keys = Vec::with_capacity(3);
-        let mut values = Vec::with_capacity(3);
-        if let Some(p) = prefix {
-            keys.push(prepare::expand_batch(p.key.clone(), b));
-            values.push(prepare::expand_batch(p.value.clone(), b));
-        }
-        if let Some((ck, cv)) = cache.as_ref().and_then(|c| c.layer(index)) {
-            keys.push(ck.clone());
-            values.push(cv.clone());
-        }
-        keys.push(k);
-        values.push(v);
-        let (k, v) = if keys.len() == 1 {
-            (keys.pop().expect("one"), values.pop().expect("one"))
-        } else {
-            (Tensor::cat(keys, 2), Tensor::cat(values, 2))
-        };
-        if let Some(c) = cache {
-            c.set_layer(index, k.clone(), v.clone());
-        }
+        let (k, v) = prepare::join_past(k, v, prefix, index, cache);
         let attn = attend(q, k, v, mask, cfg.attention_scale, None);
         let x = x + block.o.forward(attn);
         let h = block.mlp_norm.forward(x.clone(), cfg.norm_eps);
@@ -296,14 +239,14 @@ impl FamilyModel for Gpt2 {
         f("embed", TensorSlot::Matrix(&mut self.embed));
         f("positions", TensorSlot::Matrix(&mut self.positions));
         for (i, l) in self.blocks.iter_mut().enumerate() {
-            l.attn_norm.visit(&format!("layer.{i}.attn_norm"), f);
+            visit_norm(&format!("layer.{i}.attn_norm"), &mut l.attn_norm, f);
             visit_linear(&format!("layer.{i}.qkv"), &mut l.qkv, f);
             visit_linear(&format!("layer.{i}.o"), &mut l.o, f);
-            l.mlp_norm.visit(&format!("layer.{i}.mlp_norm"), f);
+            visit_norm(&format!("layer.{i}.mlp_norm"), &mut l.mlp_norm, f);
             visit_linear(&format!("layer.{i}.up"), &mut l.up, f);
             visit_linear(&format!("layer.{i}.down"), &mut l.down, f);
         }
-        self.final_norm.visit("final_norm", f);
+        visit_norm("final_norm", &mut self.final_norm, f);
         if let Some(h) = &mut self.lm_head {
             f("lm_head.weight", TensorSlot::Matrix(h));
         }

@@ -71,6 +71,22 @@ pub fn layer_norm<const D: usize>(
     module::layer_norm(x, weight.clone(), Some(bias.clone()), eps)
 }
 
+/// A LayerNorm's scale and shift (BERT, RoBERTa, GPT-2).
+#[derive(Debug, Clone)]
+pub struct Norm {
+    /// Scale (`gamma`).
+    pub weight: Tensor<1>,
+    /// Shift (`beta`).
+    pub bias: Tensor<1>,
+}
+
+impl Norm {
+    /// [`layer_norm`] of `x` with this scale and shift.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>, eps: f64) -> Tensor<D> {
+        layer_norm(x, &self.weight, &self.bias, eps)
+    }
+}
+
 /// RMS norm over the last dimension; `weight` is the effective multiplier (Gemma's `1 + w`
 /// is folded in at load time).
 pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) -> Tensor<D> {

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{float_tensor, Linear};
+use super::layers::{float_tensor, Linear, Norm};
 use crate::checkpoint::weights::WeightSource;
 use crate::Result;
 
@@ -70,6 +70,20 @@ impl<'a> WeightLoader<'a> {
     pub fn matrix(&mut self, full: &str, rows: usize, cols: usize) -> Result<Tensor<2>> {
         let data = self.read(full, &[rows, cols])?;
         Ok(float_tensor(data, [rows, cols], &self.device))
+    }
+
+    /// The layer norm `prefix + name`: its weight and bias (`gamma` / `beta` in older
+    /// checkpoints).
+    pub fn layer_norm(&mut self, name: &str, len: usize) -> Result<Norm> {
+        let (w, b) = if self.contains(&format!("{}{name}.gamma", self.prefix)) {
+            ("gamma", "beta")
+        } else {
+            ("weight", "bias")
+        };
+        Ok(Norm {
+            weight: self.vector(&format!("{name}.{w}"), len)?,
+            bias: self.vector(&format!("{name}.{b}"), len)?,
+        })
     }
 
     /// The linear layer `prefix + name` stored as GPT-2's `Conv1D` does (`weight [in, out]`,

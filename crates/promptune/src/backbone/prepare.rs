@@ -4,7 +4,9 @@
 
 use burn::tensor::{Device, Int, Tensor};
 
-use super::hooks::{DeepTokens, ForwardInput, LogitPositions, SoftEmbeddings, TokenBatch};
+use super::hooks::{
+    DeepTokens, ForwardInput, LayerPrefix, LogitPositions, SoftEmbeddings, TokenBatch,
+};
 use super::kv_cache::KvCache;
 use super::layers::{float_tensor, int_tensor};
 use crate::checkpoint::config::BackboneConfig;
@@ -271,6 +273,80 @@ fn check_vocab_rows(rows: &[u32], output_vocab: usize) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Where the keys of a decoder step come from.
+pub(crate) struct StepKeys {
+    /// Validity of the new positions `[B, T]`, deep tokens included.
+    pub seq_mask: Vec<u8>,
+    /// Validity of every key `[B, S]`: prefix slots, cached keys, then the new ones.
+    pub keys_valid: Vec<u8>,
+    /// Prefix slots at the start of the keys: given now, or cached in the first step.
+    pub prefix_slots: usize,
+    /// Keys before the new ones (prefix and cache).
+    pub past: usize,
+}
+
+/// The keys a decoder step attends over, from `input`'s tokens, deep tokens and prefixes and
+/// what `cache` holds.
+pub(crate) fn step_keys(input: &ForwardInput, cache: Option<&KvCache>) -> StepKeys {
+    let tokens = input.tokens.as_ref().expect("validated");
+    let b = tokens.batch;
+    let seq_mask = sequence_mask(tokens, input.deep.as_ref());
+    let prefix_len = input
+        .prefixes
+        .as_ref()
+        .map(|p| p[0].key.dims()[2])
+        .unwrap_or(0);
+    let filled = cache.filter(|c| !c.is_empty());
+    let cached = filled.map(|c| c.mask());
+    let keys_valid = key_mask(
+        &seq_mask,
+        b,
+        cached,
+        prefix_len,
+        input.prefix_mask.as_deref(),
+    );
+    StepKeys {
+        seq_mask,
+        keys_valid,
+        prefix_slots: filled.map(|c| c.prefix_len()).unwrap_or(prefix_len),
+        past: prefix_len + cached.map(|c| c.len() / b).unwrap_or(0),
+    }
+}
+
+/// The keys and values decoder layer `index` attends over, `[B, KV, S, D]`: its prefix
+/// (expanded to the batch), the cached ones, then the new `k` and `v`; stored back into
+/// `cache` for the next step when there is one.
+pub(crate) fn join_past(
+    k: Tensor<4>,
+    v: Tensor<4>,
+    prefix: Option<&LayerPrefix>,
+    index: usize,
+    cache: Option<&mut KvCache>,
+) -> (Tensor<4>, Tensor<4>) {
+    let b = k.dims()[0];
+    let mut keys = Vec::with_capacity(3);
+    let mut values = Vec::with_capacity(3);
+    if let Some(p) = prefix {
+        keys.push(expand_batch(p.key.clone(), b));
+        values.push(expand_batch(p.value.clone(), b));
+    }
+    if let Some((ck, cv)) = cache.as_ref().and_then(|c| c.layer(index)) {
+        keys.push(ck.clone());
+        values.push(cv.clone());
+    }
+    let (k, v) = if keys.is_empty() {
+        (k, v)
+    } else {
+        keys.push(k);
+        values.push(v);
+        (Tensor::cat(keys, 2), Tensor::cat(values, 2))
+    };
+    if let Some(c) = cache {
+        c.set_layer(index, k.clone(), v.clone());
+    }
+    (k, v)
 }
 
 /// Repeats a batch-1 tensor to `b` rows.

@@ -8,7 +8,7 @@
 
 use burn::tensor::Tensor;
 
-use super::layers::Linear;
+use super::layers::{Linear, Norm};
 
 /// One weight of the backbone, mutable.
 pub enum TensorSlot<'a> {
@@ -45,6 +45,15 @@ pub(crate) fn visit_optional(
     if let Some(t) = t {
         f(name, TensorSlot::Vector(t));
     }
+}
+
+/// Calls `f` on a layer norm's slots (`name.weight`, `name.bias`).
+pub(crate) fn visit_norm(name: &str, norm: &mut Norm, f: &mut dyn FnMut(&str, TensorSlot)) {
+    f(
+        &format!("{name}.weight"),
+        TensorSlot::Vector(&mut norm.weight),
+    );
+    f(&format!("{name}.bias"), TensorSlot::Vector(&mut norm.bias));
 }
 
 /// Whether `name` is a bias term (what BitFit trains).
