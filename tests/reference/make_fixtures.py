@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 import transformers
-from transformers import (BertConfig, BertForMaskedLM, Gemma3ForCausalLM, Gemma3TextConfig,
+from transformers import (BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM,
+                          Gemma3ForCausalLM, Gemma3TextConfig,
                           GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, RobertaConfig,
                           RobertaForMaskedLM)
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.models.bart import modeling_bart
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "promptune", "tests", "fixtures")
 torch.manual_seed(0)
@@ -284,6 +286,176 @@ def gpt2():
     return model, cfg
 
 
+# ---------------------------------------------------------------- BART (encoder-decoder)
+
+# Prefixes transformers has no argument for (encoder self-attention, cross-attention) are put
+# where Li & Liang put them: before the keys and values each attention computes, attended by
+# every query (a masked slot adds -inf). BART's attention calls this module-level function, so
+# wrapping it reaches every site; decoder self-attention prefixes go through `past_key_values`
+# as PEFT passes them, so their positions shift as transformers shifts them.
+PREFIXES = {}
+_eager = modeling_bart.eager_attention_forward
+
+
+def _prefixed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    extra = PREFIXES.get(id(module))
+    if extra is not None:
+        k, v, valid = extra
+        b, t, s = query.shape[0], query.shape[2], key.shape[2]
+        key = torch.cat([k.expand(b, -1, -1, -1), key], dim=2)
+        value = torch.cat([v.expand(b, -1, -1, -1), value], dim=2)
+        if attention_mask is None:
+            attention_mask = torch.zeros(b, 1, t, s)
+        attention_mask = attention_mask.expand(b, 1, t, s)
+        pre = torch.zeros(b, 1, t, k.shape[2])
+        pre[(valid == 0)[:, None, None, :].expand(b, 1, t, k.shape[2])] = torch.finfo(torch.float32).min
+        attention_mask = torch.cat([pre, attention_mask], dim=-1)
+    return _eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+
+modeling_bart.eager_attention_forward = _prefixed_attention
+
+
+def random_prefix(layers, b, p, heads, head_dim, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(b, heads, p, head_dim, generator=g), torch.randn(b, heads, p, head_dim, generator=g))
+            for _ in range(layers)]
+
+
+def record_seq2seq(cases, case, out, **inputs):
+    for k, v in inputs.items():
+        cases[f"{case}.{k}"] = v.contiguous()
+    for l, h in enumerate(out.encoder_hidden_states):
+        cases[f"{case}.encoder_hidden.{l}"] = h.detach().float().contiguous()
+    for l, h in enumerate(out.decoder_hidden_states):
+        cases[f"{case}.hidden.{l}"] = h.detach().float().contiguous()
+    cases[f"{case}.logits"] = out.logits.detach().float().contiguous()
+
+
+def bart_cases(model, cfg):
+    cases = {}
+    ids, mask = batch([9, 6], cfg.pad_token_id)
+    dids, dmask = batch([5, 3], cfg.pad_token_id)
+    dids[:, 0] = cfg.decoder_start_token_id
+    common = dict(decoder_input_ids=dids, decoder_attention_mask=dmask, output_hidden_states=True)
+    record_seq2seq(cases, "plain", model(input_ids=ids, attention_mask=mask, **common),
+                   input_ids=ids, attention_mask=mask, decoder_input_ids=dids, decoder_attention_mask=dmask)
+
+    # soft vectors in place of encoder tokens (inputs_embeds carry the embedding scale)
+    g = torch.Generator().manual_seed(3)
+    emb = model.model.shared(ids).detach().clone()
+    soft = torch.randn(1, 2, cfg.d_model, generator=g)
+    emb[:, 0], emb[:, 1] = soft[0, 0], soft[0, 1]
+    record_seq2seq(cases, "soft", model(inputs_embeds=emb, attention_mask=mask, **common),
+                   input_ids=ids, attention_mask=mask, decoder_input_ids=dids, decoder_attention_mask=dmask,
+                   soft_values=soft, soft_positions=torch.tensor([[0, 1]] * 2, dtype=torch.long))
+
+    h, hd = cfg.encoder_attention_heads, cfg.d_model // cfg.encoder_attention_heads
+    enc_p, dec_p, cross_p = 3, 2, 4
+    encoder_prefix = random_prefix(cfg.encoder_layers, 1, enc_p, h, hd, 21)
+    decoder_prefix = random_prefix(cfg.decoder_layers, 2, dec_p, h, hd, 22)
+    cross_prefix = random_prefix(cfg.decoder_layers, 1, cross_p, h, hd, 23)
+    # the second row leaves the last cross-attention prefix slot out
+    cross_valid = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+
+    def run(case, enc=False, dec=False, cross=False):
+        PREFIXES.clear()
+        extra = {}
+        if enc:
+            for l, layer in enumerate(model.model.encoder.layers):
+                PREFIXES[id(layer.self_attn)] = (*encoder_prefix[l], torch.ones(2, enc_p))
+                extra[f"encoder_prefix_key.{l}"], extra[f"encoder_prefix_value.{l}"] = encoder_prefix[l]
+        if cross:
+            for l, layer in enumerate(model.model.decoder.layers):
+                PREFIXES[id(layer.encoder_attn)] = (*cross_prefix[l], cross_valid)
+                extra[f"cross_prefix_key.{l}"], extra[f"cross_prefix_value.{l}"] = cross_prefix[l]
+            extra["cross_prefix_mask"] = cross_valid
+        kwargs = dict(common)
+        if dec:
+            self_cache = DynamicCache()
+            for l in range(cfg.decoder_layers):
+                self_cache.update(*decoder_prefix[l], l)
+                extra[f"decoder_prefix_key.{l}"], extra[f"decoder_prefix_value.{l}"] = decoder_prefix[l]
+            kwargs["past_key_values"] = EncoderDecoderCache(self_cache, DynamicCache())
+            kwargs["decoder_attention_mask"] = torch.cat([torch.ones(2, dec_p, dtype=torch.long), dmask], dim=1)
+        out = model(input_ids=ids, attention_mask=mask, **kwargs)
+        PREFIXES.clear()
+        record_seq2seq(cases, case, out, input_ids=ids, attention_mask=mask, decoder_input_ids=dids,
+                       decoder_attention_mask=dmask, **extra)
+
+    run("encoder_prefix", enc=True)
+    run("decoder_prefix", dec=True)
+    run("cross_prefix", cross=True)
+    run("all_prefixes", enc=True, dec=True, cross=True)
+
+    # deep tokens in the encoder: inserted after the embedding at index 1, overwritten before
+    # layer 1 (positions count over the longer sequence, as transformers numbers inputs_embeds)
+    at, n = 1, 2
+    toks = deep_tokens(2, n, cfg.d_model, [0, 1])
+    emb = model.model.shared(ids).detach()
+    x = torch.cat([emb[:, :at], toks[0].expand(2, -1, -1), emb[:, at:]], dim=1)
+    xmask = torch.cat([mask[:, :at], torch.ones(2, n, dtype=torch.long), mask[:, at:]], dim=1)
+
+    def pre_hook(idx):
+        def hook(module, args, kwargs):
+            if idx == 0:
+                return None
+            hs = args[0] if args else kwargs["hidden_states"]
+            hs = torch.cat([hs[:, :at], toks[idx].expand(2, -1, -1), hs[:, at + n:]], dim=1)
+            if args:
+                return (hs,) + tuple(args[1:]), kwargs
+            kwargs["hidden_states"] = hs
+            return args, kwargs
+        return hook
+
+    handles = [layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True)
+               for i, layer in enumerate(model.model.encoder.layers)]
+    out = model(inputs_embeds=x, attention_mask=xmask, **common)
+    for hnd in handles:
+        hnd.remove()
+    cases["deep.input_ids"] = ids
+    cases["deep.attention_mask"] = mask
+    cases["deep.decoder_input_ids"] = dids
+    cases["deep.decoder_attention_mask"] = dmask
+    cases["deep.deep_at"] = torch.tensor([at], dtype=torch.long)
+    for l, t in toks.items():
+        cases[f"deep.deep.{l}"] = t
+    for l, hs in enumerate(out.decoder_hidden_states):
+        cases[f"deep.hidden.{l}"] = hs.float().contiguous()
+    cases["deep.encoder_hidden.2"] = out.encoder_last_hidden_state.float().contiguous()
+    cases["deep.logits"] = out.logits.detach().float()
+
+    # greedy generation: 16 new tokens (or up to EOS) from four sources, one at a time, each
+    # decoder started with the start token and two tokens of its own (from the start token alone
+    # this random model repeats one token whatever the source)
+    for i, n in enumerate([7, 4, 11, 5]):
+        src, _ = batch([n], cfg.pad_token_id)
+        src = (src + i).clamp(max=VOCAB - 1)
+        start = torch.tensor([[cfg.decoder_start_token_id, 10 + 7 * i, 40 - 5 * i]])
+        seq = model.generate(input_ids=src, attention_mask=torch.ones_like(src), decoder_input_ids=start,
+                             max_new_tokens=16, do_sample=False, num_beams=1, no_repeat_ngram_size=0,
+                             min_new_tokens=0, forced_bos_token_id=None, forced_eos_token_id=None)
+        cases[f"generate.{i}.input_ids"] = src
+        cases[f"generate.{i}.decoder_input_ids"] = start
+        cases[f"generate.{i}.output_ids"] = seq
+    cases["num_parameters"] = torch.tensor([model.num_parameters()], dtype=torch.long)
+    return cases
+
+
+def bart():
+    cfg = BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                     decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+                     activation_function="gelu", scale_embedding=True, pad_token_id=1, bos_token_id=0,
+                     eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=None,
+                     attn_implementation="eager")
+    model = randomize(BartForConditionalGeneration(cfg)).eval()
+    g = torch.Generator().manual_seed(5)
+    model.final_logits_bias.copy_(torch.randn(model.final_logits_bias.shape, generator=g) * 0.1)
+    model.tie_weights()
+    out = save_model(model, "tiny-bart")
+    save_cases(out, bart_cases(model, cfg))
+
+
 # ---------------------------------------------------------------- GGUF (as llama.cpp writes it)
 
 def permute_for_ggml(w, n_head):
@@ -396,6 +568,8 @@ if __name__ == "__main__":
         roberta()
     if not only or "gpt2" in only:
         gpt2()
+    if not only or "bart" in only:
+        bart()
     if not only or only & {"llama", "gemma3", "gguf"}:
         lm, lcfg = llama()
         gm, gcfg = gemma3()

@@ -60,6 +60,7 @@ fn inspect_json_for_every_family() {
         ("tiny-bert", "bert", "safetensors"),
         ("tiny-roberta", "roberta", "safetensors"),
         ("tiny-gpt2", "gpt2", "safetensors"),
+        ("tiny-bart", "bart", "safetensors"),
         ("tiny-llama.gguf", "llama", "gguf"),
     ] {
         let (stdout, _) = ok(promptune(
@@ -107,6 +108,70 @@ fn generate_greedy_is_deterministic() {
     };
     let whole = promptune::generate::generate(&model, "the capital of france is", &opts).unwrap();
     assert_eq!(first, format!("{whole}\n"));
+}
+
+#[test]
+fn an_encoder_decoder_generates_from_a_source_and_scores_a_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bart");
+    copy_fixture_folder("tiny-bart", &dir);
+    write_tokenizer(&dir, 64);
+    let d = dir.to_str().unwrap();
+    let (stdout, _) = ok(promptune(&["inspect", d], tmp.path()));
+    assert!(stdout.contains("bart (encoder-decoder)"), "{stdout}");
+    assert!(stdout.contains("2 encoder, 2 decoder"), "{stdout}");
+
+    let args = [
+        "generate",
+        d,
+        "--prompt",
+        "the cat sat",
+        "-n",
+        "6",
+        "--ignore-eos",
+    ];
+    let (text, stderr) = ok(promptune(&args, tmp.path()));
+    assert!(stderr.contains("6 new tokens"), "{stderr}");
+    // what the library decodes from the encoded source, from the decoder start token
+    let model = promptune::model::Model::load_path(&dir, &burn::tensor::Device::flex()).unwrap();
+    let source = model.encode("the cat sat", true).unwrap();
+    let opts = promptune::generate::GenerateOptions {
+        max_new_tokens: 6,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let new = promptune::generate::generate_seq2seq_ids(
+        &model.backbone,
+        &source,
+        &[],
+        &opts,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(new.len(), 6);
+    assert_eq!(text, format!("{}\n", model.decode(&new).unwrap()));
+
+    let score = [
+        "score",
+        d,
+        "--source",
+        "the cat sat",
+        "--text",
+        "a dog ran",
+        "--json",
+    ];
+    let (json, _) = ok(promptune(&score, tmp.path()));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tokens = doc["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), model.encode("a dog ran", true).unwrap().len());
+    // every target token is scored, given the source and the tokens before it
+    assert!(tokens
+        .iter()
+        .all(|t| t["logprob"].as_f64().is_some_and(|lp| lp <= 0.0)));
+
+    let out = promptune(&["score", d, "--text", "a dog ran"], tmp.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--source"));
 }
 
 #[test]

@@ -1,9 +1,13 @@
-//! Text generation with the KV cache (greedy, top-k, top-p) and per-token scoring.
+//! Text generation with the KV cache (greedy, top-k, top-p) and per-token scoring, for
+//! decoders and encoder-decoders.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::backbone::layers::to_vec;
-use crate::backbone::{ForwardInput, KvCache, LogitPositions, LogitsRequest, TokenBatch};
+use crate::backbone::{
+    AttentionSite, Backbone, DecoderInput, ForwardInput, KvCache, LogitPositions, LogitsRequest,
+    TokenBatch,
+};
 use crate::method::AdapterHooks;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -154,6 +158,16 @@ pub fn generate_ids_streaming(
         ));
     }
     let info = model.backbone.info();
+    if info.has_site(AttentionSite::Cross) {
+        if hooks.soft.is_some() || hooks.prefix_len() > 0 || !soft_positions.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "adapters on encoder-decoder models ({}) do not generate yet: the model \
+                 alone does",
+                info.family
+            )));
+        }
+        return generate_seq2seq_ids(&model.backbone, prompt_ids, &[], opts, on_token);
+    }
     if !info.causal {
         return Err(Error::InvalidInput(format!(
             "{} is an encoder; generation needs a decoder",
@@ -214,6 +228,83 @@ pub fn generate_ids_streaming(
     Ok(out)
 }
 
+/// Decodes a target for `source_ids` with an encoder-decoder backbone, continuing
+/// `decoder_prompt` (the model's decoder start token when empty): the source is encoded once,
+/// in the first step, and the cache keeps its cross-attention keys and the decoder's own.
+/// Returns only the new tokens, each handed to `on_token` as soon as it is chosen.
+pub fn generate_seq2seq_ids(
+    backbone: &Backbone,
+    source_ids: &[u32],
+    decoder_prompt: &[u32],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<Vec<u32>> {
+    validate(opts)?;
+    let cfg = backbone.config();
+    if cfg.decoder_layers == 0 {
+        return Err(Error::InvalidInput(format!(
+            "{} has no decoder stack: sequence-to-sequence generation needs an encoder-decoder",
+            cfg.family.name()
+        )));
+    }
+    if source_ids.is_empty() {
+        return Err(Error::InvalidInput(
+            "empty source: nothing to encode".into(),
+        ));
+    }
+    if source_ids.len() > cfg.max_positions {
+        return Err(Error::InvalidInput(format!(
+            "the source is {} tokens; the encoder holds {}: shorten it",
+            source_ids.len(),
+            cfg.max_positions
+        )));
+    }
+    let mut step = if decoder_prompt.is_empty() {
+        vec![cfg.decoder_start_token_id.ok_or_else(|| {
+            Error::InvalidInput(
+                "the model's config names no `decoder_start_token_id`: give the decoder a \
+                 prompt"
+                    .into(),
+            )
+        })?]
+    } else {
+        decoder_prompt.to_vec()
+    };
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut cache = KvCache::new(cfg.decoder_layers);
+    let mut out = Vec::new();
+    for _ in 0..opts.max_new_tokens {
+        if cache.len() + step.len() > cfg.max_positions {
+            break;
+        }
+        let input = ForwardInput {
+            tokens: cache
+                .is_empty()
+                .then(|| TokenBatch::single(source_ids))
+                .transpose()?,
+            decoder: Some(DecoderInput::new(TokenBatch::single(&step)?)),
+            logits: LogitsRequest {
+                positions: LogitPositions::Last,
+                rows: None,
+            },
+            ..Default::default()
+        };
+        let fwd = backbone.forward(&input, Some(&mut cache))?;
+        let logits = to_vec(
+            fwd.logits
+                .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
+        );
+        let next = choose(&logits, &opts.sampling, &mut rng);
+        if opts.stop_at_eos && cfg.eos_token_ids.contains(&next) {
+            break;
+        }
+        out.push(next);
+        on_token(next)?;
+        step = vec![next];
+    }
+    Ok(out)
+}
+
 /// Continues `prompt`; returns the generated text.
 pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<String> {
     if prompt.trim().is_empty() {
@@ -242,6 +333,13 @@ pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
     if text.trim().is_empty() {
         return Err(Error::InvalidInput("empty text: nothing to score".into()));
     }
+    if model.backbone.config().decoder_layers > 0 {
+        return Err(Error::InvalidInput(
+            "an encoder-decoder model scores a target given a source: give the source too \
+             (score_seq2seq, `--source`)"
+                .into(),
+        ));
+    }
     if !model.backbone.info().causal {
         return Err(Error::InvalidInput(
             "scoring needs a decoder (causal LM)".into(),
@@ -266,6 +364,55 @@ pub fn score(model: &Model, text: &str) -> Result<Vec<TokenScore>> {
             id,
             token: model.tokenizer.id_to_token(id).unwrap_or_default(),
             logprob: (i > 0).then(|| logp[(i - 1) * vocab + id as usize]),
+        })
+        .collect())
+}
+
+/// Per-token log-probabilities of `target` given `source` under an encoder-decoder: the
+/// decoder reads the start token and the target shifted right (as transformers' `labels`), so
+/// every target token is scored.
+pub fn score_seq2seq(model: &Model, source: &str, target: &str) -> Result<Vec<TokenScore>> {
+    if source.trim().is_empty() || target.trim().is_empty() {
+        return Err(Error::InvalidInput(
+            "empty source or target: nothing to score".into(),
+        ));
+    }
+    let cfg = model.backbone.config();
+    if cfg.decoder_layers == 0 {
+        return Err(Error::InvalidInput(format!(
+            "{} has no decoder stack: a source is only for encoder-decoder models",
+            cfg.family.name()
+        )));
+    }
+    let start = cfg.decoder_start_token_id.ok_or_else(|| {
+        Error::InvalidInput("the model's config names no `decoder_start_token_id`".into())
+    })?;
+    let source_ids = model.encode(source, true)?;
+    let target_ids = model.encode(target, true)?;
+    let mut decoder_ids = vec![start];
+    decoder_ids.extend_from_slice(&target_ids[..target_ids.len() - 1]);
+    let input = ForwardInput {
+        tokens: Some(TokenBatch::single(&source_ids)?),
+        decoder: Some(DecoderInput::new(TokenBatch::single(&decoder_ids)?)),
+        logits: LogitsRequest {
+            positions: LogitPositions::All,
+            rows: None,
+        },
+        ..Default::default()
+    };
+    let fwd = model.backbone.forward(&input, None)?;
+    let logits = fwd
+        .logits
+        .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?;
+    let vocab = logits.dims()[2];
+    let logp = to_vec(burn::tensor::activation::log_softmax(logits, 2));
+    Ok(target_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| TokenScore {
+            id,
+            token: model.tokenizer.id_to_token(id).unwrap_or_default(),
+            logprob: Some(logp[i * vocab + id as usize]),
         })
         .collect())
 }

@@ -1,4 +1,5 @@
-//! `promptune generate MODEL --prompt TEXT`: continue a prompt with the KV cache.
+//! `promptune generate MODEL --prompt TEXT`: continue a prompt with the KV cache (an
+//! encoder-decoder model reads the prompt as its source and prints what it decodes).
 
 use std::io::Write;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use promptune::generate::{generate_ids_streaming, GenerateOptions, Sampling};
 pub struct Args {
     #[arg(help = super::MODEL_HELP)]
     pub model: String,
-    /// Text to continue.
+    /// Text to continue (an encoder-decoder model's source).
     #[arg(long, short = 'p')]
     pub prompt: String,
     /// Most tokens to generate.

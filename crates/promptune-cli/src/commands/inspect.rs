@@ -121,10 +121,11 @@ fn short_count(n: usize) -> String {
 
 fn print_text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let c = &r.config;
-    let kind = if c.family.is_causal() {
-        "decoder"
+    let kind = c.family.kind();
+    let layers = if c.decoder_layers > 0 {
+        format!("{} encoder, {} decoder", c.num_layers, c.decoder_layers)
     } else {
-        "encoder"
+        c.num_layers.to_string()
     };
     let types: Vec<String> = r
         .tensor_types
@@ -135,7 +136,7 @@ fn print_text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         ("path", r.path.display().to_string()),
         ("format", r.format.to_string()),
         ("family", format!("{} ({kind})", c.family.name())),
-        ("layers", c.num_layers.to_string()),
+        ("layers", layers),
         ("hidden size", c.hidden_size.to_string()),
         (
             "heads",
@@ -176,7 +177,9 @@ pub fn run(args: Args) -> Result<()> {
             "format": report.format,
             "family": c.family.name(),
             "causal": c.family.is_causal(),
+            "kind": c.family.kind(),
             "num_layers": c.num_layers,
+            "decoder_layers": c.decoder_layers,
             "hidden_size": c.hidden_size,
             "num_heads": c.num_heads,
             "num_kv_heads": c.num_kv_heads,

@@ -1,18 +1,22 @@
-//! `promptune score MODEL --text TEXT`: per-token log-probabilities under a decoder.
+//! `promptune score MODEL --text TEXT [--source SOURCE]`: per-token log-probabilities under a
+//! decoder, or of a target given a source under an encoder-decoder.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use promptune::generate::{score, TokenScore};
+use promptune::generate::{score, score_seq2seq, TokenScore};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(help = super::MODEL_HELP)]
     pub model: String,
-    /// Text to score.
+    /// Text to score (an encoder-decoder's target).
     #[arg(long, short = 't')]
     pub text: String,
+    /// The source an encoder-decoder model (BART) reads; `--text` is then scored as its target.
+    #[arg(long, short = 's')]
+    pub source: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -30,9 +34,16 @@ pub fn run(args: Args) -> Result<()> {
     if args.text.trim().is_empty() {
         crate::usage!("empty text: give some text to score with --text");
     }
+    if args.source.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        crate::usage!("empty source: give some text with --source, or leave it out");
+    }
     let device = super::device();
     let model = super::load_model(&args.model, &device)?;
-    let scores = score(&model, &args.text).context("scoring failed")?;
+    let scores = match &args.source {
+        Some(source) => score_seq2seq(&model, source, &args.text),
+        None => score(&model, &args.text),
+    }
+    .context("scoring failed")?;
     let (total, scored) = totals(&scores);
     // each token's own text (`" Paris"` rather than the vocabulary entry `"ĠParis"`)
     let texts: Vec<String> = scores

@@ -335,6 +335,7 @@ impl Encoder {
             hidden_states,
             logits,
             mask: seq_mask,
+            encoder: None,
         }
     }
 

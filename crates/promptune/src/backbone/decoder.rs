@@ -352,6 +352,7 @@ impl Decoder {
             hidden_states,
             logits,
             mask: seq_mask,
+            encoder: None,
         }
     }
 

@@ -189,6 +189,7 @@ impl Gpt2 {
             hidden_states,
             logits,
             mask: seq_mask,
+            encoder: None,
         }
     }
 

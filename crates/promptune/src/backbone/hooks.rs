@@ -8,6 +8,11 @@
 //!   (prefix tuning, P-tuning v2), shaped for the model's key/value heads (GQA-aware);
 //! - [`DeepTokens`]: tokens inserted into the hidden-state sequence and overwritten with a
 //!   layer's own values before that layer (VPT-deep).
+//!
+//! An encoder-decoder model (BART) takes the encoder's input in [`ForwardInput`] (its prefixes
+//! go to encoder self-attention) and the decoder's in [`DecoderInput`], with prefixes of its own
+//! for decoder self-attention and for cross-attention: each site optional, each of its own
+//! length.
 
 use burn::tensor::Tensor;
 
@@ -211,6 +216,44 @@ pub struct ForwardInput {
     /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout` or
     /// `attention_dropout` > 0; `None`: the deterministic forward pass used for evaluation).
     pub dropout: Option<u64>,
+    /// The decoder side of an encoder-decoder model. The logits, hidden-state and position
+    /// requests above then concern the decoder's sequence; `tokens` may be `None` in a later
+    /// decoding step, whose cache already holds the encoded source.
+    pub decoder: Option<DecoderInput>,
+}
+
+/// What the decoder of an encoder-decoder model takes.
+#[derive(Debug, Clone)]
+pub struct DecoderInput {
+    /// Decoder ids (the start token first, then the target so far).
+    pub tokens: TokenBatch,
+    /// Soft vectors spliced into the decoder's embedded input.
+    pub soft: Option<SoftEmbeddings>,
+    /// One key/value prefix per decoder layer for its causal self-attention (first step only;
+    /// the cache keeps it). Decoder positions continue after it, as transformers numbers them
+    /// after `past_key_values`.
+    pub prefixes: Option<Vec<LayerPrefix>>,
+    /// Which decoder self-attention prefix positions each row attends to, `[batch, len]`.
+    pub prefix_mask: Option<Vec<u8>>,
+    /// One key/value prefix per decoder layer put before the encoder's keys and values in
+    /// cross-attention (first step only; the cache keeps it).
+    pub cross_prefixes: Option<Vec<LayerPrefix>>,
+    /// Which cross-attention prefix positions each row attends to, `[batch, len]`.
+    pub cross_prefix_mask: Option<Vec<u8>>,
+}
+
+impl DecoderInput {
+    /// Plain decoder ids.
+    pub fn new(tokens: TokenBatch) -> Self {
+        Self {
+            tokens,
+            soft: None,
+            prefixes: None,
+            prefix_mask: None,
+            cross_prefixes: None,
+            cross_prefix_mask: None,
+        }
+    }
 }
 
 impl ForwardInput {
@@ -237,5 +280,19 @@ pub struct ForwardOutput {
     /// requested.
     pub hidden_at: Option<Tensor<3>>,
     /// Key validity `[batch, len]` of the returned sequence (deep tokens included).
+    pub mask: Vec<u8>,
+    /// An encoder-decoder's encoder output, when this pass ran the encoder (the fields above
+    /// then describe the decoder).
+    pub encoder: Option<EncoderOutput>,
+}
+
+/// The encoder half of an encoder-decoder pass.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    /// `[batch, source len, hidden]`.
+    pub last_hidden: Tensor<3>,
+    /// The embedding output, then each encoder layer's output; empty unless requested.
+    pub hidden_states: Vec<Tensor<3>>,
+    /// Validity `[batch, source len]` (deep tokens included).
     pub mask: Vec<u8>,
 }

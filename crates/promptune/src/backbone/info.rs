@@ -42,8 +42,11 @@ pub enum PrefixPositions {
 pub struct BackboneInfo {
     /// Family name (for messages and fingerprints only; never branch on it).
     pub family: &'static str,
-    /// Transformer layers (each with one attention per site).
+    /// Transformer layers (of the encoder, in an encoder-decoder model).
     pub num_layers: usize,
+    /// Decoder layers of an encoder-decoder model (each with a self- and a cross-attention),
+    /// 0 elsewhere.
+    pub decoder_layers: usize,
     /// Width of the residual stream (soft tokens have this width).
     pub hidden_size: usize,
     /// Query heads.
@@ -60,7 +63,7 @@ pub struct BackboneInfo {
     pub output_vocab: usize,
     /// Whether attention is causal (decoders).
     pub causal: bool,
-    /// The attention sites of every layer.
+    /// The attention sites the model has (prefixes can go into each).
     pub sites: Vec<AttentionSite>,
     /// What the first layer takes.
     pub modality: Modality,
@@ -72,17 +75,24 @@ pub struct BackboneInfo {
 }
 
 impl BackboneInfo {
-    /// The info of a model of `config` whose layers each attend at `site`, with an LM head of
-    /// `output_vocab` rows, whose positions continue after a prefix as `prefix_positions` says.
+    /// The info of a model of `config` whose layers each attend at `site` (an encoder-decoder
+    /// model: pass [`AttentionSite::EncoderSelf`]; its decoder's sites are added), with an LM
+    /// head of `output_vocab` rows, whose positions continue after a prefix as
+    /// `prefix_positions` says.
     pub(crate) fn of(
         config: &super::BackboneConfig,
         output_vocab: usize,
         site: AttentionSite,
         prefix_positions: PrefixPositions,
     ) -> Self {
+        let mut sites = vec![site];
+        if config.decoder_layers > 0 {
+            sites.extend([AttentionSite::DecoderSelf, AttentionSite::Cross]);
+        }
         Self {
             family: config.family.name(),
             num_layers: config.num_layers,
+            decoder_layers: config.decoder_layers,
             hidden_size: config.hidden_size,
             num_heads: config.num_heads,
             num_kv_heads: config.num_kv_heads,
@@ -91,11 +101,16 @@ impl BackboneInfo {
             vocab_size: config.vocab_size,
             output_vocab,
             causal: site == AttentionSite::DecoderSelf,
-            sites: vec![site],
+            sites,
             modality: Modality::Tokens,
             prefix_positions,
             hidden_dropout: config.hidden_dropout,
         }
+    }
+
+    /// Whether the model has attention site `site`.
+    pub fn has_site(&self, site: AttentionSite) -> bool {
+        self.sites.contains(&site)
     }
 
     /// Keys (or values) of one layer and position: `kv_heads * head_dim`.

@@ -2,10 +2,16 @@
 
 use burn::tensor::Tensor;
 
-/// Per-layer keys/values `[B, KV, S, D]` (after RoPE) and the validity of each cached key.
+/// Per-layer keys/values `[B, KV, S, D]` (after RoPE) and the validity of each cached key;
+/// for an encoder-decoder model, its decoder's self-attention, and the cross-attention keys
+/// and values of the encoded source (computed once, in the first step).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Per decoder layer: cross-attention keys/values (its prefix, then the encoded source).
+    cross: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Validity `[batch, len]` of the cross-attention keys.
+    cross_mask: Vec<u8>,
     /// Row-major `[batch, len]`: 1 where the cached key is a real token or a prefix position
     /// the row attends to.
     mask: Vec<u8>,
@@ -16,10 +22,13 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache for a model with `num_layers` layers.
+    /// An empty cache for a model with `num_layers` layers (an encoder-decoder model: its
+    /// decoder layers).
     pub fn new(num_layers: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            cross: vec![None; num_layers],
+            cross_mask: Vec::new(),
             mask: Vec::new(),
             batch: 0,
             len: 0,
@@ -78,5 +87,30 @@ impl KvCache {
         self.batch = batch;
         self.len = mask.len() / batch.max(1);
         self.mask = mask;
+    }
+
+    /// True once an encoder-decoder's first step stored the encoded source.
+    pub fn has_cross(&self) -> bool {
+        self.cross.iter().any(Option::is_some)
+    }
+
+    /// Cross-attention keys/values of one decoder layer.
+    pub fn cross_layer(&self, index: usize) -> Option<&(Tensor<4>, Tensor<4>)> {
+        self.cross.get(index).and_then(Option::as_ref)
+    }
+
+    /// Stores the cross-attention keys/values of one decoder layer.
+    pub fn set_cross_layer(&mut self, index: usize, key: Tensor<4>, value: Tensor<4>) {
+        self.cross[index] = Some((key, value));
+    }
+
+    /// Validity of the cross-attention keys, `[batch, len]`.
+    pub fn cross_mask(&self) -> &[u8] {
+        &self.cross_mask
+    }
+
+    /// Records the validity of the cross-attention keys.
+    pub fn set_cross_mask(&mut self, mask: Vec<u8>) {
+        self.cross_mask = mask;
     }
 }

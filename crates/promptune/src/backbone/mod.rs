@@ -8,6 +8,7 @@
 //! them; trainable hook tensors may live on an autodiff device and gradients flow to them.
 
 pub mod attention;
+pub mod bart;
 pub mod bert;
 pub mod decoder;
 pub mod gemma3;
@@ -25,8 +26,8 @@ use burn::tensor::{Device, Int, Tensor};
 
 pub use crate::checkpoint::config::{BackboneConfig, Family, RopeConfig};
 pub use hooks::{
-    DeepTokens, ForwardInput, ForwardOutput, LayerPrefix, LogitPositions, LogitsRequest,
-    PaddingSide, SoftEmbeddings, TokenBatch,
+    DecoderInput, DeepTokens, EncoderOutput, ForwardInput, ForwardOutput, LayerPrefix,
+    LogitPositions, LogitsRequest, PaddingSide, SoftEmbeddings, TokenBatch,
 };
 pub use info::{AttentionSite, BackboneInfo, Modality, PrefixPositions};
 pub use kv_cache::KvCache;
@@ -36,7 +37,7 @@ use crate::checkpoint::weights::WeightSource;
 use crate::Result;
 
 /// What one transformer family implements (BERT/RoBERTa in [`bert`], Llama in [`llama`], Gemma 3
-/// in [`gemma3`], both on the blocks of [`decoder`]). Inputs arrive validated against [`FamilyModel::config`].
+/// in [`gemma3`], both on the blocks of [`decoder`], GPT-2 in [`gpt2`], BART in [`bart`]). Inputs arrive validated against [`FamilyModel::config`].
 pub trait FamilyModel: std::fmt::Debug + Send + Sync {
     /// The sizes and options it was loaded with.
     fn config(&self) -> &BackboneConfig;
@@ -86,6 +87,7 @@ fn loader(family: Family) -> LoadFamily {
         Family::Llama => |c, w, d| Ok(Box::new(llama::load(c, w, d)?)),
         Family::Gemma3 => |c, w, d| Ok(Box::new(gemma3::load(c, w, d)?)),
         Family::Gpt2 => |c, w, d| Ok(Box::new(gpt2::load(c, w, d)?)),
+        Family::Bart => |c, w, d| Ok(Box::new(bart::load(c, w, d)?)),
     }
 }
 
@@ -160,6 +162,22 @@ impl Backbone {
         input: &ForwardInput,
         cache: Option<&mut KvCache>,
     ) -> Result<ForwardOutput> {
+        if self.config().decoder_layers > 0 {
+            prepare::validate_encoder_decoder(
+                self.config(),
+                self.output_vocab(),
+                input,
+                cache.as_deref(),
+            )?;
+            return Ok(self.model.forward(input, cache));
+        }
+        if input.decoder.is_some() {
+            return Err(crate::Error::InvalidInput(format!(
+                "decoder input was given to a {} model, which has no decoder stack (only \
+                 encoder-decoder models such as BART take one)",
+                self.config().family.name()
+            )));
+        }
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         prepare::validate(
             self.config(),

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use super::hooks::{
-    DeepTokens, ForwardInput, LayerPrefix, LogitPositions, SoftEmbeddings, TokenBatch,
+    DecoderInput, DeepTokens, ForwardInput, LayerPrefix, LogitPositions, SoftEmbeddings, TokenBatch,
 };
 use super::kv_cache::KvCache;
 use super::layers::{float_tensor, int_tensor};
@@ -594,4 +594,116 @@ pub(crate) fn gather_rows(
         .collect();
     let idx: Tensor<3, Int> = int_tensor(idx, [b, k, h], device);
     hidden.gather(1, idx)
+}
+
+/// The encoder half of an encoder-decoder `input`: its tokens and hooks, nothing asked of the
+/// output (the requests concern the decoder).
+pub(crate) fn encoder_view(input: &ForwardInput) -> ForwardInput {
+    ForwardInput {
+        tokens: input.tokens.clone(),
+        input_embeds: input.input_embeds.clone(),
+        soft: input.soft.clone(),
+        prefixes: input.prefixes.clone(),
+        prefix_mask: input.prefix_mask.clone(),
+        deep: input.deep.clone(),
+        output_hidden_states: input.output_hidden_states,
+        dropout: input.dropout,
+        ..Default::default()
+    }
+}
+
+/// The decoder half of an encoder-decoder `input` as a decoder-only pass would take it: the
+/// decoder's tokens, soft vectors and self-attention prefixes, with `input`'s requests of the
+/// output.
+pub(crate) fn decoder_view(input: &ForwardInput, decoder: &DecoderInput) -> ForwardInput {
+    ForwardInput {
+        tokens: Some(decoder.tokens.clone()),
+        soft: decoder.soft.clone(),
+        prefixes: decoder.prefixes.clone(),
+        prefix_mask: decoder.prefix_mask.clone(),
+        position_ids: input.position_ids.clone(),
+        output_hidden_states: input.output_hidden_states,
+        logits: input.logits.clone(),
+        logit_rows_per_row: input.logit_rows_per_row.clone(),
+        hidden_at: input.hidden_at.clone(),
+        dropout: input.dropout,
+        ..Default::default()
+    }
+}
+
+/// Checks an encoder-decoder pass (`cfg` has a decoder stack): the encoder's input in a first
+/// step only, the decoder's against the decoder stack and the cache, cross-attention prefixes
+/// against the decoder layers, every batch the same size.
+pub(crate) fn validate_encoder_decoder(
+    cfg: &BackboneConfig,
+    output_vocab: usize,
+    input: &ForwardInput,
+    cache: Option<&KvCache>,
+) -> Result<()> {
+    let decoder_cfg = cfg.decoder_stack().expect("an encoder-decoder config");
+    let Some(decoder) = &input.decoder else {
+        if cache.is_some() {
+            return Err(Error::InvalidInput(
+                "an encoder-decoder model decodes with a cache only when given decoder input"
+                    .into(),
+            ));
+        }
+        if input.logits.positions != LogitPositions::None || input.logit_rows_per_row.is_some() {
+            return Err(Error::InvalidInput(
+                "logits come from the decoder: give decoder input to an encoder-decoder model"
+                    .into(),
+            ));
+        }
+        return validate(cfg, 0, input, None, 0);
+    };
+    let encoded = cache.is_some_and(KvCache::has_cross);
+    let batch =
+        match (&input.tokens, encoded) {
+            (Some(_), true) => return Err(Error::InvalidInput(
+                "the cache already holds the encoded source: later steps take decoder tokens only"
+                    .into(),
+            )),
+            (Some(t), false) => {
+                validate(cfg, 0, &encoder_view(input), None, 0)?;
+                t.batch
+            }
+            (None, true) => cache.map(KvCache::batch).unwrap_or(0),
+            (None, false) => {
+                return Err(Error::InvalidInput(
+                    "the first step of an encoder-decoder model needs the source tokens".into(),
+                ))
+            }
+        };
+    if decoder.tokens.batch != batch {
+        return shape_err(format!(
+            "decoder input has {} rows, the source {batch}",
+            decoder.tokens.batch
+        ));
+    }
+    if decoder.cross_prefixes.is_some() {
+        if encoded {
+            return Err(Error::InvalidInput(
+                "cross-attention prefixes go in the first step only; the cache already holds them"
+                    .into(),
+            ));
+        }
+        let cross = ForwardInput {
+            tokens: Some(decoder.tokens.clone()),
+            prefixes: decoder.cross_prefixes.clone(),
+            prefix_mask: decoder.cross_prefix_mask.clone(),
+            ..Default::default()
+        };
+        validate(&decoder_cfg, 0, &cross, None, 0)
+            .map_err(|e| Error::Shape(format!("cross-attention: {e}")))?;
+    } else if decoder.cross_prefix_mask.is_some() {
+        return shape_err("a cross-attention prefix mask was given without prefixes".into());
+    }
+    let past = cache.map(KvCache::len).unwrap_or(0);
+    validate(
+        &decoder_cfg,
+        output_vocab,
+        &decoder_view(input, decoder),
+        cache,
+        past,
+    )
 }

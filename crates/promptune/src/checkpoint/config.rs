@@ -16,6 +16,8 @@ pub enum Family {
     Gemma3,
     /// GPT-2 decoder (learned positions, LayerNorm, fused QKV, tied LM head).
     Gpt2,
+    /// BART encoder-decoder (learned positions offset by 2, post-LayerNorm blocks, cross-attention).
+    Bart,
 }
 
 impl Family {
@@ -27,12 +29,30 @@ impl Family {
             Family::Llama => "llama",
             Family::Gemma3 => "gemma3",
             Family::Gpt2 => "gpt2",
+            Family::Bart => "bart",
         }
     }
 
-    /// Encoders attend in both directions; decoders are causal.
+    /// Encoders attend in both directions; decoders are causal (an encoder-decoder's first
+    /// stack is not).
     pub fn is_causal(self) -> bool {
         matches!(self, Family::Llama | Family::Gemma3 | Family::Gpt2)
+    }
+
+    /// Whether the family has an encoder and a decoder attending to it.
+    pub fn is_encoder_decoder(self) -> bool {
+        matches!(self, Family::Bart)
+    }
+
+    /// `encoder`, `decoder` or `encoder-decoder`.
+    pub fn kind(self) -> &'static str {
+        if self.is_encoder_decoder() {
+            "encoder-decoder"
+        } else if self.is_causal() {
+            "decoder"
+        } else {
+            "encoder"
+        }
     }
 }
 
@@ -115,9 +135,31 @@ pub struct BackboneConfig {
     /// Dropout on attention probabilities while training (HF `attention_probs_dropout_prob`;
     /// encoders only, 0 elsewhere), under the same switch as `hidden_dropout`.
     pub attention_dropout: f32,
+    /// Decoder layers of an encoder-decoder model (0 elsewhere); `num_layers` counts the
+    /// encoder's. Both stacks share the widths and head counts above.
+    #[serde(default)]
+    pub decoder_layers: usize,
+    /// The id a decoder's input starts with (encoder-decoder models).
+    #[serde(default)]
+    pub decoder_start_token_id: Option<u32>,
+    /// Token embeddings are multiplied by sqrt(hidden) before the first layer (BART's
+    /// `scale_embedding`; Gemma scales its own).
+    #[serde(default)]
+    pub scale_embedding: bool,
 }
 
 impl BackboneConfig {
+    /// The decoder stack of an encoder-decoder model seen as a model of its own (its layer
+    /// count in `num_layers`), for checking decoder inputs; `None` without a decoder stack.
+    pub fn decoder_stack(&self) -> Option<BackboneConfig> {
+        (self.decoder_layers > 0).then(|| BackboneConfig {
+            num_layers: self.decoder_layers,
+            sliding_layers: vec![false; self.decoder_layers],
+            type_vocab_size: 0,
+            ..self.clone()
+        })
+    }
+
     /// Width of the keys/values of one layer (`num_kv_heads * head_dim`).
     pub fn kv_dim(&self) -> usize {
         self.num_kv_heads * self.head_dim
@@ -135,6 +177,7 @@ impl BackboneConfig {
             ("head_dim", self.head_dim, MAX_WIDTH),
             ("vocab_size", self.vocab_size, MAX_VOCAB),
             ("max_positions", self.max_positions, MAX_POSITIONS),
+            ("decoder_layers", self.decoder_layers, MAX_LAYERS),
         ] {
             check_size(key, value, max)?;
         }
@@ -164,8 +207,23 @@ impl BackboneConfig {
                 self.head_dim
             ));
         }
-        if matches!(self.family, Family::Bert | Family::Roberta | Family::Gpt2)
-            && self.num_heads * self.head_dim != self.hidden_size
+        if self.family.is_encoder_decoder() && self.decoder_layers == 0 {
+            return bad(format!(
+                "a {} model needs decoder layers (`decoder_layers` is 0)",
+                self.family.name()
+            ));
+        }
+        if !self.family.is_encoder_decoder() && self.decoder_layers != 0 {
+            return bad(format!(
+                "a {} model has no decoder stack, yet `decoder_layers` is {}",
+                self.family.name(),
+                self.decoder_layers
+            ));
+        }
+        if matches!(
+            self.family,
+            Family::Bert | Family::Roberta | Family::Gpt2 | Family::Bart
+        ) && self.num_heads * self.head_dim != self.hidden_size
         {
             return bad(format!(
                 "{} heads x {} head_dim != hidden {}",

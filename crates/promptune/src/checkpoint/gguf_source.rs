@@ -159,6 +159,9 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         attention_bias: file.tensor_info("blk.0.attn_q.bias").is_some(),
         hidden_dropout: 0.0,
         attention_dropout: 0.0,
+        decoder_layers: 0,
+        decoder_start_token_id: None,
+        scale_embedding: false,
     };
     config.validate()?;
     Ok(config)

@@ -139,8 +139,10 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         _ => value,
     };
     let j = Json { value, path };
-    if model_type == "gpt2" {
-        return parse_gpt2(&j);
+    match model_type {
+        "gpt2" => return parse_gpt2(&j),
+        "bart" => return parse_bart(&j),
+        _ => {}
     }
     let family = match model_type {
         "bert" => Family::Bert,
@@ -170,7 +172,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         .get("rope_parameters")
         .or_else(|| value.get("rope_scaling"));
     let (rope, rope_local, sliding_window, sliding_layers) = match family {
-        Family::Bert | Family::Roberta | Family::Gpt2 => {
+        Family::Bert | Family::Roberta | Family::Gpt2 | Family::Bart => {
             (None, None, None, vec![false; num_layers])
         }
         Family::Llama => {
@@ -231,7 +233,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     }
     let eps_default = match family {
         Family::Bert => 1e-12,
-        Family::Roberta | Family::Gpt2 => 1e-5,
+        Family::Roberta | Family::Gpt2 | Family::Bart => 1e-5,
         Family::Llama | Family::Gemma3 => 1e-6,
     };
     let norm_eps = if encoder {
@@ -281,6 +283,9 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         } else {
             0.0
         },
+        decoder_layers: 0,
+        decoder_start_token_id: None,
+        scale_embedding: false,
     };
     config.validate()?;
     Ok(config)
@@ -342,6 +347,100 @@ fn parse_gpt2(j: &Json) -> Result<BackboneConfig> {
         attention_bias: true,
         hidden_dropout: 0.0,
         attention_dropout: 0.0,
+        decoder_layers: 0,
+        decoder_start_token_id: None,
+        scale_embedding: false,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// BART's `config.json` (`d_model`, `encoder_layers`/`decoder_layers`, `*_attention_heads`,
+/// `*_ffn_dim`, `max_position_embeddings`, `scale_embedding`, `decoder_start_token_id`). Both
+/// stacks must share their widths and head counts (every released BART does); LayerNorm's
+/// epsilon is PyTorch's default, as BART never sets it.
+fn parse_bart(j: &Json) -> Result<BackboneConfig> {
+    let hidden_size = j.usize("d_model")?;
+    let num_layers = j.usize("encoder_layers")?;
+    let decoder_layers = j.usize("decoder_layers")?;
+    for (key, n) in [
+        ("encoder_layers", num_layers),
+        ("decoder_layers", decoder_layers),
+    ] {
+        super::config::check_size(key, n, super::config::MAX_LAYERS)
+            .map_err(|e| j.err(e.to_string()))?;
+        if n == 0 {
+            return Err(j.err(format!(
+                "`{key}` is 0: a BART model needs both an encoder and a decoder"
+            )));
+        }
+    }
+    let num_heads = j.usize("encoder_attention_heads")?;
+    let intermediate_size = j.usize("encoder_ffn_dim")?;
+    for (key, value, enc) in [
+        (
+            "decoder_attention_heads",
+            j.usize("decoder_attention_heads")?,
+            num_heads,
+        ),
+        (
+            "decoder_ffn_dim",
+            j.usize("decoder_ffn_dim")?,
+            intermediate_size,
+        ),
+    ] {
+        if value != enc {
+            return Err(j.err(format!(
+                "`{key}` = {value} differs from the encoder's {enc}: encoder and decoder stacks \
+                 of different shapes are not supported"
+            )));
+        }
+    }
+    if num_heads == 0 {
+        return Err(j.err("`encoder_attention_heads` is 0".into()));
+    }
+    for key in ["add_final_layer_norm", "normalize_before"] {
+        if j.bool_or(key, false) {
+            return Err(j.err(format!(
+                "`{key}` (mBART's pre-LayerNorm layout) is not supported; BART's is"
+            )));
+        }
+    }
+    let head_dim = hidden_size / num_heads;
+    let hidden_act = j.str_or("activation_function", "gelu").to_string();
+    if !super::config::is_known_activation(&hidden_act) {
+        return Err(j.err(format!("unsupported activation `{hidden_act}`")));
+    }
+    let config = BackboneConfig {
+        family: Family::Bart,
+        vocab_size: j.usize("vocab_size")?,
+        hidden_size,
+        num_layers,
+        num_heads,
+        num_kv_heads: num_heads,
+        head_dim,
+        intermediate_size,
+        max_positions: j.usize_or("max_position_embeddings", 1024)?,
+        norm_eps: 1e-5,
+        rope: None,
+        rope_local: None,
+        sliding_window: None,
+        sliding_layers: vec![false; num_layers],
+        attention_scale: 1.0 / (head_dim as f64).sqrt(),
+        final_logit_softcap: None,
+        attn_logit_softcap: None,
+        type_vocab_size: 0,
+        pad_token_id: j.token_ids("pad_token_id").first().copied(),
+        bos_token_id: j.token_ids("bos_token_id").first().copied(),
+        eos_token_ids: j.token_ids("eos_token_id"),
+        tie_word_embeddings: j.bool_or("tie_word_embeddings", true),
+        hidden_act,
+        attention_bias: true,
+        hidden_dropout: 0.0,
+        attention_dropout: 0.0,
+        decoder_layers,
+        decoder_start_token_id: j.token_ids("decoder_start_token_id").first().copied(),
+        scale_embedding: j.bool_or("scale_embedding", false),
     };
     config.validate()?;
     Ok(config)
