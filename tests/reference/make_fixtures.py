@@ -20,11 +20,12 @@ import torch
 from safetensors.torch import save_file
 import transformers
 from transformers import (BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM,
-                          Gemma3ForCausalLM, Gemma3TextConfig,
+                          Gemma3ForCausalLM, Gemma3TextConfig, T5Config, T5ForConditionalGeneration,
                           GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, RobertaConfig,
                           RobertaForMaskedLM)
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.models.bart import modeling_bart
+from transformers.models.t5 import modeling_t5
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "promptune", "tests", "fixtures")
 torch.manual_seed(0)
@@ -300,7 +301,7 @@ _eager = modeling_bart.eager_attention_forward
 def _prefixed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     extra = PREFIXES.get(id(module))
     if extra is not None:
-        k, v, valid = extra
+        k, v, valid, _ = extra
         b, t, s = query.shape[0], query.shape[2], key.shape[2]
         key = torch.cat([k.expand(b, -1, -1, -1), key], dim=2)
         value = torch.cat([v.expand(b, -1, -1, -1), value], dim=2)
@@ -315,11 +316,45 @@ def _prefixed_attention(module, query, key, value, attention_mask, scaling=None,
 
 modeling_bart.eager_attention_forward = _prefixed_attention
 
+# T5 adds a relative position bias to the scores; a prefix's columns get what the prefix's
+# entry in PREFIXES says (the encoder's: the bias of keys at positions 0..p for queries that
+# follow them, as transformers gives `past_key_values`; cross-attention's: none).
+_t5_eager = modeling_t5.eager_attention_forward
+
+
+def _t5_prefixed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                           position_bias=None, **kwargs):
+    extra = PREFIXES.get(id(module))
+    if extra is not None:
+        k, v, valid, bias = extra
+        b, h, t, s = query.shape[0], query.shape[1], query.shape[2], key.shape[2]
+        p = k.shape[2]
+        key = torch.cat([k.expand(b, -1, -1, -1), key], dim=2)
+        value = torch.cat([v.expand(b, -1, -1, -1), value], dim=2)
+        if position_bias is None:
+            position_bias = torch.zeros(1, h, t, s)
+        pre_bias = bias if bias is not None else torch.zeros(1, h, t, p)
+        position_bias = torch.cat([pre_bias.expand(b, h, t, p), position_bias.expand(b, h, t, s)], dim=-1)
+        if attention_mask is None:
+            attention_mask = torch.zeros(b, 1, t, s)
+        attention_mask = attention_mask.expand(b, 1, t, s)
+        pre = torch.zeros(b, 1, t, p)
+        pre[(valid == 0)[:, None, None, :].expand(b, 1, t, p)] = torch.finfo(torch.float32).min
+        attention_mask = torch.cat([pre, attention_mask], dim=-1)
+    return _t5_eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                     position_bias=position_bias, **kwargs)
+
+
+modeling_t5.eager_attention_forward = _t5_prefixed_attention
+
 
 def random_prefix(layers, b, p, heads, head_dim, seed):
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(b, heads, p, head_dim, generator=g), torch.randn(b, heads, p, head_dim, generator=g))
             for _ in range(layers)]
+
+
+HEAD = {}
 
 
 def record_seq2seq(cases, case, out, **inputs):
@@ -329,10 +364,15 @@ def record_seq2seq(cases, case, out, **inputs):
         cases[f"{case}.encoder_hidden.{l}"] = h.detach().float().contiguous()
     for l, h in enumerate(out.decoder_hidden_states):
         cases[f"{case}.hidden.{l}"] = h.detach().float().contiguous()
-    cases[f"{case}.logits"] = out.logits.detach().float().contiguous()
+    logits = out.logits if "head" not in HEAD else out.decoder_hidden_states[-1] @ HEAD["head"].T
+    cases[f"{case}.logits"] = logits.detach().float().contiguous()
 
 
-def bart_cases(model, cfg):
+def seq2seq_cases(model, cfg, stacks, head=None):
+    """The encoder-decoder cases. `stacks` = (encoder, decoder, shared embedding, encoder
+    layers' self-attentions, decoder layers' self- and cross-attentions, the encoder's
+    position bias of a prefix or None); `head` replaces the LM head (T5 v1.1 untied)."""
+    encoder, decoder, shared, enc_attn, dec_cross, prefix_bias = stacks
     cases = {}
     ids, mask = batch([9, 6], cfg.pad_token_id)
     dids, dmask = batch([5, 3], cfg.pad_token_id)
@@ -343,18 +383,19 @@ def bart_cases(model, cfg):
 
     # soft vectors in place of encoder tokens (inputs_embeds carry the embedding scale)
     g = torch.Generator().manual_seed(3)
-    emb = model.model.shared(ids).detach().clone()
+    emb = shared(ids).detach().clone()
     soft = torch.randn(1, 2, cfg.d_model, generator=g)
     emb[:, 0], emb[:, 1] = soft[0, 0], soft[0, 1]
     record_seq2seq(cases, "soft", model(inputs_embeds=emb, attention_mask=mask, **common),
                    input_ids=ids, attention_mask=mask, decoder_input_ids=dids, decoder_attention_mask=dmask,
                    soft_values=soft, soft_positions=torch.tensor([[0, 1]] * 2, dtype=torch.long))
 
-    h, hd = cfg.encoder_attention_heads, cfg.d_model // cfg.encoder_attention_heads
+    h, hd = cfg.num_attention_heads, getattr(cfg, "d_kv", cfg.d_model // cfg.num_attention_heads)
+    enc_layers, dec_layers = len(enc_attn), len(dec_cross)
     enc_p, dec_p, cross_p = 3, 2, 4
-    encoder_prefix = random_prefix(cfg.encoder_layers, 1, enc_p, h, hd, 21)
-    decoder_prefix = random_prefix(cfg.decoder_layers, 2, dec_p, h, hd, 22)
-    cross_prefix = random_prefix(cfg.decoder_layers, 1, cross_p, h, hd, 23)
+    encoder_prefix = random_prefix(enc_layers, 1, enc_p, h, hd, 21)
+    decoder_prefix = random_prefix(dec_layers, 2, dec_p, h, hd, 22)
+    cross_prefix = random_prefix(dec_layers, 1, cross_p, h, hd, 23)
     # the second row leaves the last cross-attention prefix slot out
     cross_valid = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
 
@@ -362,18 +403,19 @@ def bart_cases(model, cfg):
         PREFIXES.clear()
         extra = {}
         if enc:
-            for l, layer in enumerate(model.model.encoder.layers):
-                PREFIXES[id(layer.self_attn)] = (*encoder_prefix[l], torch.ones(2, enc_p))
+            bias = prefix_bias(ids.shape[1], enc_p) if prefix_bias else None
+            for l, attn in enumerate(enc_attn):
+                PREFIXES[id(attn)] = (*encoder_prefix[l], torch.ones(2, enc_p), bias)
                 extra[f"encoder_prefix_key.{l}"], extra[f"encoder_prefix_value.{l}"] = encoder_prefix[l]
         if cross:
-            for l, layer in enumerate(model.model.decoder.layers):
-                PREFIXES[id(layer.encoder_attn)] = (*cross_prefix[l], cross_valid)
+            for l, attn in enumerate(dec_cross):
+                PREFIXES[id(attn)] = (*cross_prefix[l], cross_valid, None)
                 extra[f"cross_prefix_key.{l}"], extra[f"cross_prefix_value.{l}"] = cross_prefix[l]
             extra["cross_prefix_mask"] = cross_valid
         kwargs = dict(common)
         if dec:
             self_cache = DynamicCache()
-            for l in range(cfg.decoder_layers):
+            for l in range(dec_layers):
                 self_cache.update(*decoder_prefix[l], l)
                 extra[f"decoder_prefix_key.{l}"], extra[f"decoder_prefix_value.{l}"] = decoder_prefix[l]
             kwargs["past_key_values"] = EncoderDecoderCache(self_cache, DynamicCache())
@@ -392,7 +434,7 @@ def bart_cases(model, cfg):
     # layer 1 (positions count over the longer sequence, as transformers numbers inputs_embeds)
     at, n = 1, 2
     toks = deep_tokens(2, n, cfg.d_model, [0, 1])
-    emb = model.model.shared(ids).detach()
+    emb = shared(ids).detach()
     x = torch.cat([emb[:, :at], toks[0].expand(2, -1, -1), emb[:, at:]], dim=1)
     xmask = torch.cat([mask[:, :at], torch.ones(2, n, dtype=torch.long), mask[:, at:]], dim=1)
 
@@ -409,7 +451,7 @@ def bart_cases(model, cfg):
         return hook
 
     handles = [layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True)
-               for i, layer in enumerate(model.model.encoder.layers)]
+               for i, layer in enumerate(encoder)]
     out = model(inputs_embeds=x, attention_mask=xmask, **common)
     for hnd in handles:
         hnd.remove()
@@ -422,8 +464,12 @@ def bart_cases(model, cfg):
         cases[f"deep.deep.{l}"] = t
     for l, hs in enumerate(out.decoder_hidden_states):
         cases[f"deep.hidden.{l}"] = hs.float().contiguous()
-    cases["deep.encoder_hidden.2"] = out.encoder_last_hidden_state.float().contiguous()
-    cases["deep.logits"] = out.logits.detach().float()
+    cases[f"deep.encoder_hidden.{enc_layers}"] = out.encoder_last_hidden_state.float().contiguous()
+    cases["deep.logits"] = (out.logits if head is None else out.decoder_hidden_states[-1] @ head.T).detach().float()
+    cases["num_parameters"] = torch.tensor([model.num_parameters() + (head.numel() if head is not None else 0)],
+                                           dtype=torch.long)
+    if head is not None:
+        return cases
 
     # greedy generation: 16 new tokens (or up to EOS) from four sources, one at a time, each
     # decoder started with the start token and two tokens of its own (from the start token alone
@@ -438,7 +484,6 @@ def bart_cases(model, cfg):
         cases[f"generate.{i}.input_ids"] = src
         cases[f"generate.{i}.decoder_input_ids"] = start
         cases[f"generate.{i}.output_ids"] = seq
-    cases["num_parameters"] = torch.tensor([model.num_parameters()], dtype=torch.long)
     return cases
 
 
@@ -453,7 +498,50 @@ def bart():
     model.final_logits_bias.copy_(torch.randn(model.final_logits_bias.shape, generator=g) * 0.1)
     model.tie_weights()
     out = save_model(model, "tiny-bart")
-    save_cases(out, bart_cases(model, cfg))
+    layers = (model.model.encoder.layers, model.model.decoder.layers)
+    stacks = (layers[0], layers[1], model.model.shared, [l.self_attn for l in layers[0]],
+              [l.encoder_attn for l in layers[1]], None)
+    save_cases(out, seq2seq_cases(model, cfg, stacks))
+
+
+def t5(name, feed_forward_proj, untied_head):
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                   relative_attention_num_buckets=8, relative_attention_max_distance=20,
+                   feed_forward_proj=feed_forward_proj, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                   attn_implementation="eager")
+    model = randomize(T5ForConditionalGeneration(cfg)).eval()
+    # the relative bias matters at least as much as the scores
+    model.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.mul_(10)
+    model.decoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.mul_(10)
+    out = save_model(model, name)
+    head = None
+    if untied_head:
+        # transformers 5 always ties T5's head; checkpoints of v1.1 (and Flan) carry their own,
+        # with `tie_word_embeddings: false` and no output scaling: write one, and compute the
+        # logits from the decoder's last hidden state (which the head does not change)
+        g = torch.Generator().manual_seed(9)
+        head = torch.randn(VOCAB, cfg.d_model, generator=g) * 0.3
+        from safetensors.torch import load_file
+        weights = load_file(os.path.join(out, "model.safetensors"))
+        weights["lm_head.weight"] = head.clone()
+        save_file(weights, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        config = json.load(open(os.path.join(out, "config.json")))
+        config["tie_word_embeddings"] = False
+        config.pop("scale_decoder_outputs", None)
+        json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
+        HEAD["head"] = head
+    enc_attn = [b.layer[0].SelfAttention for b in model.encoder.block]
+    bias_module = enc_attn[0]
+
+    def prefix_bias(t, p):
+        # queries at positions p..p+t against prefix keys at 0..p
+        return bias_module.compute_bias(p + t, p + t)[:, :, p:, :p]
+
+    stacks = (model.encoder.block, model.decoder.block, model.shared, enc_attn,
+              [b.layer[1].EncDecAttention for b in model.decoder.block], prefix_bias)
+    cases = seq2seq_cases(model, cfg, stacks, head)
+    HEAD.clear()
+    save_cases(out, cases)
 
 
 # ---------------------------------------------------------------- GGUF (as llama.cpp writes it)
@@ -570,6 +658,9 @@ if __name__ == "__main__":
         gpt2()
     if not only or "bart" in only:
         bart()
+    if not only or "t5" in only:
+        t5("tiny-t5", "relu", untied_head=False)
+        t5("tiny-t5-v1_1", "gated-gelu", untied_head=True)
     if not only or only & {"llama", "gemma3", "gguf"}:
         lm, lcfg = llama()
         gm, gcfg = gemma3()

@@ -61,6 +61,8 @@ fn inspect_json_for_every_family() {
         ("tiny-roberta", "roberta", "safetensors"),
         ("tiny-gpt2", "gpt2", "safetensors"),
         ("tiny-bart", "bart", "safetensors"),
+        ("tiny-t5", "t5", "safetensors"),
+        ("tiny-t5-v1_1", "t5", "safetensors"),
         ("tiny-llama.gguf", "llama", "gguf"),
     ] {
         let (stdout, _) = ok(promptune(

@@ -283,6 +283,42 @@ fn safetensors_and_gguf_checkpoints() {
 }
 
 #[test]
+fn sentencepiece_models_and_encoder_decoder_configs() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let spiece = dir.path().join("spiece.model");
+    let seed = std::fs::read(fixtures.join("tokenizers/t5/spiece.model")).unwrap();
+    fuzz("spiece", &[seed], None, |bytes| {
+        std::fs::write(&spiece, bytes).unwrap();
+        said(promptune::tokenizer::load_tokenizer_file(&spiece, None));
+    });
+    // a BART folder whose config.json is broken, loaded and run one encoder-decoder step
+    let folder = dir.path().join("tiny-bart");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        fixtures.join("tiny-bart/model.safetensors"),
+        folder.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read(fixtures.join("tiny-bart/config.json")).unwrap();
+    let device = Device::flex();
+    fuzz("bart-config", &[config], None, |bytes| {
+        std::fs::write(folder.join("config.json"), bytes).unwrap();
+        let Ok(model) = promptune::backbone::load_backbone(&folder, &device) else {
+            return;
+        };
+        let mut input = promptune::backbone::ForwardInput::new(
+            promptune::backbone::TokenBatch::single(&[5, 6, 7]).unwrap(),
+        );
+        input.decoder = Some(promptune::backbone::DecoderInput::new(
+            promptune::backbone::TokenBatch::single(&[2, 9]).unwrap(),
+        ));
+        input.logits.positions = promptune::backbone::LogitPositions::All;
+        said(model.forward(&input, None));
+    });
+}
+
+#[test]
 fn adapters_loaded_and_run() {
     use promptune::method::prompt_tuning::{PromptInit, PromptTuningConfig};
     let dir = tiny::sentiment_folder();

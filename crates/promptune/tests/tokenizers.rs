@@ -255,3 +255,144 @@ fn clear_errors() {
     let e = load_tokenizer_file(&bad_json, None).unwrap_err();
     assert!(matches!(e, Error::Tokenizer(_)) && e.to_string().contains("bad-tokenizer.json"));
 }
+
+#[test]
+fn t5_spiece_model_matches_t5_tokenizer_fast() {
+    let dir = fixtures().join("t5");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    // from the file and from a folder holding only it
+    let tok = load_tokenizer_file(&dir.join("spiece.model"), None).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("spiece.model"), folder.path().join("spiece.model")).unwrap();
+    let from_folder = load_tokenizer_file(folder.path(), None).unwrap();
+    assert_eq!(
+        tok.get_vocab_size(true) as u64,
+        expected["vocab_size"].as_u64().unwrap()
+    );
+    let cases = expected["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 50);
+    let mut failures = Vec::new();
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        for (specials, key) in [(true, "ids"), (false, "ids_without_specials")] {
+            let got = tok.encode(text, specials).unwrap().get_ids().to_vec();
+            if got != ids_of(&case[key]) {
+                failures.push(format!("{text:?} ({key}): got {got:?}, want {}", case[key]));
+            }
+        }
+        let got = from_folder.encode(text, true).unwrap().get_ids().to_vec();
+        assert_eq!(got, ids_of(&case["ids"]), "{text:?} from the folder");
+        let decoded = tok.decode(&ids_of(&case["ids"]), true).unwrap();
+        if decoded != case["decoded_skip_special"].as_str().unwrap() {
+            failures.push(format!(
+                "decode {text:?}: got {decoded:?}, want {}",
+                case["decoded_skip_special"]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // the sentinels: <extra_id_0> is the last id
+    assert_eq!(tok.token_to_id("<extra_id_0>"), Some(32099));
+    assert_eq!(tok.token_to_id("<extra_id_99>"), Some(32000));
+}
+
+#[test]
+fn a_corrupt_spiece_model_is_a_clear_error() {
+    let bytes = std::fs::read(fixtures().join("t5/spiece.model")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated", bytes[..bytes.len() / 3].to_vec()),
+        (
+            "text",
+            b"this is not a protobuf at all, just some words\n".to_vec(),
+        ),
+        ("bad wire type", vec![0x0f, 0x01, 0x02]),
+        ("huge length", vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+    ];
+    for (what, data) in cases {
+        let path = dir.path().join("spiece.model");
+        std::fs::write(&path, &data).unwrap();
+        let e = load_tokenizer_file(&path, None).unwrap_err();
+        assert!(matches!(e, Error::Tokenizer(_)), "{what}: {e}");
+        assert!(e.to_string().contains("spiece.model"), "{what}: {e}");
+    }
+}
+
+#[test]
+fn gpt2_vocab_json_and_merges_give_the_tokenizer_json_ids() {
+    // the vocabulary and merges of the committed GPT-2 tokenizer.json, as the two files
+    // transformers' slow tokenizer reads
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("gpt2/tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vocab.json"),
+        json["model"]["vocab"].to_string(),
+    )
+    .unwrap();
+    let merges: Vec<String> = json["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            Value::String(s) => s.clone(),
+            pair => format!(
+                "{} {}",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ),
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("merges.txt"),
+        format!("#version: 0.2\n{}\n", merges.join("\n")),
+    )
+    .unwrap();
+    let tok = load_tokenizer_file(dir.path(), None).unwrap();
+    check_cases(&tok, "gpt2", false);
+
+    // BART's specials wrap each text when its config.json says so; GPT-2's vocabulary lacks them
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "bart"}"#).unwrap();
+    let e = load_tokenizer_file(dir.path(), None).unwrap_err();
+    assert!(e.to_string().contains("<s>"), "{e}");
+
+    // BART's five specials appended to the vocabulary, as the fixture script did for
+    // transformers' BartTokenizerFast
+    let mut vocab = json["model"]["vocab"].as_object().unwrap().clone();
+    for special in ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] {
+        vocab.insert(special.into(), vocab.len().into());
+    }
+    std::fs::write(
+        dir.path().join("vocab.json"),
+        Value::from(vocab).to_string(),
+    )
+    .unwrap();
+    let tok = load_tokenizer_file(dir.path(), None).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("bart-bpe-expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        tok.get_vocab_size(true) as u64,
+        expected["vocab_size"].as_u64().unwrap()
+    );
+    for case in expected["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ids = tok.encode(text, true).unwrap().get_ids().to_vec();
+        assert_eq!(ids, ids_of(&case["ids"]), "{text:?}");
+        assert_eq!(
+            tok.decode(&ids, true).unwrap(),
+            case["decoded_skip_special"].as_str().unwrap(),
+            "{text:?}"
+        );
+    }
+}

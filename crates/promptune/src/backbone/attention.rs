@@ -41,6 +41,27 @@ pub fn attend(
         .reshape([b, t, h * d])
 }
 
+/// [`attend`] with an additive bias on the scores, `[B, H, T, S]` (T5's relative position
+/// bias), for models without grouped key/value heads.
+pub fn attend_biased(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: &Tensor<4, Bool>,
+    bias: &Tensor<4>,
+    scale: f64,
+) -> Tensor<3> {
+    let [b, h, t, d] = q.dims();
+    let options = AttentionModuleOptions {
+        scale: Some(scale),
+        softcap: None,
+        is_causal: false,
+    };
+    module::attention(q, k, v, Some(mask.clone()), Some(bias.clone()), options)
+        .swap_dims(1, 2)
+        .reshape([b, t, h * d])
+}
+
 /// [`attend`] in training mode with dropout on the attention probabilities (HF's
 /// `attention_probs_dropout_prob`): each probability is zeroed with probability `p` and the others
 /// scaled by `1 / (1 - p)`, the mask drawn from `seed`. The probabilities are materialised

@@ -12,16 +12,15 @@
 //! continue after the cached keys, a decoder prefix included (what transformers does with
 //! `past_key_values`).
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::attention::{attend, build_mask, split_heads, MaskSpec};
-use super::hooks::{
-    DecoderInput, EncoderOutput, ForwardInput, ForwardOutput, LayerPrefix, LogitPositions,
-};
+use super::hooks::{EncoderOutput, ForwardInput, ForwardOutput, LayerPrefix};
 use super::kv_cache::KvCache;
 use super::layers::{activate, embed, int_tensor, Linear, Norm};
 use super::loader::{Bias, WeightLoader};
 use super::prepare;
+use super::seq2seq::{decoder_logits, CrossKeys};
 use super::tensors::{visit_linear, visit_norm, TensorSlot};
 use super::{AttentionSite, BackboneInfo, FamilyModel, PrefixPositions};
 use crate::checkpoint::config::BackboneConfig;
@@ -219,34 +218,6 @@ pub fn load(config: BackboneConfig, source: &dyn WeightSource, device: &Device) 
     })
 }
 
-/// `[B, 1, T, S]` mask letting every query see exactly the valid keys of its row
-/// (`key_valid` is `[B, S]`): cross-attention, which is neither causal nor windowed.
-fn padding_mask(
-    batch: usize,
-    queries: usize,
-    key_valid: &[u8],
-    device: &Device,
-) -> Tensor<4, Bool> {
-    let keys = key_valid.len() / batch;
-    let mut data = Vec::with_capacity(batch * queries * keys);
-    for row in key_valid.chunks(keys) {
-        for _ in 0..queries {
-            data.extend(row.iter().map(|&v| v == 0));
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [batch, 1, queries, keys]), device)
-}
-
-/// Splits `[B, T, 2 H D]` keys and values side by side into two `[B, H, T, D]`.
-fn split_kv(kv: Tensor<3>, heads: usize) -> (Tensor<4>, Tensor<4>) {
-    let kv = split_heads(kv, 2 * heads);
-    (kv.clone().narrow(1, 0, heads), kv.narrow(1, heads, heads))
-}
-
-/// The decoder's cross-attention keys and values per layer, with the cross prefix first, and
-/// their validity `[B, S]`.
-type CrossKeys = (Vec<(Tensor<4>, Tensor<4>)>, Vec<u8>);
-
 impl Bart {
     /// Token embeddings as the first layer of either stack sees them.
     fn embed_ids(&self, tokens: &super::TokenBatch, device: &Device) -> Tensor<3> {
@@ -348,40 +319,6 @@ impl Bart {
         }
     }
 
-    /// Each decoder layer's cross-attention keys and values over the encoded source, its
-    /// cross prefix before them.
-    fn cross_keys(&self, encoded: &EncoderOutput, decoder: &DecoderInput) -> CrossKeys {
-        let b = decoder.tokens.batch;
-        let prefixes = decoder.cross_prefixes.as_ref();
-        let prefix_len = prefixes.map(|p| p[0].key.dims()[2]).unwrap_or(0);
-        let valid = prepare::key_mask(
-            &encoded.mask,
-            b,
-            None,
-            prefix_len,
-            decoder.cross_prefix_mask.as_deref(),
-        );
-        let keys = self
-            .decoder
-            .iter()
-            .enumerate()
-            .map(|(i, layer)| {
-                let (k, v) = split_kv(
-                    layer.cross_kv.forward(encoded.last_hidden.clone()),
-                    self.config.num_heads,
-                );
-                match prefixes.map(|p| &p[i]) {
-                    Some(p) => (
-                        Tensor::cat(vec![prepare::expand_batch(p.key.clone(), b), k], 2),
-                        Tensor::cat(vec![prepare::expand_batch(p.value.clone(), b), v], 2),
-                    ),
-                    None => (k, v),
-                }
-            })
-            .collect();
-        (keys, valid)
-    }
-
     /// Forward pass; inputs were validated by [`super::Backbone::forward`].
     fn run(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> ForwardOutput {
         let Some(decoder) = &input.decoder else {
@@ -404,24 +341,18 @@ impl Bart {
 
         // the source: encoded now (first step), or its keys read back from the cache
         let encoded = input.tokens.is_some().then(|| self.encode(input));
-        let (cross, cross_valid) = match &encoded {
-            Some(e) => self.cross_keys(e, decoder),
-            None => {
-                let c = cache
+        let cross = match &encoded {
+            Some(e) => {
+                let kv: Vec<&Linear> = self.decoder.iter().map(|l| &l.cross_kv).collect();
+                CrossKeys::compute(e, decoder, &kv, cfg.num_heads, cache.as_deref_mut())
+            }
+            None => CrossKeys::cached(
+                cache
                     .as_deref()
-                    .expect("validated: the cache holds the source");
-                let keys = (0..self.decoder.len())
-                    .map(|i| c.cross_layer(i).expect("stored in the first step").clone())
-                    .collect();
-                (keys, c.cross_mask().to_vec())
-            }
+                    .expect("validated: the cache holds the source"),
+                self.decoder.len(),
+            ),
         };
-        if let (Some(c), Some(_)) = (cache.as_deref_mut(), &encoded) {
-            for (i, (k, v)) in cross.iter().enumerate() {
-                c.set_cross_layer(i, k.clone(), v.clone());
-            }
-            c.set_cross_mask(cross_valid.clone());
-        }
 
         let mut x = self.embed_ids(tokens, &device);
         if let Some(soft) = &decoder.soft {
@@ -456,7 +387,7 @@ impl Bart {
             },
             &device,
         );
-        let cross_mask = padding_mask(b, len, &cross_valid, &device);
+        let cross_mask = cross.mask(b, len, &device);
 
         let mut hidden_states = Vec::new();
         for (i, layer) in self.decoder.iter().enumerate() {
@@ -470,7 +401,7 @@ impl Bart {
                     .forward(x.clone(), &self_mask, prefix, i, cache.as_deref_mut(), cfg);
             x = layer.self_norm.forward(x + attn, cfg.norm_eps);
             let q = split_heads(layer.cross_q.forward(x.clone()), cfg.num_heads);
-            let (k, v) = cross[i].clone();
+            let (k, v) = cross.layers[i].clone();
             let attn = attend(q, k, v, &cross_mask, cfg.attention_scale, None);
             x = layer
                 .cross_norm
@@ -487,20 +418,14 @@ impl Bart {
             c.set_prefix_len(prefix_slots);
             c.set_mask(b, keys_valid);
         }
-        let logits = (view.logits.positions != LogitPositions::None).then(|| {
-            let selected = match prepare::logit_rows(&view, &seq_mask, b) {
-                Some(rows) => prepare::gather_rows(x.clone(), &rows, &device),
-                None => x.clone(),
-            };
-            let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-            prepare::vocab_logits(
-                selected,
-                head,
-                self.final_logits_bias.as_ref(),
-                &view,
-                &device,
-            )
-        });
+        let logits = decoder_logits(
+            &view,
+            &x,
+            &seq_mask,
+            self.lm_head.as_ref().unwrap_or(&self.embed),
+            self.final_logits_bias.as_ref(),
+            &device,
+        );
         ForwardOutput {
             hidden_at: prepare::hidden_at(&view, &x, &device),
             last_hidden: x,

@@ -20,6 +20,8 @@ pub mod layers;
 pub mod llama;
 mod loader;
 mod prepare;
+mod seq2seq;
+pub mod t5;
 pub mod tensors;
 
 use burn::tensor::{Device, Int, Tensor};
@@ -37,7 +39,7 @@ use crate::checkpoint::weights::WeightSource;
 use crate::Result;
 
 /// What one transformer family implements (BERT/RoBERTa in [`bert`], Llama in [`llama`], Gemma 3
-/// in [`gemma3`], both on the blocks of [`decoder`], GPT-2 in [`gpt2`], BART in [`bart`]). Inputs arrive validated against [`FamilyModel::config`].
+/// in [`gemma3`], both on the blocks of [`decoder`], GPT-2 in [`gpt2`], BART in [`bart`], T5 in [`t5`]). Inputs arrive validated against [`FamilyModel::config`].
 pub trait FamilyModel: std::fmt::Debug + Send + Sync {
     /// The sizes and options it was loaded with.
     fn config(&self) -> &BackboneConfig;
@@ -88,6 +90,7 @@ fn loader(family: Family) -> LoadFamily {
         Family::Gemma3 => |c, w, d| Ok(Box::new(gemma3::load(c, w, d)?)),
         Family::Gpt2 => |c, w, d| Ok(Box::new(gpt2::load(c, w, d)?)),
         Family::Bart => |c, w, d| Ok(Box::new(bart::load(c, w, d)?)),
+        Family::T5 => |c, w, d| Ok(Box::new(t5::load(c, w, d)?)),
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Family {
     Gpt2,
     /// BART encoder-decoder (learned positions offset by 2, post-LayerNorm blocks, cross-attention).
     Bart,
+    /// T5 encoder-decoder (bucketed relative position bias, RMS norms, unscaled attention;
+    /// v1.0's ReLU and v1.1's gated-GELU feed-forward).
+    T5,
 }
 
 impl Family {
@@ -30,6 +33,7 @@ impl Family {
             Family::Gemma3 => "gemma3",
             Family::Gpt2 => "gpt2",
             Family::Bart => "bart",
+            Family::T5 => "t5",
         }
     }
 
@@ -41,7 +45,7 @@ impl Family {
 
     /// Whether the family has an encoder and a decoder attending to it.
     pub fn is_encoder_decoder(self) -> bool {
-        matches!(self, Family::Bart)
+        matches!(self, Family::Bart | Family::T5)
     }
 
     /// `encoder`, `decoder` or `encoder-decoder`.
@@ -146,6 +150,27 @@ pub struct BackboneConfig {
     /// `scale_embedding`; Gemma scales its own).
     #[serde(default)]
     pub scale_embedding: bool,
+    /// Bucketed relative position bias (T5).
+    #[serde(default)]
+    pub relative_attention: Option<RelativeAttention>,
+    /// The feed-forward layer multiplies an activated projection by a second one (T5 v1.1's
+    /// gated GELU).
+    #[serde(default)]
+    pub gated_ffn: bool,
+    /// The decoder's output is scaled by hidden^-0.5 before the LM head (T5 with the head
+    /// tied to the embedding, transformers' `scale_decoder_outputs`).
+    #[serde(default)]
+    pub scale_decoder_outputs: bool,
+}
+
+/// T5's relative position bias: distances are put into `num_buckets` buckets (half exact,
+/// half logarithmic up to `max_distance`), each with a learned bias per head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelativeAttention {
+    /// Buckets (in each direction half of them, for bidirectional attention).
+    pub num_buckets: usize,
+    /// Distances from here on share the last bucket.
+    pub max_distance: usize,
 }
 
 impl BackboneConfig {

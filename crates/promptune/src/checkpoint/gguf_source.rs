@@ -162,6 +162,9 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         decoder_layers: 0,
         decoder_start_token_id: None,
         scale_embedding: false,
+        relative_attention: None,
+        gated_ffn: false,
+        scale_decoder_outputs: false,
     };
     config.validate()?;
     Ok(config)

@@ -142,6 +142,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     match model_type {
         "gpt2" => return parse_gpt2(&j),
         "bart" => return parse_bart(&j),
+        "t5" => return parse_t5(&j),
         _ => {}
     }
     let family = match model_type {
@@ -172,7 +173,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         .get("rope_parameters")
         .or_else(|| value.get("rope_scaling"));
     let (rope, rope_local, sliding_window, sliding_layers) = match family {
-        Family::Bert | Family::Roberta | Family::Gpt2 | Family::Bart => {
+        Family::Bert | Family::Roberta | Family::Gpt2 | Family::Bart | Family::T5 => {
             (None, None, None, vec![false; num_layers])
         }
         Family::Llama => {
@@ -234,7 +235,7 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
     let eps_default = match family {
         Family::Bert => 1e-12,
         Family::Roberta | Family::Gpt2 | Family::Bart => 1e-5,
-        Family::Llama | Family::Gemma3 => 1e-6,
+        Family::Llama | Family::Gemma3 | Family::T5 => 1e-6,
     };
     let norm_eps = if encoder {
         j.f64_or("layer_norm_eps", eps_default)?
@@ -286,6 +287,9 @@ pub fn parse_config(value: &Value, path: &Path) -> Result<BackboneConfig> {
         decoder_layers: 0,
         decoder_start_token_id: None,
         scale_embedding: false,
+        relative_attention: None,
+        gated_ffn: false,
+        scale_decoder_outputs: false,
     };
     config.validate()?;
     Ok(config)
@@ -350,6 +354,9 @@ fn parse_gpt2(j: &Json) -> Result<BackboneConfig> {
         decoder_layers: 0,
         decoder_start_token_id: None,
         scale_embedding: false,
+        relative_attention: None,
+        gated_ffn: false,
+        scale_decoder_outputs: false,
     };
     config.validate()?;
     Ok(config)
@@ -441,6 +448,104 @@ fn parse_bart(j: &Json) -> Result<BackboneConfig> {
         decoder_layers,
         decoder_start_token_id: j.token_ids("decoder_start_token_id").first().copied(),
         scale_embedding: j.bool_or("scale_embedding", false),
+        relative_attention: None,
+        gated_ffn: false,
+        scale_decoder_outputs: false,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// T5's `config.json` (`d_model`, `d_kv`, `d_ff`, `num_layers`, `num_decoder_layers`,
+/// `num_heads`, `relative_attention_*`, `feed_forward_proj` = `relu` (v1.0) or `gated-gelu`
+/// (v1.1, Flan)). The decoder output is scaled before a tied LM head as transformers decides:
+/// `scale_decoder_outputs` where a config has it, else unless `tie_word_embeddings` is false.
+fn parse_t5(j: &Json) -> Result<BackboneConfig> {
+    use super::config::{check_size, RelativeAttention, MAX_LAYERS};
+    let hidden_size = j.usize("d_model")?;
+    let num_layers = j.usize("num_layers")?;
+    let decoder_layers = j.usize_or("num_decoder_layers", num_layers)?;
+    for (key, n) in [
+        ("num_layers", num_layers),
+        ("num_decoder_layers", decoder_layers),
+    ] {
+        check_size(key, n, MAX_LAYERS).map_err(|e| j.err(e.to_string()))?;
+        if n == 0 {
+            return Err(j.err(format!(
+                "`{key}` is 0: a T5 model needs both an encoder and a decoder"
+            )));
+        }
+    }
+    let num_heads = j.usize("num_heads")?;
+    if num_heads == 0 {
+        return Err(j.err("`num_heads` is 0".into()));
+    }
+    let proj = j.str_or("feed_forward_proj", "relu");
+    let parts: Vec<&str> = proj.split('-').collect();
+    let gated = parts.len() == 2 && parts[0] == "gated";
+    if parts.len() > 2 || (parts.len() == 2 && !gated) {
+        return Err(j.err(format!(
+            "`feed_forward_proj` = `{proj}` is neither `ACT` nor `gated-ACT`"
+        )));
+    }
+    let hidden_act = match proj {
+        "gated-gelu" => "gelu_new",
+        _ => parts[parts.len() - 1],
+    }
+    .to_string();
+    if !super::config::is_known_activation(&hidden_act) {
+        return Err(j.err(format!("unsupported activation `{hidden_act}`")));
+    }
+    let num_buckets = j.usize_or("relative_attention_num_buckets", 32)?;
+    let max_distance = j.usize_or("relative_attention_max_distance", 128)?;
+    if !(4..=4096).contains(&num_buckets) || max_distance <= num_buckets / 2 {
+        return Err(j.err(format!(
+            "relative attention of {num_buckets} buckets up to distance {max_distance}: \
+             needs 4 to 4096 buckets and a distance beyond half of them"
+        )));
+    }
+    let tie_word_embeddings = j.bool_or("tie_word_embeddings", true);
+    let pad = j.token_ids("pad_token_id").first().copied().or(Some(0));
+    let config = BackboneConfig {
+        family: Family::T5,
+        vocab_size: j.usize("vocab_size")?,
+        hidden_size,
+        num_layers,
+        num_heads,
+        num_kv_heads: num_heads,
+        head_dim: j.usize("d_kv")?,
+        intermediate_size: j.usize("d_ff")?,
+        max_positions: j.usize_or("n_positions", 512)?,
+        norm_eps: j.f64_or("layer_norm_epsilon", 1e-6)?,
+        rope: None,
+        rope_local: None,
+        sliding_window: None,
+        sliding_layers: vec![false; num_layers],
+        attention_scale: 1.0,
+        final_logit_softcap: None,
+        attn_logit_softcap: None,
+        type_vocab_size: 0,
+        pad_token_id: pad,
+        bos_token_id: None,
+        eos_token_ids: j.token_ids("eos_token_id"),
+        tie_word_embeddings,
+        hidden_act,
+        attention_bias: false,
+        hidden_dropout: 0.0,
+        attention_dropout: 0.0,
+        decoder_layers,
+        decoder_start_token_id: j
+            .token_ids("decoder_start_token_id")
+            .first()
+            .copied()
+            .or(pad),
+        scale_embedding: false,
+        relative_attention: Some(RelativeAttention {
+            num_buckets,
+            max_distance,
+        }),
+        gated_ffn: gated,
+        scale_decoder_outputs: j.bool_or("scale_decoder_outputs", tie_word_embeddings),
     };
     config.validate()?;
     Ok(config)
@@ -490,5 +595,69 @@ mod tests {
         broken.as_object_mut().unwrap().remove("n_embd");
         let err = parse_config(&broken, Path::new("config.json")).unwrap_err();
         assert!(err.to_string().contains("n_embd"), "{err}");
+    }
+
+    /// `google/flan-t5-small`'s `config.json` (v1.1 layout: gated GELU, its own LM head, more
+    /// decoder than encoder layers), as published.
+    const FLAN_T5_SMALL: &str = r#"{
+      "architectures": ["T5ForConditionalGeneration"], "d_ff": 1024, "d_kv": 64, "d_model": 512,
+      "decoder_start_token_id": 0, "dense_act_fn": "gelu_new", "dropout_rate": 0.1,
+      "eos_token_id": 1, "feed_forward_proj": "gated-gelu", "initializer_factor": 1.0,
+      "is_encoder_decoder": true, "is_gated_act": true, "layer_norm_epsilon": 1e-06,
+      "model_type": "t5", "n_positions": 512, "num_decoder_layers": 8, "num_heads": 6,
+      "num_layers": 8, "output_past": true, "pad_token_id": 0,
+      "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32,
+      "tie_word_embeddings": false, "use_cache": true, "vocab_size": 32128
+    }"#;
+
+    #[test]
+    fn t5_configs_read_with_their_own_key_names() {
+        let value: Value = serde_json::from_str(FLAN_T5_SMALL).unwrap();
+        let c = parse_config(&value, Path::new("config.json")).unwrap();
+        assert_eq!(c.family, Family::T5);
+        assert_eq!(
+            (c.hidden_size, c.num_heads, c.head_dim, c.intermediate_size),
+            (512, 6, 64, 1024)
+        );
+        assert_eq!((c.num_layers, c.decoder_layers), (8, 8));
+        assert!(c.gated_ffn && !c.tie_word_embeddings && !c.scale_decoder_outputs);
+        assert_eq!(c.hidden_act, "gelu_new");
+        assert_eq!(c.attention_scale, 1.0);
+        assert_eq!(c.decoder_start_token_id, Some(0));
+        // v1.0 (t5-small): ReLU, tied head scaled, six layers each
+        let mut v10 = value.clone();
+        let o = v10.as_object_mut().unwrap();
+        for key in [
+            "feed_forward_proj",
+            "tie_word_embeddings",
+            "num_decoder_layers",
+        ] {
+            o.remove(key);
+        }
+        o.insert("num_layers".into(), 6.into());
+        let c = parse_config(&v10, Path::new("config.json")).unwrap();
+        assert!(!c.gated_ffn && c.tie_word_embeddings && c.scale_decoder_outputs);
+        assert_eq!((c.hidden_act.as_str(), c.decoder_layers), ("relu", 6));
+        // what transformers 5 writes for a v1.1 model: tied, not scaled
+        let mut v5 = value.clone();
+        v5["tie_word_embeddings"] = true.into();
+        v5["scale_decoder_outputs"] = false.into();
+        let c = parse_config(&v5, Path::new("config.json")).unwrap();
+        assert!(c.tie_word_embeddings && !c.scale_decoder_outputs);
+        // a malformed activation and impossible buckets are named
+        for (key, bad, says) in [
+            (
+                "feed_forward_proj",
+                Value::from("double-gated-gelu"),
+                "feed_forward_proj",
+            ),
+            ("relative_attention_num_buckets", Value::from(2), "buckets"),
+            ("num_decoder_layers", Value::from(0), "decoder"),
+        ] {
+            let mut broken = value.clone();
+            broken[key] = bad;
+            let err = parse_config(&broken, Path::new("config.json")).unwrap_err();
+            assert!(err.to_string().contains(says), "{key}: {err}");
+        }
     }
 }

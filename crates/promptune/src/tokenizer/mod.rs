@@ -5,6 +5,7 @@
 //! generated ids with `decode(&ids, true)` (drops special tokens), or stream with
 //! `decode_stream(true)`.
 pub mod from_gguf;
+pub mod sentencepiece;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,9 +25,12 @@ use crate::error::{Error, Result};
 /// Loads a tokenizer from `path`, which may be
 ///
 /// * a `tokenizer.json` (any file ending in `.json`): loaded as is;
+/// * a SentencePiece `spiece.model` (any file ending in `.model`): T5's tokenizer (see
+///   [`sentencepiece::t5_tokenizer_from_spiece`]);
 /// * a WordPiece `vocab.txt` (any other file): a BERT tokenizer built as transformers'
 ///   `BertTokenizer` builds it (see [`bert_wordpiece_from_vocab`]);
-/// * a directory: its `tokenizer.json` if present, else its `vocab.txt`.
+/// * a directory: its `tokenizer.json` if present, else its `vocab.json` + `merges.txt`
+///   (byte-level BPE, see [`byte_level_bpe_from_files`]), `spiece.model` or `vocab.txt`.
 ///
 /// `lowercase` only matters for `vocab.txt`; `None` takes `do_lower_case` from a
 /// `tokenizer_config.json` next to it, defaulting to `true` like `BertTokenizer`.
@@ -36,13 +40,23 @@ pub fn load_tokenizer_file(path: &Path, lowercase: Option<bool>) -> Result<Token
         if json.is_file() {
             return load_tokenizer_file(&json, lowercase);
         }
+        let (bpe_vocab, merges) = (path.join("vocab.json"), path.join("merges.txt"));
+        if bpe_vocab.is_file() && merges.is_file() {
+            return byte_level_bpe_from_files(path);
+        }
+        let spiece = path.join("spiece.model");
+        if spiece.is_file() {
+            return sentencepiece::t5_tokenizer_from_spiece(&spiece);
+        }
         let vocab = path.join("vocab.txt");
         if vocab.is_file() {
             return load_tokenizer_file(&vocab, lowercase);
         }
         return Err(Error::MissingFile {
             path: json,
-            hint: "the folder has neither tokenizer.json nor vocab.txt".into(),
+            hint: "the folder has no tokenizer.json, vocab.json + merges.txt, spiece.model or \
+                   vocab.txt"
+                .into(),
         });
     }
     if !path.exists() {
@@ -67,11 +81,107 @@ pub fn load_tokenizer_file(path: &Path, lowercase: Option<bool>) -> Result<Token
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         return Ok(tokenizer);
     }
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("model"))
+    {
+        return sentencepiece::t5_tokenizer_from_spiece(path);
+    }
     let lowercase = match lowercase {
         Some(l) => l,
         None => do_lower_case_next_to(path)?.unwrap_or(true),
     };
     bert_wordpiece_from_vocab(path, lowercase)
+}
+
+/// A byte-level BPE tokenizer (GPT-2, RoBERTa, BART) from the `vocab.json` and `merges.txt` in
+/// `dir`, as transformers builds it from those files: GPT-2's regex split into byte-level
+/// symbols without a prefix space; the `tokenizer_class` of a `tokenizer_config.json` beside
+/// them (or else the `model_type` of a `config.json`) picks the special tokens (BART, RoBERTa:
+/// `<s> … </s>` around each text; otherwise GPT-2's, which adds none).
+pub fn byte_level_bpe_from_files(dir: &Path) -> Result<Tokenizer> {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::processors::roberta::RobertaProcessing;
+
+    let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+    let err = |e: &dyn std::fmt::Display| Error::Tokenizer(format!("{}: {e}", dir.display()));
+    for file in [&vocab, &merges] {
+        let size = std::fs::metadata(file)
+            .map_err(|e| Error::io(file, e))?
+            .len();
+        if size > 256 << 20 {
+            return Err(Error::Tokenizer(format!(
+                "{}: {size} bytes is too large for a tokenizer file",
+                file.display()
+            )));
+        }
+    }
+    let (vocab_s, merges_s) = (vocab.to_string_lossy(), merges.to_string_lossy());
+    let bpe = BPE::from_file(&vocab_s, &merges_s)
+        .build()
+        .map_err(|e| err(&e))?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    let byte_level = ByteLevel::new(false, true, true);
+    tokenizer.with_pre_tokenizer(Some(byte_level));
+    tokenizer.with_decoder(Some(byte_level));
+    let class = read_tokenizer_class(dir)?;
+    let roberta_style = class.as_deref().is_some_and(|c| {
+        let c = c.to_ascii_lowercase();
+        c.starts_with("bart") || c.starts_with("roberta")
+    });
+    let vocab = tokenizer.get_vocab(false);
+    let id = |t: &str| vocab.get(t).copied();
+    if roberta_style {
+        let (Some(bos), Some(eos)) = (id("<s>"), id("</s>")) else {
+            return Err(err(
+                &"a BART / RoBERTa vocabulary must hold `<s>` and `</s>`",
+            ));
+        };
+        tokenizer.with_post_processor(Some(
+            RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos))
+                .trim_offsets(true)
+                .add_prefix_space(false),
+        ));
+        let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>"]
+            .into_iter()
+            .filter(|t| id(t).is_some())
+            .map(|t| AddedToken::from(t, true))
+            .chain(id("<mask>").map(|_| AddedToken::from("<mask>", true).lstrip(true)))
+            .collect();
+        tokenizer
+            .add_special_tokens(specials)
+            .map_err(|e| err(&e))?;
+    } else {
+        tokenizer.with_post_processor(Some(byte_level));
+        if id("<|endoftext|>").is_some() {
+            tokenizer
+                .add_special_tokens([AddedToken::from("<|endoftext|>", true)])
+                .map_err(|e| err(&e))?;
+        }
+    }
+    Ok(tokenizer)
+}
+
+/// `tokenizer_class` from a `tokenizer_config.json` in `dir`, else `model_type` from its
+/// `config.json`, if either is there.
+fn read_tokenizer_class(dir: &Path) -> Result<Option<String>> {
+    for (file, key) in [
+        ("tokenizer_config.json", "tokenizer_class"),
+        ("config.json", "model_type"),
+    ] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(&path, format!("invalid JSON: {e}")))?;
+        if let Some(class) = value.get(key).and_then(|c| c.as_str()) {
+            return Ok(Some(class.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// `do_lower_case` from the `tokenizer_config.json` beside `vocab_txt`, if there is one.

@@ -1,10 +1,13 @@
-//! BART against HF transformers on the tiny random BART of `tests/reference/make_fixtures.py`:
-//! encoder and decoder hidden states and logits within 1e-4 for plain, padded, soft, deep and
-//! prefixed inputs, a prefix in each of the three attention sites alone and all together
-//! (decoder self-attention prefixes as PEFT passes them, through `past_key_values`; encoder and
-//! cross-attention prefixes before the keys each attention computes, which transformers has no
-//! argument for); decoding step by step with the cache equals the full pass; greedy generation
-//! gives `model.generate`'s tokens; prefix gradients in each site match finite differences.
+//! The encoder-decoders (BART, T5 v1.0 with a tied and scaled head, T5 v1.1 with gated GELU
+//! and its own head) against HF transformers on the tiny random checkpoints of
+//! `tests/reference/make_fixtures.py`: encoder and decoder hidden states and logits within 1e-4
+//! for plain, padded, soft, deep and prefixed inputs, a prefix in each of the three attention
+//! sites alone and all together (decoder self-attention prefixes as PEFT passes them, through
+//! `past_key_values`; encoder and cross-attention prefixes before the keys each attention
+//! computes, which transformers has no argument for; T5's encoder prefix with the relative
+//! bias of keys before the tokens); decoding step by step with the cache equals the full pass;
+//! greedy generation gives `model.generate`'s tokens; prefix gradients in each site match
+//! finite differences.
 
 mod common;
 
@@ -21,12 +24,16 @@ use promptune::generate::{generate_seq2seq_ids, GenerateOptions};
 
 const TOL: f32 = 1e-4;
 
-fn load() -> Backbone {
-    promptune::backbone::load_backbone(&fixture("tiny-bart"), &Device::flex()).expect("tiny-bart")
+/// Every encoder-decoder fixture.
+const MODELS: [&str; 3] = ["tiny-bart", "tiny-t5", "tiny-t5-v1_1"];
+
+fn load(name: &str) -> Backbone {
+    promptune::backbone::load_backbone(&fixture(name), &Device::flex())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn cases() -> HashMap<String, CaseTensor> {
-    read_cases(&fixture("tiny-bart").join("cases.safetensors"))
+fn cases(name: &str) -> HashMap<String, CaseTensor> {
+    read_cases(&fixture(name).join("cases.safetensors"))
 }
 
 fn tensor<const D: usize>(t: &CaseTensor) -> Tensor<D> {
@@ -116,12 +123,20 @@ fn compare(what: &str, got: Tensor<3>, expected: &CaseTensor, mask: &[u8]) {
 }
 
 fn check_case(model: &Backbone, cases: &HashMap<String, CaseTensor>, case: &str) {
+    let cfg = model.config();
+    let case = &format!(
+        "{} (gated FFN {}, tied head {}) {case}",
+        cfg.family.name(),
+        cfg.gated_ffn,
+        cfg.tie_word_embeddings
+    );
+    let name = case.rsplit(' ').next().unwrap();
     let out = model
-        .forward(&input_for(model, cases, case), None)
+        .forward(&input_for(model, cases, name), None)
         .unwrap_or_else(|e| panic!("{case}: {e}"));
     let encoder = out.encoder.as_ref().expect("the encoder ran");
     for l in 0..=model.config().num_layers {
-        if let Some(expected) = cases.get(&format!("{case}.encoder_hidden.{l}")) {
+        if let Some(expected) = cases.get(&format!("{name}.encoder_hidden.{l}")) {
             compare(
                 &format!("{case}: encoder hidden state {l}"),
                 encoder.hidden_states[l].clone(),
@@ -135,64 +150,75 @@ fn check_case(model: &Backbone, cases: &HashMap<String, CaseTensor>, case: &str)
         compare(
             &format!("{case}: decoder hidden state {l}"),
             h.clone(),
-            &cases[&format!("{case}.hidden.{l}")],
+            &cases[&format!("{name}.hidden.{l}")],
             &out.mask,
         );
     }
     compare(
         &format!("{case}: logits"),
         out.logits.clone().expect("logits"),
-        &cases[&format!("{case}.logits")],
+        &cases[&format!("{name}.logits")],
         &out.mask,
     );
 }
 
 #[test]
-fn bart_matches_transformers_with_prompts_in_every_attention_site() {
-    let model = load();
-    let cases = cases();
-    assert_eq!(
-        model.num_parameters() as i64,
-        cases["num_parameters"].i64[0]
-    );
-    let info = model.info();
-    assert_eq!((info.num_layers, info.decoder_layers), (2, 2));
-    for case in [
-        "plain",
-        "soft",
-        "encoder_prefix",
-        "decoder_prefix",
-        "cross_prefix",
-        "all_prefixes",
-        "deep",
-    ] {
-        check_case(&model, &cases, case);
+fn encoder_decoders_match_transformers_with_prompts_in_every_attention_site() {
+    for name in MODELS {
+        let model = load(name);
+        let cases = cases(name);
+        assert_eq!(
+            model.num_parameters() as i64,
+            cases["num_parameters"].i64[0],
+            "{name}: parameters"
+        );
+        let info = model.info();
+        assert_eq!((info.num_layers, info.decoder_layers), (2, 2));
+        for case in [
+            "plain",
+            "soft",
+            "encoder_prefix",
+            "decoder_prefix",
+            "cross_prefix",
+            "all_prefixes",
+            "deep",
+        ] {
+            check_case(&model, &cases, case);
+        }
     }
 }
 
 #[test]
 fn encoder_alone_gives_the_encoder_states() {
-    let model = load();
-    let cases = cases();
-    let mut input = input_for(&model, &cases, "plain");
-    input.decoder = None;
-    input.logits = LogitsRequest::default();
-    let out = model.forward(&input, None).unwrap();
-    assert!(out.logits.is_none() && out.encoder.is_none());
-    compare(
-        "encoder only: last hidden",
-        out.last_hidden,
-        &cases["plain.encoder_hidden.2"],
-        &out.mask,
-    );
+    for name in MODELS {
+        let model = load(name);
+        let cases = cases(name);
+        let mut input = input_for(&model, &cases, "plain");
+        input.decoder = None;
+        input.logits = LogitsRequest::default();
+        let out = model.forward(&input, None).unwrap();
+        assert!(out.logits.is_none() && out.encoder.is_none());
+        compare(
+            &format!("{name}: encoder only, last hidden"),
+            out.last_hidden,
+            &cases["plain.encoder_hidden.2"],
+            &out.mask,
+        );
+    }
 }
 
 /// Decoding one token at a time with the cache, every prefix site filled, gives the logits of
 /// one full pass; the source is given in the first step only.
 #[test]
 fn cache_decoding_matches_the_full_pass_with_all_prefixes() {
-    let model = load();
-    let cases = cases();
+    for name in MODELS {
+        check_cache(name);
+    }
+}
+
+fn check_cache(name: &str) {
+    let model = load(name);
+    let cases = cases(name);
     let full = input_for(&model, &cases, "all_prefixes");
     // the first row alone (the cache decodes one sequence here)
     let row = |t: &TokenBatch| TokenBatch {
@@ -246,13 +272,20 @@ fn cache_decoding_matches_the_full_pass_with_all_prefixes() {
         got.extend(to_vec(out.logits.unwrap()));
     }
     let diff = max_abs_diff(&got, &expected, |_| true);
-    assert!(diff < TOL, "incremental logits differ by {diff}");
+    assert!(diff < TOL, "{name}: incremental logits differ by {diff}");
 }
 
 #[test]
 fn greedy_generation_gives_the_tokens_of_transformers_generate() {
-    let model = load();
-    let cases = cases();
+    // T5 v1.1's fixture head is not transformers' (which ties it): no generate() to compare
+    for name in ["tiny-bart", "tiny-t5"] {
+        check_generation(name);
+    }
+}
+
+fn check_generation(name: &str) {
+    let model = load(name);
+    let cases = cases(name);
     let eos = model.config().eos_token_ids.clone();
     for i in 0..4 {
         let ids = |what: &str| -> Vec<u32> {
@@ -277,7 +310,7 @@ fn greedy_generation_gives_the_tokens_of_transformers_generate() {
         if expected.last().is_some_and(|t| eos.contains(t)) {
             expected.pop();
         }
-        assert_eq!(new, expected, "source {i}");
+        assert_eq!(new, expected, "{name}: source {i}");
     }
 }
 
@@ -351,21 +384,23 @@ fn prefix_gradient(model: &Backbone, site: &str) -> (f32, f32) {
 
 #[test]
 fn prefix_gradients_in_each_site_match_finite_differences() {
-    let model = load();
-    for site in ["encoder", "decoder", "cross"] {
-        let (analytic, numeric) = prefix_gradient(&model, site);
-        assert!(analytic.abs() > 1e-6, "{site}: zero gradient");
-        assert!(
-            (numeric - analytic).abs() < 2e-3 + 0.05 * numeric.abs(),
-            "{site}: analytic {analytic}, numeric {numeric}"
-        );
+    for name in MODELS {
+        let model = load(name);
+        for site in ["encoder", "decoder", "cross"] {
+            let (analytic, numeric) = prefix_gradient(&model, site);
+            assert!(analytic.abs() > 1e-6, "{name} {site}: zero gradient");
+            assert!(
+                (numeric - analytic).abs() < 2e-3 + 0.05 * numeric.abs(),
+                "{name} {site}: analytic {analytic}, numeric {numeric}"
+            );
+        }
     }
 }
 
 #[test]
 fn encoder_decoder_misuse_is_a_clear_error() {
-    let model = load();
-    let cases = cases();
+    let model = load("tiny-bart");
+    let cases = cases("tiny-bart");
     let err = |input: &ForwardInput, cache: Option<&mut KvCache>| {
         model.forward(input, cache).unwrap_err().to_string()
     };
@@ -433,4 +468,25 @@ fn a_bart_config_without_a_decoder_or_with_uneven_stacks_is_refused() {
             .to_string();
         assert!(e.contains(says), "{key}: {e}");
     }
+}
+
+#[test]
+fn a_t5_checkpoint_without_a_decoder_is_refused() {
+    // T5's encoder alone, as `T5EncoderModel` saves it
+    let bytes = std::fs::read(fixture("tiny-t5").join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("decoder."))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("tiny-t5").join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    safetensors::serialize_to_file(kept, None, &dir.path().join("model.safetensors")).unwrap();
+    let e = promptune::backbone::load_backbone(dir.path(), &Device::flex()).unwrap_err();
+    assert!(e.to_string().contains("decoder"), "{e}");
 }
