@@ -284,6 +284,17 @@ def gpt2():
     model.tie_weights()
     out = save_model(model, "tiny-gpt2")
     save_cases(out, decoder_cases(model, cfg, 4, 8, model.transformer.wte, blocks=model.transformer.h))
+    write_gpt2_gguf(model, cfg, os.path.join(ROOT, "tiny-gpt2.gguf"))
+    # greedy generation: 16 new tokens (or up to EOS) from four prompts, one at a time
+    gen = {}
+    for i, n in enumerate([7, 4, 11, 5]):
+        ids, _ = batch([n], cfg.pad_token_id)
+        ids = (ids + i).clamp(max=VOCAB - 1)
+        seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False,
+                             num_beams=1, pad_token_id=cfg.pad_token_id)
+        gen[f"generate.{i}.input_ids"] = ids
+        gen[f"generate.{i}.output_ids"] = seq
+    save_file(gen, os.path.join(out, "generate.safetensors"))
     return model, cfg
 
 
@@ -613,6 +624,43 @@ def write_gguf(model, cfg, arch, path, quantize):
         else:
             q = gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
             w.add_tensor(gg, q, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def write_gpt2_gguf(model, cfg, path):
+    """GPT-2 as llama.cpp's converter writes it: its own key names, the Conv1D weights
+    transposed to [out, in], no attention-mask buffers, the head tied (no output.weight)."""
+    import gguf
+    w = gguf.GGUFWriter(path, "gpt2")
+    w.add_context_length(cfg.n_positions)
+    w.add_embedding_length(cfg.n_embd)
+    w.add_block_count(cfg.n_layer)
+    w.add_feed_forward_length(cfg.n_inner)
+    w.add_head_count(cfg.n_head)
+    w.add_layer_norm_eps(cfg.layer_norm_epsilon)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"<t{i}>" for i in range(cfg.vocab_size)])
+    w.add_token_merges([])
+    w.add_bos_token_id(cfg.bos_token_id)
+    w.add_eos_token_id(cfg.eos_token_id)
+    names = {"transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+             "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"}
+    per_layer = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+                 "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    for i in range(cfg.n_layer):
+        for hf, gg in per_layer.items():
+            for part in ["weight", "bias"]:
+                names[f"transformer.h.{i}.{hf}.{part}"] = f"blk.{i}.{gg}.{part}"
+    for hf, data in model.state_dict().items():
+        if hf not in names:
+            continue
+        data = data.detach().float().numpy()
+        if data.ndim == 2 and hf.startswith("transformer.h."):
+            data = data.T
+        w.add_tensor(names[hf], np.ascontiguousarray(data, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

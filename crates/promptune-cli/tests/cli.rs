@@ -64,6 +64,7 @@ fn inspect_json_for_every_family() {
         ("tiny-t5", "t5", "safetensors"),
         ("tiny-t5-v1_1", "t5", "safetensors"),
         ("tiny-llama.gguf", "llama", "gguf"),
+        ("tiny-gpt2.gguf", "gpt2", "gguf"),
     ] {
         let (stdout, _) = ok(promptune(
             &["inspect", "--json", fixture(name).to_str().unwrap()],

@@ -433,7 +433,14 @@ fn encoder_decoder_misuse_is_a_clear_error() {
     no_source.tokens = Some(TokenBatch::single(&[5, 6, 7]).unwrap());
     model.forward(&no_source, Some(&mut cache)).unwrap();
     assert!(err(&no_source, Some(&mut cache)).contains("already holds"));
-    // a source longer than the encoder's positions
+    // a source or a target longer than BART's learned positions
+    let n = model.config().max_positions + 1;
+    let mut too_long = ForwardInput::new(TokenBatch::single(&vec![5; n]).unwrap());
+    too_long.decoder = Some(DecoderInput::new(TokenBatch::single(&[2]).unwrap()));
+    assert!(err(&too_long, None).contains("exceeds"));
+    too_long.tokens = Some(TokenBatch::single(&[5, 6]).unwrap());
+    too_long.decoder = Some(DecoderInput::new(TokenBatch::single(&vec![2; n]).unwrap()));
+    assert!(err(&too_long, None).contains("exceeds"));
     let long = vec![5u32; model.config().max_positions + 1];
     let opts = GenerateOptions::default();
     let e = generate_seq2seq_ids(&model, &long, &[], &opts, &mut |_| Ok(())).unwrap_err();
@@ -467,6 +474,51 @@ fn a_bart_config_without_a_decoder_or_with_uneven_stacks_is_refused() {
             .unwrap_err()
             .to_string();
         assert!(e.contains(says), "{key}: {e}");
+    }
+}
+
+/// Soft vectors on the decoder input equal to the embeddings of the tokens they replace give
+/// the plain pass.
+#[test]
+fn decoder_soft_embeddings_replace_the_token_embeddings() {
+    for name in MODELS {
+        let model = load(name);
+        let cases = cases(name);
+        let plain = input_for(&model, &cases, "plain");
+        let expected = to_vec(model.forward(&plain, None).unwrap().logits.unwrap());
+        let mut soft = plain.clone();
+        let decoder = soft.decoder.as_mut().unwrap();
+        let t = decoder.tokens.len;
+        let rows: Vec<Vec<usize>> = vec![vec![1, 2]; decoder.tokens.batch];
+        let values: Vec<Tensor<2>> = (0..decoder.tokens.batch)
+            .map(|r| {
+                let ids = &decoder.tokens.ids[r * t..(r + 1) * t];
+                model.embed_tokens(&[ids[1], ids[2]]).unwrap()
+            })
+            .collect();
+        decoder.soft = Some(SoftEmbeddings {
+            values: Tensor::stack(values, 0),
+            positions: rows,
+        });
+        let got = to_vec(model.forward(&soft, None).unwrap().logits.unwrap());
+        let diff = max_abs_diff(&got, &expected, |_| true);
+        assert!(
+            diff < 1e-5,
+            "{name}: decoder soft embeddings differ by {diff}"
+        );
+        // and different vectors change the output
+        soft.decoder.as_mut().unwrap().soft.as_mut().unwrap().values = soft
+            .decoder
+            .as_ref()
+            .unwrap()
+            .soft
+            .as_ref()
+            .unwrap()
+            .values
+            .clone()
+            * 3.0;
+        let moved = to_vec(model.forward(&soft, None).unwrap().logits.unwrap());
+        assert!(max_abs_diff(&moved, &expected, |_| true) > 1e-3, "{name}");
     }
 }
 

@@ -275,6 +275,7 @@ fn safetensors_and_gguf_checkpoints() {
     let seeds = vec![
         std::fs::read(fixtures.join("tiny-llama.gguf")).unwrap(),
         std::fs::read(fixtures.join("tiny-gemma3.gguf")).unwrap(),
+        std::fs::read(fixtures.join("tiny-gpt2.gguf")).unwrap(),
     ];
     fuzz("gguf", &seeds, Some(8192), |bytes| {
         std::fs::write(&gguf, bytes).unwrap();

@@ -1,6 +1,7 @@
 //! Models loaded from GGUF: a tiny Llama written the way llama.cpp writes it (Q/K rows
 //! permuted, some tensors F16 and Q8_0) against transformers loading the same file, and a
-//! tiny Gemma 3 GGUF (norms stored as 1 + w) against the same weights from the HF folder.
+//! tiny Gemma 3 GGUF (norms stored as 1 + w) and a tiny GPT-2 GGUF (Conv1D weights stored
+//! transposed) against the same weights from their HF folders.
 
 mod common;
 
@@ -60,4 +61,25 @@ fn gemma3_gguf_equals_hf_folder() {
     let b = full_logits(&from_hf, tokens);
     let diff = max_abs_diff(&a, &b, |_| true);
     assert!(diff < 1e-4, "GGUF and HF Gemma 3 differ by {diff}");
+}
+
+#[test]
+fn gpt2_gguf_equals_hf_folder() {
+    // llama.cpp's GPT-2 layout: its own names, Conv1D weights transposed, the head tied
+    let device = Device::flex();
+    let from_gguf = load_backbone(&fixture("tiny-gpt2.gguf"), &device).expect("load gguf");
+    let from_hf = load_backbone(&fixture("tiny-gpt2"), &device).expect("load folder");
+    assert_eq!(from_gguf.config().family, promptune::backbone::Family::Gpt2);
+    assert_eq!(from_gguf.num_parameters(), from_hf.num_parameters());
+    let tokens = TokenBatch::pad(
+        &[vec![5, 10, 11, 12, 13, 14, 15, 16], vec![7, 8, 9]],
+        0,
+        promptune::backbone::PaddingSide::Left,
+    )
+    .unwrap();
+    let mask = tokens.mask.clone();
+    let a = full_logits(&from_gguf, tokens.clone());
+    let b = full_logits(&from_hf, tokens);
+    let diff = max_abs_diff(&a, &b, |i| mask[i / 64] != 0);
+    assert!(diff < 1e-5, "GGUF and HF GPT-2 differ by {diff}");
 }

@@ -2,8 +2,9 @@
 //! `parity.rs`, its KV cache in `incremental.rs`): prompt tuning and prefix tuning train
 //! through the same pipeline as the other decoders, their adapters reload to the same
 //! predictions, the prefix exports in PEFT's layout, and generation continues a prompt under
-//! an adapter.
+//! an adapter; greedy generation gives the tokens of transformers' `generate`.
 
+mod common;
 #[path = "common/tiny.rs"]
 mod tiny;
 
@@ -119,4 +120,32 @@ fn prefix_tuning_trains_exports_peft_layout_and_generates() {
     let new = promptune::generate::generate_ids_with(model, &hooks, &ids, &[], &opts).unwrap();
     assert_eq!(new.len(), 3);
     assert!(new.iter().all(|&t| (t as usize) < 64));
+}
+
+#[test]
+fn greedy_generation_gives_the_tokens_of_transformers_generate() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::tiny_fixture_with_tokenizer(dir.path(), "tiny-gpt2");
+    let model = promptune::model::Model::load_path(dir.path(), &Device::flex()).unwrap();
+    let cases = common::read_cases(&common::fixture("tiny-gpt2").join("generate.safetensors"));
+    for i in 0..4 {
+        let ids = |what: &str| -> Vec<u32> {
+            cases[&format!("generate.{i}.{what}")]
+                .i64
+                .iter()
+                .map(|&v| v as u32)
+                .collect()
+        };
+        let (prompt, hf) = (ids("input_ids"), ids("output_ids"));
+        let opts = promptune::generate::GenerateOptions {
+            max_new_tokens: 16,
+            ..Default::default()
+        };
+        let new = promptune::generate::generate_ids(&model, &prompt, &opts).unwrap();
+        let mut expected = hf[prompt.len()..].to_vec();
+        if expected.last() == Some(&2) {
+            expected.pop();
+        }
+        assert_eq!(new, expected, "prompt {i}");
+    }
 }

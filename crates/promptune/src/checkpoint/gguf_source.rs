@@ -1,6 +1,8 @@
 //! GGUF files seen as HF checkpoints: the llama.cpp tensor names are translated to HF names,
-//! llama's Q/K rows are put back in HF's rotate-half order, and Gemma's norm weights (stored
-//! by llama.cpp as `1 + w`) get HF's offset form — so model code knows one convention only.
+//! llama's Q/K rows are put back in HF's rotate-half order, Gemma's norm weights (stored by
+//! llama.cpp as `1 + w`) get HF's offset form, and GPT-2's projections (stored transposed, as
+//! PyTorch linear layers) get back their `Conv1D` layout — so model code knows one convention
+//! only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,8 +58,10 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
     let family = match arch.as_str() {
         "llama" | "mistral" => Family::Llama,
         "gemma3" => Family::Gemma3,
+        "gpt2" => Family::Gpt2,
         other => return Err(Error::UnknownArchitecture(format!("{other} (GGUF)"))),
     };
+    let gpt2 = family == Family::Gpt2;
     let key = |k: &str| format!("{arch}.{k}");
     let hidden = file.get_u32(&key("embedding_length"))? as usize;
     let heads = file.get_u32(&key("attention.head_count"))? as usize;
@@ -72,13 +76,13 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         .map_err(|e| Error::format(file.path(), e.to_string()))?;
     if layers > 0
         && file
-            .tensor_info(&format!("blk.{}.attn_q.weight", layers - 1))
+            .tensor_info(&format!("blk.{}.attn_norm.weight", layers - 1))
             .is_none()
     {
         return Err(Error::format(
             file.path(),
             format!(
-                "block_count is {layers} but the file holds no blk.{}.attn_q.weight",
+                "block_count is {layers} but the file holds no blk.{}.attn_norm.weight",
                 layers - 1
             ),
         ));
@@ -129,15 +133,18 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
             .opt_u32(&key("context_length"))?
             .map(|v| v as usize)
             .unwrap_or(2048),
-        norm_eps: file
-            .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
-            .map(f64::from)
-            .unwrap_or(1e-6),
-        rope: Some(RopeConfig::plain(theta.unwrap_or(if gemma {
-            1_000_000.0
+        norm_eps: if gpt2 {
+            file.opt_f32(&key("attention.layer_norm_epsilon"))?
+                .map(f64::from)
+                .unwrap_or(1e-5)
         } else {
-            10_000.0
-        }))),
+            file.opt_f32(&key("attention.layer_norm_rms_epsilon"))?
+                .map(f64::from)
+                .unwrap_or(1e-6)
+        },
+        rope: (!gpt2).then(|| {
+            RopeConfig::plain(theta.unwrap_or(if gemma { 1_000_000.0 } else { 10_000.0 }))
+        }),
         rope_local: gemma.then(|| RopeConfig::plain(10_000.0)),
         sliding_window: if gemma {
             Some(window.unwrap_or(512))
@@ -155,8 +162,13 @@ pub fn gguf_config(file: &GgufFile) -> Result<BackboneConfig> {
         bos_token_id: u32_id("tokenizer.ggml.bos_token_id"),
         eos_token_ids: u32_id("tokenizer.ggml.eos_token_id").into_iter().collect(),
         tie_word_embeddings: file.tensor_info("output.weight").is_none(),
-        hidden_act: if gemma { "gelu_pytorch_tanh" } else { "silu" }.into(),
-        attention_bias: file.tensor_info("blk.0.attn_q.bias").is_some(),
+        hidden_act: match family {
+            Family::Gemma3 => "gelu_pytorch_tanh",
+            Family::Gpt2 => "gelu_new",
+            _ => "silu",
+        }
+        .into(),
+        attention_bias: gpt2 || file.tensor_info("blk.0.attn_q.bias").is_some(),
         hidden_dropout: 0.0,
         attention_dropout: 0.0,
         decoder_layers: 0,
@@ -175,18 +187,11 @@ impl GgufSource {
     pub fn open(path: &Path) -> Result<(Self, BackboneConfig)> {
         let file = GgufFile::open(path)?;
         let config = gguf_config(&file)?;
-        let mut names = BTreeMap::new();
-        names.insert(
-            "model.embed_tokens.weight".to_string(),
-            "token_embd.weight".to_string(),
-        );
-        names.insert("model.norm.weight".into(), "output_norm.weight".into());
-        names.insert("lm_head.weight".into(), "output.weight".into());
-        for i in 0..config.num_layers {
-            for (hf, gg) in layer_map(config.family) {
-                names.insert(format!("model.layers.{i}.{hf}"), format!("blk.{i}.{gg}"));
-            }
-        }
+        let mut names = if config.family == Family::Gpt2 {
+            gpt2_names(config.num_layers)
+        } else {
+            llama_names(&config)
+        };
         names.retain(|_, gg| file.tensor_info(gg).is_some());
         let source = Self {
             file,
@@ -202,6 +207,52 @@ impl GgufSource {
     pub fn file(&self) -> &GgufFile {
         &self.file
     }
+}
+
+/// HF names → GGUF names of a Llama or Gemma 3 decoder.
+fn llama_names(config: &BackboneConfig) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    names.insert(
+        "model.embed_tokens.weight".to_string(),
+        "token_embd.weight".to_string(),
+    );
+    names.insert("model.norm.weight".into(), "output_norm.weight".into());
+    names.insert("lm_head.weight".into(), "output.weight".into());
+    for i in 0..config.num_layers {
+        for (hf, gg) in layer_map(config.family) {
+            names.insert(format!("model.layers.{i}.{hf}"), format!("blk.{i}.{gg}"));
+        }
+    }
+    names
+}
+
+/// HF names (a bare `GPT2Model`'s) → GGUF names of a GPT-2 decoder.
+fn gpt2_names(layers: usize) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (hf, gg) in [
+        ("wte.weight", "token_embd.weight"),
+        ("wpe.weight", "position_embd.weight"),
+        ("ln_f.weight", "output_norm.weight"),
+        ("ln_f.bias", "output_norm.bias"),
+        ("lm_head.weight", "output.weight"),
+    ] {
+        names.insert(hf.to_string(), gg.to_string());
+    }
+    for i in 0..layers {
+        for (hf, gg) in [
+            ("ln_1", "attn_norm"),
+            ("attn.c_attn", "attn_qkv"),
+            ("attn.c_proj", "attn_output"),
+            ("ln_2", "ffn_norm"),
+            ("mlp.c_fc", "ffn_up"),
+            ("mlp.c_proj", "ffn_down"),
+        ] {
+            for part in ["weight", "bias"] {
+                names.insert(format!("h.{i}.{hf}.{part}"), format!("blk.{i}.{gg}.{part}"));
+            }
+        }
+    }
+    names
 }
 
 /// Undoes llama.cpp's interleaving of Q/K rows: GGUF row order (head, pair, half) back to
@@ -246,6 +297,15 @@ impl WeightSource for GgufSource {
                 shape: t.shape,
                 data: t.data.into_iter().map(|w| w - 1.0).collect(),
             },
+            // llama.cpp stores GPT-2's Conv1D weights as linear layers ([out, in])
+            Family::Gpt2
+                if t.shape.len() == 2
+                    && ["attn_qkv.", "attn_output.", "ffn_up.", "ffn_down."]
+                        .iter()
+                        .any(|p| gg.contains(p)) =>
+            {
+                t.transposed()
+            }
             _ => t,
         })
     }
