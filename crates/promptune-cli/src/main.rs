@@ -27,10 +27,12 @@ struct Cli {
 enum Command {
     /// Show a model's architecture, sizes, parameter count and tensor storage types.
     Inspect(commands::inspect::Args),
-    /// Continue a prompt with a decoder (greedy by default; uses the KV cache).
+    /// Continue a prompt with a decoder, or decode a source with an encoder-decoder (greedy by default; uses the KV cache).
     Generate(commands::generate::Args),
-    /// Per-token log-probabilities of a text under a decoder.
+    /// Per-token log-probabilities of a text under a decoder (or of a target given a source).
     Score(commands::score::Args),
+    /// BLEU, NIST, ROUGE and CIDEr of hypotheses against references (E2E script / sacrebleu / rouge-score).
+    Metrics(commands::metrics::Args),
     /// Train a prompt from a task config (TOML); writes an adapter, metrics and curves.
     Train(commands::train::Args),
     /// Accuracy and macro-F1 of a trained adapter on a labelled file.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Metrics(args) => commands::metrics::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),

@@ -257,3 +257,78 @@ fn help_lists_the_subcommands() {
         assert!(stdout.contains(cmd), "{stdout}");
     }
 }
+
+#[test]
+fn metrics_reads_e2e_groups_and_parallel_reference_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let hyps = p("hyp.txt", "the cat sat on the mat\na dog ran in the park\n");
+    let groups = p(
+        "groups.txt",
+        "the cat sat on the mat\na cat was on the mat\n\na dog ran in a park\n",
+    );
+    let (json, _) = ok(promptune(
+        &[
+            "metrics",
+            "--hypotheses",
+            &hyps,
+            "--references",
+            &groups,
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // the same corpus through the library
+    let want = promptune::metrics::generation::score_generations(
+        &[
+            "the cat sat on the mat".into(),
+            "a dog ran in the park".into(),
+        ],
+        &[
+            vec![
+                "the cat sat on the mat".into(),
+                "a cat was on the mat".into(),
+            ],
+            vec!["a dog ran in a park".into()],
+        ],
+    )
+    .unwrap();
+    assert_eq!(doc["items"], 2);
+    assert!((doc["bleu"].as_f64().unwrap() - want.bleu).abs() < 1e-9);
+    assert!((doc["cider"].as_f64().unwrap() - want.cider).abs() < 1e-9);
+    // the same references as two parallel files (the second item has only one)
+    let first = p("r1.txt", "the cat sat on the mat\na dog ran in a park\n");
+    let second = p("r2.txt", "a cat was on the mat\n\n");
+    let (json, _) = ok(promptune(
+        &[
+            "metrics",
+            "--hypotheses",
+            &hyps,
+            "--references",
+            &first,
+            "--references",
+            &second,
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    let parallel: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parallel["bleu"], doc["bleu"]);
+    // a reference file that does not pair up with the hypotheses
+    let short = p("short.txt", "only one line\n");
+    let out = promptune(
+        &["metrics", "--hypotheses", &hyps, "--references", &short],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 reference groups for 2 hypotheses"),
+        "{stderr}"
+    );
+}

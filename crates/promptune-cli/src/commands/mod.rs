@@ -5,6 +5,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod inspect;
+pub mod metrics;
 pub mod predict;
 pub mod score;
 pub mod train;

@@ -3,6 +3,7 @@
 //! classification ([`classification`]).
 
 pub mod classification;
+pub mod generation;
 pub mod span;
 pub mod squad;
 
