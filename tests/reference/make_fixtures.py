@@ -295,7 +295,47 @@ def gpt2():
         gen[f"generate.{i}.input_ids"] = ids
         gen[f"generate.{i}.output_ids"] = seq
     save_file(gen, os.path.join(out, "generate.safetensors"))
+    beam_cases(model, cfg, out, seq2seq=False)
     return model, cfg
+
+
+# ---------------------------------------------------------------- beam search
+
+BEAM_CONFIGS = [
+    # num_beams, max_new_tokens, no_repeat_ngram_size, min_new_tokens, early_stopping, length_penalty
+    (4, 12, 0, 0, False, 1.0),
+    (3, 10, 2, 0, False, 0.6),
+    (2, 8, 0, 5, True, 1.0),
+    (4, 10, 0, 0, "never", 1.5),
+    (3, 9, 3, 2, False, -0.5),
+]
+
+
+def beam_cases(model, cfg, out_dir, seq2seq):
+    """transformers' beam search on two prompts per setting; besides EOS, a token the model
+    likes (the third of its greedy output) ends a beam, so that beams do finish early."""
+    cases = {}
+    prompts = [batch([n], cfg.pad_token_id)[0] for n in (6, 9)]
+    start = torch.tensor([[cfg.decoder_start_token_id]]) if seq2seq else None
+    kwargs = lambda: {"decoder_input_ids": start} if seq2seq else {}
+    greedy = model.generate(input_ids=prompts[0], attention_mask=torch.ones_like(prompts[0]), max_new_tokens=4,
+                            do_sample=False, num_beams=1, pad_token_id=cfg.pad_token_id, **kwargs())
+    stop = int(greedy[0, -2])
+    eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, int) else cfg.eos_token_id[0]
+    cases["beam.stop_token"] = torch.tensor([stop])
+    for c, (beams, max_new, no_repeat, min_new, early, lp) in enumerate(BEAM_CONFIGS):
+        cases[f"beam.{c}.config"] = torch.tensor([beams, max_new, no_repeat, min_new,
+                                                  {False: 0, True: 1, "never": 2}[early]])
+        cases[f"beam.{c}.length_penalty"] = torch.tensor([lp])
+        for i, ids in enumerate(prompts):
+            seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                                 num_beams=beams, do_sample=False, no_repeat_ngram_size=no_repeat,
+                                 min_new_tokens=min_new, early_stopping=early, length_penalty=lp,
+                                 eos_token_id=[eos, stop], pad_token_id=cfg.pad_token_id,
+                                 forced_bos_token_id=None, forced_eos_token_id=None, **kwargs())
+            cases[f"beam.{c}.{i}.input_ids"] = ids.clone()
+            cases[f"beam.{c}.{i}.output_ids"] = seq
+    save_file(cases, os.path.join(out_dir, "beams.safetensors"))
 
 
 # ---------------------------------------------------------------- BART (encoder-decoder)
@@ -513,6 +553,7 @@ def bart():
     stacks = (layers[0], layers[1], model.model.shared, [l.self_attn for l in layers[0]],
               [l.encoder_attn for l in layers[1]], None)
     save_cases(out, seq2seq_cases(model, cfg, stacks))
+    beam_cases(model, cfg, out, seq2seq=True)
 
 
 def t5(name, feed_forward_proj, untied_head):
@@ -553,6 +594,8 @@ def t5(name, feed_forward_proj, untied_head):
     cases = seq2seq_cases(model, cfg, stacks, head)
     HEAD.clear()
     save_cases(out, cases)
+    if head is None:
+        beam_cases(model, cfg, out, seq2seq=True)
 
 
 # ---------------------------------------------------------------- GGUF (as llama.cpp writes it)

@@ -332,3 +332,45 @@ fn metrics_reads_e2e_groups_and_parallel_reference_files() {
         "{stderr}"
     );
 }
+
+#[test]
+fn generate_with_beams_prints_what_the_library_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_llama_with_tokenizer(&tmp.path().join("m"));
+    let args = [
+        "generate",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "the cat sat",
+        "-n",
+        "6",
+        "--num-beams",
+        "3",
+        "--no-repeat-ngram-size",
+        "2",
+        "--length-penalty",
+        "0.5",
+    ];
+    let (text, _) = ok(promptune(&args, tmp.path()));
+    let model = promptune::model::Model::load_path(&dir, &burn::tensor::Device::flex()).unwrap();
+    let ids = model.encode("the cat sat", true).unwrap();
+    let opts = promptune::generate::GenerateOptions {
+        max_new_tokens: 6,
+        num_beams: 3,
+        no_repeat_ngram_size: 2,
+        length_penalty: 0.5,
+        ..Default::default()
+    };
+    let new = promptune::generate::generate_ids(&model, &ids, &opts).unwrap();
+    assert_eq!(text, format!("{}\n", model.decode(&new).unwrap()));
+    // beams do not sample, and there is at least one
+    for bad in [["--num-beams", "0"], ["--num-beams", "2"]] {
+        let mut args = args[..7].to_vec();
+        args.extend(bad);
+        if bad[1] == "2" {
+            args.extend(["--top-k", "3"]);
+        }
+        let out = promptune(&args, tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

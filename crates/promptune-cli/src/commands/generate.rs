@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use promptune::generate::{generate_ids_streaming, GenerateOptions, Sampling};
+use promptune::generate::{generate_ids_streaming, EarlyStopping, GenerateOptions, Sampling};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +33,31 @@ pub struct Args {
     /// Keep going past the end-of-sequence token.
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Beam search with this many beams (1: greedy or sampling); the text is printed at the end.
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["top_k", "top_p", "temperature"])]
+    pub num_beams: usize,
+    /// Beam search: a finished beam's score is its log-probability over length^PENALTY.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub length_penalty: f32,
+    /// Beam search stops when no running beam can win (`heuristic`, transformers' default), as
+    /// soon as all beams finished (`when-full`), or only when none could win at the length limit
+    /// (`never`).
+    #[arg(long, default_value = "heuristic")]
+    pub early_stopping: EarlyStop,
+    /// No n-gram of this size twice in the prompt and output together (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram_size: usize,
+    /// No end-of-sequence token before this many new tokens.
+    #[arg(long, default_value_t = 0)]
+    pub min_new_tokens: usize,
+}
+
+/// `--early-stopping` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EarlyStop {
+    Heuristic,
+    WhenFull,
+    Never,
 }
 
 /// The token choice the flags ask for.
@@ -65,6 +90,12 @@ pub fn run(args: Args) -> Result<()> {
     if args.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
         crate::usage!("--top-p must be in (0, 1]");
     }
+    if args.num_beams == 0 {
+        crate::usage!("--num-beams must be at least 1");
+    }
+    if !args.length_penalty.is_finite() {
+        crate::usage!("--length-penalty must be a finite number");
+    }
     let device = super::device();
     let model = super::load_model(&args.model, &device)?;
     let prompt_ids = model
@@ -75,6 +106,16 @@ pub fn run(args: Args) -> Result<()> {
         sampling: sampling(&args),
         seed: args.seed,
         stop_at_eos: !args.ignore_eos,
+        num_beams: args.num_beams,
+        length_penalty: args.length_penalty,
+        early_stopping: match args.early_stopping {
+            EarlyStop::Heuristic => EarlyStopping::Heuristic,
+            EarlyStop::WhenFull => EarlyStopping::WhenFull,
+            EarlyStop::Never => EarlyStopping::Never,
+        },
+        no_repeat_ngram_size: args.no_repeat_ngram_size,
+        min_new_tokens: args.min_new_tokens,
+        ..Default::default()
     };
     // the text goes out as it comes: each token's decoded addition, held back while it is
     // an incomplete character

@@ -113,4 +113,42 @@ impl KvCache {
     pub fn set_cross_mask(&mut self, mask: Vec<u8>) {
         self.cross_mask = mask;
     }
+
+    /// Keeps, as row `i`, the cached row `rows[i]` (beam search continuing its best beams):
+    /// every layer's keys and values, the cross-attention ones, and their masks.
+    pub fn select_rows(&mut self, rows: &[usize]) -> crate::Result<()> {
+        if self.is_empty() || rows.len() != self.batch || rows.iter().any(|&r| r >= self.batch) {
+            return Err(crate::Error::InvalidInput(format!(
+                "cannot take rows {rows:?} of a cache of {} rows",
+                self.batch
+            )));
+        }
+        let pick = |t: &Tensor<4>| {
+            let idx = super::layers::int_tensor(
+                rows.iter().map(|&r| r as i64).collect(),
+                [rows.len()],
+                &t.device(),
+            );
+            t.clone().select(0, idx)
+        };
+        for slot in self
+            .layers
+            .iter_mut()
+            .chain(self.cross.iter_mut())
+            .flatten()
+        {
+            *slot = (pick(&slot.0), pick(&slot.1));
+        }
+        let take = |mask: &[u8]| -> Vec<u8> {
+            let width = mask.len() / rows.len().max(1);
+            rows.iter()
+                .flat_map(|&r| mask[r * width..(r + 1) * width].iter().copied())
+                .collect()
+        };
+        self.mask = take(&self.mask);
+        if !self.cross_mask.is_empty() {
+            self.cross_mask = take(&self.cross_mask);
+        }
+        Ok(())
+    }
 }

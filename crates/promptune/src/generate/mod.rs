@@ -1,5 +1,7 @@
-//! Text generation with the KV cache (greedy, top-k, top-p) and per-token scoring, for
-//! decoders and encoder-decoders.
+//! Text generation with the KV cache (greedy, top-k, top-p, beam search) and per-token
+//! scoring, for decoders and encoder-decoders.
+
+mod beam;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -33,17 +35,51 @@ pub enum Sampling {
     },
 }
 
+/// When beam search stops (transformers' `early_stopping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// Once no running beam can beat the worst finished one at its current length
+    /// (transformers' `False`, its default).
+    #[default]
+    Heuristic,
+    /// As soon as `num_beams` beams have finished (`True`).
+    WhenFull,
+    /// Only when no running beam could win even at the length limit (`"never"`).
+    Never,
+}
+
 /// Generation settings.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     /// Upper bound on new tokens.
     pub max_new_tokens: usize,
-    /// Token choice.
+    /// Token choice (greedy for beam search).
     pub sampling: Sampling,
     /// RNG seed for sampling.
     pub seed: u64,
     /// Stop at the model's end-of-sequence token.
     pub stop_at_eos: bool,
+    /// Beams kept by beam search (1: no beam search).
+    pub num_beams: usize,
+    /// A finished beam's score is its log-probability over `length ^ length_penalty`.
+    pub length_penalty: f32,
+    /// When beam search stops.
+    pub early_stopping: EarlyStopping,
+    /// No n-gram of this size occurs twice in the prompt and output together (0: off).
+    pub no_repeat_ngram_size: usize,
+    /// No end-of-sequence token before this many new tokens.
+    pub min_new_tokens: usize,
+    /// More token ids that end generation as the model's end-of-sequence token does.
+    pub stop_tokens: Vec<u32>,
+}
+
+impl GenerateOptions {
+    /// The ids that end a sequence: the model's `eos` and [`GenerateOptions::stop_tokens`].
+    fn ends(&self, eos: &[u32]) -> Vec<u32> {
+        let mut ends = eos.to_vec();
+        ends.extend(self.stop_tokens.iter().filter(|t| !eos.contains(t)));
+        ends
+    }
 }
 
 impl Default for GenerateOptions {
@@ -53,11 +89,38 @@ impl Default for GenerateOptions {
             sampling: Sampling::Greedy,
             seed: 0,
             stop_at_eos: true,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            min_new_tokens: 0,
+            stop_tokens: Vec::new(),
         }
     }
 }
 
 fn validate(opts: &GenerateOptions) -> Result<()> {
+    if opts.num_beams == 0 {
+        return Err(Error::InvalidInput(
+            "num_beams must be at least 1 (1: no beam search)".into(),
+        ));
+    }
+    if opts.num_beams > 1 && opts.sampling != Sampling::Greedy {
+        return Err(Error::InvalidInput(
+            "beam search keeps the best beams: it does not sample (drop top-k / top-p)".into(),
+        ));
+    }
+    if opts.num_beams > 256 {
+        return Err(Error::InvalidInput(format!(
+            "{} beams: at most 256",
+            opts.num_beams
+        )));
+    }
+    if !opts.length_penalty.is_finite() {
+        return Err(Error::InvalidInput(
+            "the length penalty must be finite".into(),
+        ));
+    }
     match opts.sampling {
         Sampling::TopK { k, temperature } if k == 0 || temperature <= 0.0 => Err(
             Error::InvalidInput("top-k needs k >= 1 and a positive temperature".into()),
@@ -188,10 +251,38 @@ pub fn generate_ids_streaming(
             info.max_positions
         )));
     }
-    let eos = &model.backbone.config().eos_token_ids;
+    let eos = &opts.ends(&model.backbone.config().eos_token_ids);
+    if opts.num_beams > 1 {
+        let room = info.max_positions - needed;
+        let mut cache = KvCache::new(info.num_layers);
+        let mut step = |rows: &[Vec<u32>], origins: Option<&[usize]>| {
+            if let Some(o) = origins {
+                cache.select_rows(o)?;
+            }
+            let tokens = TokenBatch::pad(rows, 0, crate::backbone::PaddingSide::Right)?;
+            let mut input = ForwardInput::new(tokens.clone());
+            if origins.is_none() {
+                let soft = vec![soft_positions.to_vec(); rows.len()];
+                hooks.apply(&info, &tokens, &soft, true, &mut input)?;
+            }
+            last_logits(&model.backbone, input, &mut cache)
+        };
+        let new = beam::beam_search(
+            prompt_ids,
+            opts.max_new_tokens.min(room),
+            eos,
+            opts,
+            &mut step,
+        )?;
+        for &t in &new {
+            on_token(t)?;
+        }
+        return Ok(new);
+    }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = KvCache::new(info.num_layers);
     let mut out = Vec::new();
+    let mut sequence: Vec<u32> = prompt_ids.to_vec();
     let mut step: Vec<u32> = prompt_ids.to_vec();
     for _ in 0..opts.max_new_tokens {
         let in_front = if cache.is_empty() {
@@ -213,19 +304,39 @@ pub fn generate_ids_streaming(
             rows: None,
         };
         let fwd = model.backbone.forward(&input, Some(&mut cache))?;
-        let logits = to_vec(
+        let mut logits = to_vec(
             fwd.logits
                 .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
         );
+        beam::process(&mut logits, &sequence, out.len(), eos, opts);
         let next = choose(&logits, &opts.sampling, &mut rng);
         if opts.stop_at_eos && eos.contains(&next) {
             break;
         }
         out.push(next);
+        sequence.push(next);
         on_token(next)?;
         step = vec![next];
     }
     Ok(out)
+}
+
+/// Each row's next-token logits (at its last position) of one cached step.
+fn last_logits(
+    backbone: &Backbone,
+    mut input: ForwardInput,
+    cache: &mut KvCache,
+) -> Result<Vec<Vec<f32>>> {
+    input.logits = LogitsRequest {
+        positions: LogitPositions::Last,
+        rows: None,
+    };
+    let fwd = backbone.forward(&input, Some(cache))?;
+    let logits = fwd
+        .logits
+        .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?;
+    let vocab = logits.dims()[2];
+    Ok(to_vec(logits).chunks(vocab).map(<[f32]>::to_vec).collect())
 }
 
 /// Decodes a target for `source_ids` with an encoder-decoder backbone, continuing
@@ -270,9 +381,52 @@ pub fn generate_seq2seq_ids(
     } else {
         decoder_prompt.to_vec()
     };
+    let eos = &opts.ends(&cfg.eos_token_ids);
+    if opts.num_beams > 1 {
+        let room = cfg.max_positions.saturating_sub(step.len());
+        let mut cache = KvCache::new(cfg.decoder_layers);
+        let mut beam_step = |rows: &[Vec<u32>], origins: Option<&[usize]>| {
+            if let Some(o) = origins {
+                cache.select_rows(o)?;
+            }
+            let source = origins
+                .is_none()
+                .then(|| {
+                    TokenBatch::pad(
+                        &vec![source_ids.to_vec(); rows.len()],
+                        0,
+                        crate::backbone::PaddingSide::Right,
+                    )
+                })
+                .transpose()?;
+            let input = ForwardInput {
+                tokens: source,
+                decoder: Some(DecoderInput::new(TokenBatch::pad(
+                    rows,
+                    0,
+                    crate::backbone::PaddingSide::Right,
+                )?)),
+                ..Default::default()
+            };
+            last_logits(backbone, input, &mut cache)
+        };
+        let prompt = step.clone();
+        let new = beam::beam_search(
+            &prompt,
+            opts.max_new_tokens.min(room),
+            eos,
+            opts,
+            &mut beam_step,
+        )?;
+        for &t in &new {
+            on_token(t)?;
+        }
+        return Ok(new);
+    }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = KvCache::new(cfg.decoder_layers);
     let mut out = Vec::new();
+    let mut sequence = step.clone();
     for _ in 0..opts.max_new_tokens {
         if cache.len() + step.len() > cfg.max_positions {
             break;
@@ -290,15 +444,17 @@ pub fn generate_seq2seq_ids(
             ..Default::default()
         };
         let fwd = backbone.forward(&input, Some(&mut cache))?;
-        let logits = to_vec(
+        let mut logits = to_vec(
             fwd.logits
                 .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
         );
+        beam::process(&mut logits, &sequence, out.len(), eos, opts);
         let next = choose(&logits, &opts.sampling, &mut rng);
-        if opts.stop_at_eos && cfg.eos_token_ids.contains(&next) {
+        if opts.stop_at_eos && eos.contains(&next) {
             break;
         }
         out.push(next);
+        sequence.push(next);
         on_token(next)?;
         step = vec![next];
     }
