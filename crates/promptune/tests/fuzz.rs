@@ -320,6 +320,36 @@ fn sentencepiece_models_and_encoder_decoder_configs() {
 }
 
 #[test]
+fn generation_data_and_reference_files() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data");
+    let dir = tempfile::tempdir().unwrap();
+    let e2e = dir.path().join("e2e.csv");
+    let seed = std::fs::read(data.join("e2e_dev_head.csv")).unwrap();
+    fuzz("e2e", &[seed], None, |bytes| {
+        std::fs::write(&e2e, bytes).unwrap();
+        said(promptune::data::generation::read_e2e(&e2e));
+    });
+    let dart = dir.path().join("dart.json");
+    let seed = std::fs::read(data.join("dart_dev_head.json")).unwrap();
+    fuzz("dart", &[seed], None, |bytes| {
+        std::fs::write(&dart, bytes).unwrap();
+        said(promptune::data::generation::read_dart(&dart));
+    });
+    // reference groups for metrics, scored when they pair up
+    let (hyp, refs) = (dir.path().join("hyp.txt"), dir.path().join("refs.txt"));
+    std::fs::write(&hyp, "the cat sat\na dog ran\n").unwrap();
+    let seed = b"the cat sat on the mat\na cat sat\n\na dog ran far\n".to_vec();
+    fuzz("references", &[seed], None, |bytes| {
+        std::fs::write(&refs, bytes).unwrap();
+        use promptune::metrics::generation::{files, score_generations};
+        let hyps = files::read_hypotheses(&hyp).unwrap();
+        if let Ok(groups) = files::read_references(&[refs.as_path()], hyps.len()) {
+            said(score_generations(&hyps, &groups));
+        }
+    });
+}
+
+#[test]
 fn adapters_loaded_and_run() {
     use promptune::method::prompt_tuning::{PromptInit, PromptTuningConfig};
     let dir = tiny::sentiment_folder();

@@ -15,6 +15,7 @@
 
 pub mod batching;
 pub mod conll;
+pub mod generation;
 pub mod reader;
 pub mod sampling;
 pub mod squad;
