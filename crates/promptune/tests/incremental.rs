@@ -2,6 +2,8 @@
 //! without key/value prefixes, across Gemma's sliding window.
 
 mod common;
+#[path = "common/tiny.rs"]
+mod tiny;
 
 use burn::tensor::Device;
 use common::{fixture, max_abs_diff};
@@ -106,4 +108,34 @@ fn prefixes_after_the_first_step_are_rejected() {
     let mut step = ForwardInput::new(TokenBatch::single(&[6]).unwrap());
     step.prefixes = Some(prefixes(&model, 2));
     assert!(model.forward(&step, Some(&mut cache)).is_err());
+}
+
+/// A left-padded batch of prompts of different lengths, decoded together, gives each prompt
+/// what it gives alone (greedy, and with a stop token ending rows early).
+#[test]
+fn batched_generation_equals_each_prompt_alone() {
+    for name in ["tiny-llama", "tiny-gemma3", "tiny-gpt2"] {
+        let dir = tempfile::tempdir().unwrap();
+        tiny::tiny_fixture_with_tokenizer(dir.path(), name);
+        let model = promptune::model::Model::load_path(dir.path(), &Device::flex()).unwrap();
+        let prompts: Vec<Vec<u32>> = vec![
+            vec![5, 9, 17, 33, 8, 41, 22],
+            vec![12, 7],
+            vec![30, 31, 32, 33],
+        ];
+        for stop in [vec![], vec![40]] {
+            let opts = promptune::generate::GenerateOptions {
+                max_new_tokens: 8,
+                no_repeat_ngram_size: 2,
+                stop_tokens: stop.clone(),
+                ..Default::default()
+            };
+            let together =
+                promptune::generate::generate_batch_ids(&model, &prompts, &opts).unwrap();
+            for (p, got) in prompts.iter().zip(&together) {
+                let alone = promptune::generate::generate_ids(&model, p, &opts).unwrap();
+                assert_eq!(got, &alone, "{name}, stop {stop:?}, prompt {p:?}");
+            }
+        }
+    }
 }

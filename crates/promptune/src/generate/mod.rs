@@ -461,6 +461,98 @@ pub fn generate_seq2seq_ids(
     Ok(out)
 }
 
+/// Continues every prompt of `prompts` in one batch (decoders: left-padded, each row numbered
+/// by its own real tokens, as transformers' `generate` pads a batch); returns each prompt's
+/// new tokens, what it gives alone. Beam search and encoder-decoders run prompt by prompt.
+pub fn generate_batch_ids(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+) -> Result<Vec<Vec<u32>>> {
+    validate(opts)?;
+    if prompts.iter().any(Vec::is_empty) {
+        return Err(Error::InvalidInput(
+            "an empty prompt in the batch: nothing to continue".into(),
+        ));
+    }
+    let info = model.backbone.info();
+    if opts.num_beams > 1 || prompts.len() < 2 || !info.causal {
+        return prompts
+            .iter()
+            .map(|p| generate_ids(model, p, opts))
+            .collect();
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if opts.max_new_tokens > 0 && longest > info.max_positions {
+        return Err(Error::InvalidInput(format!(
+            "a prompt of {longest} tokens does not fit the model's context of {}",
+            info.max_positions
+        )));
+    }
+    let eos = &opts.ends(&model.backbone.config().eos_token_ids);
+    let pad = model.backbone.config().pad_token_id.unwrap_or(0);
+    let b = prompts.len();
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut cache = KvCache::new(info.num_layers);
+    let mut tokens = TokenBatch::pad(prompts, pad, crate::backbone::PaddingSide::Left)?;
+    let mut positions: Vec<i64> = tokens
+        .mask
+        .chunks(tokens.len)
+        .flat_map(|row| {
+            // a real token's position is the number of real tokens before it; padding's is 0
+            row.iter().scan(0i64, |real, &m| {
+                if m == 0 {
+                    return Some(0);
+                }
+                *real += 1;
+                Some(*real - 1)
+            })
+        })
+        .collect();
+    let mut real: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    let mut sequences: Vec<Vec<u32>> = prompts.to_vec();
+    let mut out = vec![Vec::new(); b];
+    let mut done = vec![false; b];
+    for _ in 0..opts.max_new_tokens {
+        if cache.len() + tokens.len > info.max_positions {
+            break;
+        }
+        let mut input = ForwardInput::new(tokens.clone());
+        input.position_ids = Some(positions.clone());
+        let rows = last_logits(&model.backbone, input, &mut cache)?;
+        let mut next_tokens = Vec::with_capacity(b);
+        for (r, mut logits) in rows.into_iter().enumerate() {
+            if done[r] {
+                next_tokens.push(pad);
+                continue;
+            }
+            beam::process(&mut logits, &sequences[r], out[r].len(), eos, opts);
+            let next = choose(&logits, &opts.sampling, &mut rng);
+            if opts.stop_at_eos && eos.contains(&next) {
+                done[r] = true;
+                next_tokens.push(pad);
+                continue;
+            }
+            out[r].push(next);
+            sequences[r].push(next);
+            next_tokens.push(next);
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        positions = real.clone();
+        real.iter_mut().for_each(|n| *n += 1);
+        tokens = TokenBatch {
+            ids: next_tokens,
+            mask: vec![1; b],
+            token_types: None,
+            batch: b,
+            len: 1,
+        };
+    }
+    Ok(out)
+}
+
 /// Continues `prompt`; returns the generated text.
 pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<String> {
     if prompt.trim().is_empty() {
