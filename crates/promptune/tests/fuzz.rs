@@ -335,6 +335,12 @@ fn generation_data_and_reference_files() {
         std::fs::write(&dart, bytes).unwrap();
         said(promptune::data::generation::read_dart(&dart));
     });
+    let webnlg = dir.path().join("webnlg.xml");
+    let seed = std::fs::read(data.join("webnlg_invented.xml")).unwrap();
+    fuzz("webnlg", &[seed], None, |bytes| {
+        std::fs::write(&webnlg, bytes).unwrap();
+        said(promptune::data::generation::read_webnlg(&webnlg));
+    });
     // reference groups for metrics, scored when they pair up
     let (hyp, refs) = (dir.path().join("hyp.txt"), dir.path().join("refs.txt"));
     std::fs::write(&hyp, "the cat sat\na dog ran\n").unwrap();

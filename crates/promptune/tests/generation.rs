@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use promptune::data::generation::{
-    linearize_e2e, read_dart, read_e2e, read_source_target, training_pairs,
+    linearize_e2e, read_dart, read_e2e, read_source_target, read_webnlg, training_pairs,
 };
 use promptune::data::DataSpec;
 use promptune::metrics::generation::{bleu, cider, nist, rouge, score_generations, tokenize_13a};
@@ -87,6 +87,74 @@ fn dart_triples_and_annotations() {
         let e = read_dart(&path).unwrap_err().to_string();
         assert!(e.contains(says), "{e}");
     }
+}
+
+#[test]
+fn webnlg_entries_with_categories_seen_or_not() {
+    let entries = read_webnlg(&data("webnlg_invented.xml")).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries[0].example.source,
+        "Green Field Airport : cityServed : Green Town | Green Town : country : Nowhere Land"
+    );
+    assert_eq!(entries[0].example.references.len(), 2);
+    assert!(entries[0].seen && !entries[1].seen && entries[2].seen);
+    assert_eq!(entries[1].category, "Artist");
+    assert_eq!(
+        entries[1].example.source,
+        "Ann Example : genre : \"Rock & roll\""
+    );
+    assert_eq!(
+        entries[1].example.references,
+        ["Ann Example plays rock & roll \u{2013} loudly."]
+    );
+    assert!(entries[2].example.references.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.xml");
+    for (text, says) in [
+        (
+            "<entries><entry category=\"A\"><mtriple>a | b</mtriple></entry></entries>",
+            "three parts",
+        ),
+        (
+            "<entries><entry category=\"A\"><lex>x</lex></entry></entries>",
+            "without triples",
+        ),
+        (
+            "<entries><entry><mtriple>a | b | c</mtriple></entry></entries>",
+            "without a category",
+        ),
+        (
+            "<entries><entry category=\"A\"><mtriple>a | b | c",
+            "ends inside an entry",
+        ),
+        (
+            "<entries><entry category=\"A\"><lex>&bogus;</lex>",
+            "unknown entity",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let e = read_webnlg(&path).unwrap_err().to_string();
+        assert!(e.contains(says), "{text}: {e}");
+    }
+}
+
+/// The WebNLG 2017 test set: its unseen-category file holds exactly the entries the full file
+/// marks unseen, when the copies beside the project are there; skipped otherwise.
+#[test]
+fn webnlg_test_split_seen_and_unseen_when_shared_data_is_there() {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/webnlg2017/test");
+    if !dir.join("testdata_with_lex.xml").is_file() {
+        eprintln!("skipped: no {}", dir.display());
+        return;
+    }
+    let all = read_webnlg(&dir.join("testdata_with_lex.xml")).unwrap();
+    let unseen = read_webnlg(&dir.join("testdata_unseen_with_lex.xml")).unwrap();
+    assert_eq!(all.len(), 1862);
+    assert!(unseen.iter().all(|e| !e.seen));
+    assert_eq!(all.iter().filter(|e| !e.seen).count(), unseen.len());
+    assert!(all.iter().all(|e| !e.example.references.is_empty()));
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //!   split them into tokens, `£ 20 - 25`);
 //! - DART (a JSON list of `tripleset` and `annotations`): triples linearised as
 //!   `subject : property : object` joined by ` | `;
+//! - WebNLG 2017 (XML): each entry's triples linearised as DART's (underscores as spaces), its
+//!   lexicalisations as references, its category seen in training or not (the paper's S / U);
 //! - any JSONL/CSV/TSV file of a source and a target column (XSum's `document` and `summary`),
 //!   one reference per line.
 
@@ -26,7 +28,7 @@ const MAX_JSON_BYTES: u64 = 512 << 20;
 pub struct GenerationExample {
     /// The input (a linearised table, a document).
     pub source: String,
-    /// Every reference output (at least one).
+    /// Every reference output (at least one; none only for a WebNLG test file without them).
     pub references: Vec<String>,
 }
 
@@ -186,4 +188,150 @@ pub fn read_source_target(spec: &DataSpec) -> Result<Vec<GenerationExample>> {
             references: vec![e.fields["target"].clone()],
         })
         .collect())
+}
+
+/// WebNLG 2017's categories seen in training; the others of its test set are "unseen".
+pub const WEBNLG_SEEN_CATEGORIES: [&str; 10] = [
+    "Airport",
+    "Astronaut",
+    "Building",
+    "City",
+    "ComicsCharacter",
+    "Food",
+    "Monument",
+    "SportsTeam",
+    "University",
+    "WrittenWork",
+];
+
+/// A WebNLG entry: its category, triples linearised, lexicalisations as references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebNlgExample {
+    /// DBpedia category (`Airport`, `Artist`, ...).
+    pub category: String,
+    /// Whether the category is one of the training categories ([`WEBNLG_SEEN_CATEGORIES`]).
+    pub seen: bool,
+    /// Triples and references.
+    pub example: GenerationExample,
+}
+
+/// A WebNLG 2017 XML file (`<entry category=…>` with `<mtriple>s | p | o</mtriple>` and
+/// `<lex>` texts): each entry's modified triples linearised as `s : p : o` joined by ` | `
+/// (underscores as spaces), its lexicalisations as references.
+pub fn read_webnlg(path: &Path) -> Result<Vec<WebNlgExample>> {
+    use quick_xml::events::Event;
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if size > MAX_JSON_BYTES {
+        return Err(Error::format(
+            path,
+            format!("{size} bytes is more than a WebNLG file may hold here ({MAX_JSON_BYTES})"),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let bad = |reader: &quick_xml::Reader<&[u8]>, what: String| {
+        Error::format(
+            path,
+            format!(
+                "not a WebNLG file at byte {}: {what}",
+                reader.buffer_position()
+            ),
+        )
+    };
+    let mut out = Vec::new();
+    let mut category: Option<String> = None;
+    let mut triples: Vec<String> = Vec::new();
+    let mut references: Vec<String> = Vec::new();
+    // the element whose text is being read, and the text so far
+    let mut inside: Option<&'static str> = None;
+    let mut content = String::new();
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| bad(&reader, e.to_string()))?;
+        match event {
+            Event::Start(e) => match e.name().as_ref() {
+                b"entry" => {
+                    let attr = e
+                        .try_get_attribute("category")
+                        .map_err(|err| bad(&reader, err.to_string()))?
+                        .ok_or_else(|| bad(&reader, "an entry without a category".into()))?;
+                    let value = attr
+                        .unescape_value()
+                        .map_err(|err| bad(&reader, err.to_string()))?;
+                    category = Some(value.into_owned());
+                    triples.clear();
+                    references.clear();
+                }
+                b"mtriple" => inside = Some("mtriple"),
+                b"lex" => inside = Some("lex"),
+                _ => {}
+            },
+            Event::Text(t) if inside.is_some() => {
+                content.push_str(&t.decode().map_err(|e| bad(&reader, e.to_string()))?)
+            }
+            Event::GeneralRef(r) if inside.is_some() => {
+                if let Some(c) = r
+                    .resolve_char_ref()
+                    .map_err(|e| bad(&reader, e.to_string()))?
+                {
+                    content.push(c);
+                } else {
+                    let name = r.decode().map_err(|e| bad(&reader, e.to_string()))?;
+                    let entity = quick_xml::escape::resolve_predefined_entity(&name)
+                        .ok_or_else(|| bad(&reader, format!("unknown entity `&{name};`")))?;
+                    content.push_str(entity);
+                }
+            }
+            Event::End(e) => match e.name().as_ref() {
+                b"mtriple" => {
+                    let parts: Vec<&str> = content.split(" | ").collect();
+                    let [s, p, o] = parts.as_slice() else {
+                        return Err(bad(
+                            &reader,
+                            format!("a triple `{content}` not of three parts"),
+                        ));
+                    };
+                    let clean = |x: &str| x.trim().replace('_', " ");
+                    triples.push(format!("{} : {} : {}", clean(s), clean(p), clean(o)));
+                    content.clear();
+                    inside = None;
+                }
+                b"lex" => {
+                    let lex = content.trim().to_string();
+                    if !lex.is_empty() {
+                        references.push(lex);
+                    }
+                    content.clear();
+                    inside = None;
+                }
+                b"entry" => {
+                    let category = category
+                        .take()
+                        .ok_or_else(|| bad(&reader, "an entry closed twice".into()))?;
+                    if triples.is_empty() {
+                        return Err(bad(&reader, "an entry without triples".into()));
+                    }
+                    // the test files without references still give their sources
+                    out.push(WebNlgExample {
+                        seen: WEBNLG_SEEN_CATEGORIES.contains(&category.as_str()),
+                        category,
+                        example: GenerationExample {
+                            source: triples.join(" | "),
+                            references: std::mem::take(&mut references),
+                        },
+                    });
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if inside.is_some() || category.is_some() {
+        return Err(bad(&reader, "the file ends inside an entry".into()));
+    }
+    Ok(out)
 }
