@@ -4,12 +4,16 @@ by HF transformers, inputs with every prompt hook, and the outputs transformers 
 Run with the reference venv (bash ../shared/reference/setup.sh):
     python tests/reference/make_fixtures.py
 Writes crates/promptune/tests/fixtures/tiny-<family>/{config.json, model.safetensors,
-cases.safetensors} and tiny-llama.gguf / tiny-gemma3.gguf. Families can be named to write only
-theirs: `python tests/reference/make_fixtures.py gpt2`.
+cases.safetensors} (bert, roberta, llama, gemma3, gpt2, bart, t5 and t5-v1_1), the greedy and
+beam-search outputs of `generate` (tiny-gpt2/generate.safetensors, beams.safetensors of GPT-2,
+BART and T5) and tiny-llama.gguf / tiny-gemma3.gguf / tiny-gpt2.gguf. Families can be named to
+write only theirs: `python tests/reference/make_fixtures.py gpt2 bart t5`.
 
 Case tensors are named `<case>.<what>`: input_ids, attention_mask, position_ids (i64),
 soft_values / soft_positions, prefix_key.<l> / prefix_value.<l>, deep.<l> / deep_at,
-hidden.<l> (HF's hidden states), logits (full vocabulary at every position).
+hidden.<l> (HF's hidden states), logits (full vocabulary at every position); encoder-decoder
+cases add decoder_input_ids / decoder_attention_mask, encoder_hidden.<l>, and
+encoder_prefix_* / decoder_prefix_* / cross_prefix_* (+ cross_prefix_mask) per attention site.
 """
 import json
 import os
