@@ -1,9 +1,9 @@
 """Reference values for the generation metrics (crates/promptune/src/metrics/generation).
 
-Items: 40 meaning representations of the E2E NLG dev set (CC BY-SA 4.0, from
-../shared/data/e2e-nlg/devset.csv) with all their references; each hypothesis is one of the
-item's references, altered deterministically (words dropped or swapped, case changed, another
-item's text, empty), plus a few hand-written edge cases (numbers, dashes, entities).
+Items: 40 invented restaurant descriptions in the E2E style with 1 to 6 references each; each
+hypothesis is one of the item's references, altered deterministically (words dropped or
+swapped, case changed, another item's text, empty), plus a few hand-written edge cases
+(numbers, dashes, entities).
 
 Values (crates/promptune/tests/fixtures/data/generation_metrics.json):
 - `sacrebleu`: corpus_bleu(lowercase=True) and (lowercase=False), tokenize 13a;
@@ -18,7 +18,6 @@ Values (crates/promptune/tests/fixtures/data/generation_metrics.json):
 Run with the reference venv plus `pip install sacrebleu rouge-score pycocoevalcap future`:
     E2E_METRICS=/path/to/e2e-metrics python tests/reference/make_generation_metric_fixtures.py
 """
-import csv
 import json
 import os
 import random
@@ -33,23 +32,33 @@ from rouge_score import rouge_scorer
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "..", "shared")
 OUT = os.path.join(HERE, "..", "..", "crates", "promptune", "tests", "fixtures", "data",
                    "generation_metrics.json")
 
 
 def items():
-    groups = {}
-    order = []
-    with open(os.path.join(SHARED, "data", "e2e-nlg", "devset.csv")) as f:
-        for row in csv.DictReader(f):
-            if row["mr"] not in groups:
-                groups[row["mr"]] = []
-                order.append(row["mr"])
-            groups[row["mr"]].append(row["ref"])
+    """40 invented restaurant descriptions in the E2E style, 1 to 6 references each (no E2E
+    text is copied: the real set stays in ../shared)."""
     rng = random.Random(13)
-    chosen = [order[i] for i in sorted(rng.sample(range(len(order)), 40))]
-    return [groups[mr] for mr in chosen]
+    names = ["The Mill", "Blue Spice", "The Golden Palace", "Zizzi", "Green Man", "The Punter",
+             "Aromi", "The Wrestlers", "Cotto", "Fitzbillies"]
+    foods = ["Italian", "French", "Chinese", "Indian", "English", "Japanese", "fast food"]
+    areas = ["city centre", "riverside"]
+    prices = ["cheap", "moderate", "high", "less than £20", "£20-25", "more than £30"]
+    templates = [
+        "{n} is a {p} {f} restaurant in the {a}.",
+        "In the {a} there is a {f} place called {n}, with {p} prices.",
+        "{n} serves {f} food at {p} prices; it is in the {a}.",
+        "Located in the {a}, {n} offers {f} food. Prices are {p}.",
+        "{n}, a {f} venue near the {a}, is {p}.",
+        "For {p} {f} food, try {n} in the {a}.",
+    ]
+    out = []
+    for _ in range(40):
+        v = dict(n=rng.choice(names), f=rng.choice(foods), a=rng.choice(areas), p=rng.choice(prices))
+        k = rng.randint(1, 6)
+        out.append([t.format(**v) for t in rng.sample(templates, k)])
+    return out
 
 
 def hypotheses(refs):

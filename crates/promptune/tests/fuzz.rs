@@ -324,13 +324,13 @@ fn generation_data_and_reference_files() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data");
     let dir = tempfile::tempdir().unwrap();
     let e2e = dir.path().join("e2e.csv");
-    let seed = std::fs::read(data.join("e2e_dev_head.csv")).unwrap();
+    let seed = std::fs::read(data.join("e2e_invented.csv")).unwrap();
     fuzz("e2e", &[seed], None, |bytes| {
         std::fs::write(&e2e, bytes).unwrap();
         said(promptune::data::generation::read_e2e(&e2e));
     });
     let dart = dir.path().join("dart.json");
-    let seed = std::fs::read(data.join("dart_dev_head.json")).unwrap();
+    let seed = std::fs::read(data.join("dart_invented.json")).unwrap();
     fuzz("dart", &[seed], None, |bytes| {
         std::fs::write(&dart, bytes).unwrap();
         said(promptune::data::generation::read_dart(&dart));

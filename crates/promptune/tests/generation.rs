@@ -1,7 +1,7 @@
 //! The data side of text generation: the readers (E2E references grouped per meaning
 //! representation and linearised as the Prefix-Tuning release's files, DART triples,
 //! source/target columns, malformed files named) and the metrics against their reference
-//! implementations on 43 items (40 E2E dev meaning representations with all their references,
+//! implementations on 43 items (40 invented E2E-style descriptions with 1 to 6 references,
 //! altered hypotheses, three hand-written edge cases; values written by
 //! `tests/reference/make_generation_metric_fixtures.py`).
 
@@ -21,25 +21,22 @@ fn data(name: &str) -> PathBuf {
 
 #[test]
 fn e2e_groups_references_and_linearises_as_prefix_tuning() {
-    let examples = read_e2e(&data("e2e_dev_head.csv")).unwrap();
-    let pairs = training_pairs(&examples);
-    assert_eq!(pairs.len(), 30);
-    // every reference once, grouped under its representation, in file order
-    let prefix_tuning = std::fs::read_to_string(data("e2e_src1_valid_head.txt")).unwrap();
-    for ((source, _), line) in pairs.iter().zip(prefix_tuning.lines()) {
-        let (theirs, _) = line.split_once("||").unwrap();
-        assert_eq!(source, theirs.trim_end());
-    }
-    assert!(examples.len() < 30 && examples.iter().all(|e| !e.references.is_empty()));
-    let sources: std::collections::HashSet<_> = examples.iter().map(|e| &e.source).collect();
+    let examples = read_e2e(&data("e2e_invented.csv")).unwrap();
+    assert_eq!(training_pairs(&examples).len(), 6);
+    // one example per representation, in file order, every reference under it
+    let counts: Vec<usize> = examples.iter().map(|e| e.references.len()).collect();
+    assert_eq!(counts, [2, 3, 1]);
     assert_eq!(
-        sources.len(),
-        examples.len(),
-        "one example per representation"
+        examples[0].source,
+        "name : The Mill | Type : pub | food : Italian | area : riverside"
     );
     assert_eq!(
-        examples[0].references[0],
-        "There is a place in the city centre, Alimentum, that is not family-friendly."
+        examples[1].source,
+        "name : Blue Spice | price : £20-25 | customer rating : high | family friendly : yes"
+    );
+    assert_eq!(
+        examples[2].references,
+        ["Zizzi is a coffee shop near Café Rouge."]
     );
 }
 
@@ -60,16 +57,17 @@ fn e2e_representations_that_do_not_parse_are_named() {
 
 #[test]
 fn dart_triples_and_annotations() {
-    let examples = read_dart(&data("dart_dev_head.json")).unwrap();
-    assert_eq!(examples.len(), 4);
+    let examples = read_dart(&data("dart_invented.json")).unwrap();
+    assert_eq!(examples.len(), 2);
     assert_eq!(
         examples[0].source,
-        "Mars Hill College : JOINED : 1973 | Mars Hill College : LOCATION : Mars Hill, North Carolina"
+        "Green Hill School : FOUNDED : 1901 | Green Hill School : LOCATION : Lake Town, Nowhere"
     );
     assert_eq!(
         examples[0].references,
-        ["A school from Mars Hill, North Carolina, joined in 1973."]
+        ["Green Hill School, in Lake Town, was founded in 1901."]
     );
+    assert_eq!(examples[1].references.len(), 2);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dart.json");
     for (text, says) in [
