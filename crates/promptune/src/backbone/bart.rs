@@ -252,21 +252,16 @@ impl Bart {
     /// The encoder over `input`'s tokens and hooks (validated).
     fn encode(&self, input: &ForwardInput) -> EncoderOutput {
         let cfg = &self.config;
-        let tokens = input.tokens.as_ref().expect("validated");
         let device = self.embed.device();
-        let b = tokens.batch;
-        let mut x = match &input.input_embeds {
-            Some(given) => given.clone(),
-            None => self.embed_ids(tokens, &device),
-        };
-        if let Some(soft) = &input.soft {
-            x = prepare::splice_soft(x, soft, &device);
-        }
+        let x = prepare::input_vectors(input, |t| self.embed_ids(t, &device), &device);
         let deep = input.deep.as_ref();
-        if let Some(d) = deep {
-            x = prepare::insert_deep(x, d);
-        }
-        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let prepare::StepKeys {
+            seq_mask,
+            keys_valid,
+            prefix_slots,
+            ..
+        } = prepare::step_keys(input, None);
+        let b = input.tokens.as_ref().expect("validated").batch;
         let len = seq_mask.len() / b;
         // transformers numbers the encoder's positions 0.. whatever the padding or prefix
         let positions = prepare::default_positions(len, &vec![0; b]);
@@ -277,13 +272,6 @@ impl Bart {
             positions,
             &device,
         );
-        let prefix_len = input
-            .prefixes
-            .as_ref()
-            .map(|p| p[0].key.dims()[2])
-            .unwrap_or(0);
-        let keys_valid =
-            prepare::key_mask(&seq_mask, b, None, prefix_len, input.prefix_mask.as_deref());
         let mask = build_mask(
             b,
             len,
@@ -291,7 +279,7 @@ impl Bart {
             MaskSpec {
                 causal: false,
                 window: None,
-                prefix_slots: prefix_len,
+                prefix_slots,
             },
             &device,
         );
@@ -354,10 +342,7 @@ impl Bart {
             ),
         };
 
-        let mut x = self.embed_ids(tokens, &device);
-        if let Some(soft) = &decoder.soft {
-            x = prepare::splice_soft(x, soft, &device);
-        }
+        let x = prepare::input_vectors(&view, |t| self.embed_ids(t, &device), &device);
         let prepare::StepKeys {
             seq_mask,
             keys_valid,

@@ -113,23 +113,13 @@ impl Gpt2 {
         let cfg = &self.config;
         let tokens = input.tokens.as_ref().expect("validated");
         let device = self.embed.device();
-        let (b, t) = (tokens.batch, tokens.len);
-        let ids = int_tensor(
-            tokens.ids.iter().map(|&i| i as i64).collect(),
-            [b, t],
-            &device,
-        );
-        let mut x = match &input.input_embeds {
-            Some(given) => given.clone(),
-            None => embed(&self.embed, ids),
+        let b = tokens.batch;
+        let ids = |t: &super::TokenBatch| {
+            let ids = t.ids.iter().map(|&i| i as i64).collect();
+            embed(&self.embed, int_tensor(ids, [b, t.len], &device))
         };
-        if let Some(soft) = &input.soft {
-            x = prepare::splice_soft(x, soft, &device);
-        }
+        let mut x = prepare::input_vectors(input, ids, &device);
         let deep = input.deep.as_ref();
-        if let Some(d) = deep {
-            x = prepare::insert_deep(x, d);
-        }
         let prepare::StepKeys {
             seq_mask,
             keys_valid,

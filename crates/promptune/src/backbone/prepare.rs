@@ -358,6 +358,27 @@ pub(crate) fn expand_batch<const D: usize>(t: Tensor<D>, b: usize) -> Tensor<D> 
     }
 }
 
+/// What the first layer takes, `[B, L, H]`: `input_embeds`, or the token ids embedded by
+/// `embed`, with the soft vectors spliced in and layer 0's deep tokens inserted.
+pub(crate) fn input_vectors(
+    input: &ForwardInput,
+    embed: impl FnOnce(&TokenBatch) -> Tensor<3>,
+    device: &Device,
+) -> Tensor<3> {
+    let tokens = input.tokens.as_ref().expect("validated");
+    let mut x = match &input.input_embeds {
+        Some(given) => given.clone(),
+        None => embed(tokens),
+    };
+    if let Some(soft) = &input.soft {
+        x = splice_soft(x, soft, device);
+    }
+    if let Some(d) = &input.deep {
+        x = insert_deep(x, d);
+    }
+    x
+}
+
 /// Replaces the embeddings at the soft positions: `emb * keep + onehot @ values`, which keeps
 /// the gradient path to `values`. A row that places `k < n` vectors selects the first `k` of
 /// its row of values (its one-hot rows have no entry for the others).

@@ -305,29 +305,17 @@ impl T5 {
 
     /// The encoder over `input`'s tokens and hooks (validated).
     fn encode(&self, input: &ForwardInput) -> EncoderOutput {
-        let tokens = input.tokens.as_ref().expect("validated");
         let device = self.embed.device();
-        let b = tokens.batch;
-        let mut x = match &input.input_embeds {
-            Some(given) => given.clone(),
-            None => self.embed_ids(tokens, &device),
-        };
-        if let Some(soft) = &input.soft {
-            x = prepare::splice_soft(x, soft, &device);
-        }
+        let mut x = prepare::input_vectors(input, |t| self.embed_ids(t, &device), &device);
         let deep = input.deep.as_ref();
-        if let Some(d) = deep {
-            x = prepare::insert_deep(x, d);
-        }
-        let seq_mask = prepare::sequence_mask(tokens, deep);
+        let prepare::StepKeys {
+            seq_mask,
+            keys_valid,
+            prefix_slots: prefix_len,
+            ..
+        } = prepare::step_keys(input, None);
+        let b = input.tokens.as_ref().expect("validated").batch;
         let len = seq_mask.len() / b;
-        let prefix_len = input
-            .prefixes
-            .as_ref()
-            .map(|p| p[0].key.dims()[2])
-            .unwrap_or(0);
-        let keys_valid =
-            prepare::key_mask(&seq_mask, b, None, prefix_len, input.prefix_mask.as_deref());
         let spec = MaskSpec {
             causal: false,
             window: None,
@@ -401,10 +389,7 @@ impl T5 {
             ),
         };
 
-        let mut x = self.embed_ids(&decoder.tokens, &device);
-        if let Some(soft) = &decoder.soft {
-            x = prepare::splice_soft(x, soft, &device);
-        }
+        let mut x = prepare::input_vectors(&view, |t| self.embed_ids(t, &device), &device);
         let prepare::StepKeys {
             seq_mask,
             keys_valid,

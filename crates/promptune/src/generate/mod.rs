@@ -279,46 +279,73 @@ pub fn generate_ids_streaming(
         }
         return Ok(new);
     }
-    let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = KvCache::new(info.num_layers);
-    let mut out = Vec::new();
-    let mut sequence: Vec<u32> = prompt_ids.to_vec();
-    let mut step: Vec<u32> = prompt_ids.to_vec();
-    for _ in 0..opts.max_new_tokens {
+    let mut step = |tokens: &[u32]| {
         let in_front = if cache.is_empty() {
             hooks.prefix_len()
         } else {
             cache.len()
         };
-        if in_front + step.len() > info.max_positions {
-            break;
+        if in_front + tokens.len() > info.max_positions {
+            return Ok(None);
         }
-        let tokens = TokenBatch::single(&step)?;
+        let tokens = TokenBatch::single(tokens)?;
         let mut input = ForwardInput::new(tokens.clone());
         if cache.is_empty() {
             let soft = [soft_positions.to_vec()];
             hooks.apply(&info, &tokens, &soft, true, &mut input)?;
         }
-        input.logits = LogitsRequest {
-            positions: LogitPositions::Last,
-            rows: None,
-        };
-        let fwd = model.backbone.forward(&input, Some(&mut cache))?;
-        let mut logits = to_vec(
-            fwd.logits
-                .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
-        );
-        beam::process(&mut logits, &sequence, out.len(), eos, opts);
-        let next = choose(&logits, &opts.sampling, &mut rng);
-        if opts.stop_at_eos && eos.contains(&next) {
+        Ok(last_logits(&model.backbone, input, &mut cache)?.pop())
+    };
+    decode_one(prompt_ids, eos, opts, on_token, &mut step)
+}
+
+/// One cached step of [`decode_one`]: the step's tokens in, the next-token logits out (`None`:
+/// the step does not fit the context).
+type OneStep<'a> = dyn FnMut(&[u32]) -> Result<Option<Vec<f32>>> + 'a;
+
+/// Greedy or sampled decoding of one sequence from `prompt` (what the decoding rules see):
+/// `step` runs the cached model on a step's tokens (the prompt, then each new token) and gives
+/// the next-token logits, or `None` when the step no longer fits the context. Returns the new
+/// tokens, each handed to `on_token` as it is chosen.
+fn decode_one(
+    prompt: &[u32],
+    eos: &[u32],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(u32) -> Result<()>,
+    step: &mut OneStep,
+) -> Result<Vec<u32>> {
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut sequence = prompt.to_vec();
+    let mut out = Vec::new();
+    let mut tokens = prompt.to_vec();
+    for _ in 0..opts.max_new_tokens {
+        let Some(logits) = step(&tokens)? else {
             break;
-        }
+        };
+        let Some(next) = next_token(logits, &sequence, out.len(), eos, opts, &mut rng) else {
+            break;
+        };
         out.push(next);
         sequence.push(next);
         on_token(next)?;
-        step = vec![next];
+        tokens = vec![next];
     }
     Ok(out)
+}
+
+/// A row's next token under the decoding rules, or `None` when it ends the sequence.
+fn next_token(
+    mut logits: Vec<f32>,
+    sequence: &[u32],
+    generated: usize,
+    eos: &[u32],
+    opts: &GenerateOptions,
+    rng: &mut StdRng,
+) -> Option<u32> {
+    beam::process(&mut logits, sequence, generated, eos, opts);
+    let next = choose(&logits, &opts.sampling, rng);
+    (!(opts.stop_at_eos && eos.contains(&next))).then_some(next)
 }
 
 /// Each row's next-token logits (at its last position) of one cached step.
@@ -370,7 +397,7 @@ pub fn generate_seq2seq_ids(
             cfg.max_positions
         )));
     }
-    let mut step = if decoder_prompt.is_empty() {
+    let start = if decoder_prompt.is_empty() {
         vec![cfg.decoder_start_token_id.ok_or_else(|| {
             Error::InvalidInput(
                 "the model's config names no `decoder_start_token_id`: give the decoder a \
@@ -383,7 +410,7 @@ pub fn generate_seq2seq_ids(
     };
     let eos = &opts.ends(&cfg.eos_token_ids);
     if opts.num_beams > 1 {
-        let room = cfg.max_positions.saturating_sub(step.len());
+        let room = cfg.max_positions.saturating_sub(start.len());
         let mut cache = KvCache::new(cfg.decoder_layers);
         let mut beam_step = |rows: &[Vec<u32>], origins: Option<&[usize]>| {
             if let Some(o) = origins {
@@ -410,9 +437,8 @@ pub fn generate_seq2seq_ids(
             };
             last_logits(backbone, input, &mut cache)
         };
-        let prompt = step.clone();
         let new = beam::beam_search(
-            &prompt,
+            &start,
             opts.max_new_tokens.min(room),
             eos,
             opts,
@@ -423,42 +449,22 @@ pub fn generate_seq2seq_ids(
         }
         return Ok(new);
     }
-    let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = KvCache::new(cfg.decoder_layers);
-    let mut out = Vec::new();
-    let mut sequence = step.clone();
-    for _ in 0..opts.max_new_tokens {
-        if cache.len() + step.len() > cfg.max_positions {
-            break;
+    let mut decode_step = |tokens: &[u32]| {
+        if cache.len() + tokens.len() > cfg.max_positions {
+            return Ok(None);
         }
         let input = ForwardInput {
             tokens: cache
                 .is_empty()
                 .then(|| TokenBatch::single(source_ids))
                 .transpose()?,
-            decoder: Some(DecoderInput::new(TokenBatch::single(&step)?)),
-            logits: LogitsRequest {
-                positions: LogitPositions::Last,
-                rows: None,
-            },
+            decoder: Some(DecoderInput::new(TokenBatch::single(tokens)?)),
             ..Default::default()
         };
-        let fwd = backbone.forward(&input, Some(&mut cache))?;
-        let mut logits = to_vec(
-            fwd.logits
-                .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
-        );
-        beam::process(&mut logits, &sequence, out.len(), eos, opts);
-        let next = choose(&logits, &opts.sampling, &mut rng);
-        if opts.stop_at_eos && eos.contains(&next) {
-            break;
-        }
-        out.push(next);
-        sequence.push(next);
-        on_token(next)?;
-        step = vec![next];
-    }
-    Ok(out)
+        Ok(last_logits(backbone, input, &mut cache)?.pop())
+    };
+    decode_one(&start, eos, opts, on_token, &mut decode_step)
 }
 
 /// Continues every prompt of `prompts` in one batch (decoders: left-padded, each row numbered
@@ -521,18 +527,17 @@ pub fn generate_batch_ids(
         input.position_ids = Some(positions.clone());
         let rows = last_logits(&model.backbone, input, &mut cache)?;
         let mut next_tokens = Vec::with_capacity(b);
-        for (r, mut logits) in rows.into_iter().enumerate() {
+        for (r, logits) in rows.into_iter().enumerate() {
             if done[r] {
                 next_tokens.push(pad);
                 continue;
             }
-            beam::process(&mut logits, &sequences[r], out[r].len(), eos, opts);
-            let next = choose(&logits, &opts.sampling, &mut rng);
-            if opts.stop_at_eos && eos.contains(&next) {
+            let Some(next) = next_token(logits, &sequences[r], out[r].len(), eos, opts, &mut rng)
+            else {
                 done[r] = true;
                 next_tokens.push(pad);
                 continue;
-            }
+            };
             out[r].push(next);
             sequences[r].push(next);
             next_tokens.push(next);

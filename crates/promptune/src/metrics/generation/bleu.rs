@@ -1,11 +1,9 @@
 //! Corpus BLEU as sacrebleu computes it (`corpus_bleu` with the `13a` tokenizer and `exp`
 //! smoothing), with any number of references per item.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
-use super::{check_corpus, ngram_counts, tokens};
+use super::{check_corpus, clipped_hits, tokens};
 use crate::Result;
 
 /// n-gram orders BLEU reads.
@@ -57,16 +55,10 @@ pub fn corpus_bleu<R: AsRef<str>>(
         sys_len += hyp.len();
         ref_len += closest(hyp.len(), &refs.iter().map(Vec::len).collect::<Vec<_>>());
         for n in 1..=ORDERS {
-            let mut max_ref: HashMap<&[String], usize> = HashMap::new();
-            for r in &refs {
-                for (gram, c) in ngram_counts(r, n) {
-                    let slot = max_ref.entry(gram).or_insert(0);
-                    *slot = (*slot).max(c);
-                }
-            }
-            for (gram, c) in ngram_counts(&hyp, n) {
-                correct[n - 1] += c.min(max_ref.get(gram).copied().unwrap_or(0));
-            }
+            correct[n - 1] += clipped_hits(&hyp, &refs, n)
+                .iter()
+                .map(|(_, hits)| hits)
+                .sum::<usize>();
             total[n - 1] += hyp.len().saturating_sub(n - 1);
         }
     }

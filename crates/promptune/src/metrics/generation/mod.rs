@@ -83,6 +83,29 @@ pub(crate) fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], us
     counts
 }
 
+/// The n-grams of `hyp` of length `n` with their counts clipped by the largest count of any
+/// one of `refs` (BLEU's and NIST's matches); n-grams without a match are left out.
+pub(crate) fn clipped_hits<'a>(
+    hyp: &'a [String],
+    refs: &'a [Vec<String>],
+    n: usize,
+) -> Vec<(&'a [String], usize)> {
+    let mut max_ref: HashMap<&[String], usize> = HashMap::new();
+    for r in refs {
+        for (gram, c) in ngram_counts(r, n) {
+            let slot = max_ref.entry(gram).or_insert(0);
+            *slot = (*slot).max(c);
+        }
+    }
+    ngram_counts(hyp, n)
+        .into_iter()
+        .filter_map(|(gram, c)| {
+            let hits = c.min(max_ref.get(gram).copied().unwrap_or(0));
+            (hits > 0).then_some((gram, hits))
+        })
+        .collect()
+}
+
 /// The hypotheses and their references, checked to pair up.
 pub fn check_corpus<R: AsRef<str>>(hypotheses: &[String], references: &[Vec<R>]) -> Result<()> {
     if hypotheses.len() != references.len() {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{check_corpus, ngram_counts, tokens};
+use super::{check_corpus, clipped_hits, ngram_counts, tokens};
 use crate::Result;
 
 /// n-gram orders NIST reads.
@@ -61,18 +61,8 @@ pub fn corpus_nist<R: AsRef<str>>(hypotheses: &[String], references: &[Vec<R>]) 
     for (hyp, group) in hyps.iter().zip(&refs) {
         for n in 1..=ORDERS {
             cand_len[n - 1] += hyp.len() as i64 - (n as i64 - 1);
-            let mut max_ref: HashMap<&[String], usize> = HashMap::new();
-            for r in group {
-                for (gram, c) in ngram_counts(r, n) {
-                    let slot = max_ref.entry(gram).or_insert(0);
-                    *slot = (*slot).max(c);
-                }
-            }
-            for (gram, c) in ngram_counts(hyp, n) {
-                let hits = c.min(max_ref.get(gram).copied().unwrap_or(0));
-                if hits > 0 {
-                    hit_info[n - 1] += info(gram) * hits as f64;
-                }
+            for (gram, hits) in clipped_hits(hyp, group, n) {
+                hit_info[n - 1] += info(gram) * hits as f64;
             }
         }
     }
