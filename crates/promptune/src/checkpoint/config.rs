@@ -174,6 +174,46 @@ pub struct RelativeAttention {
 }
 
 impl BackboneConfig {
+    /// A model of `family` with `num_layers` layers and nothing else yet: zero sizes, no RoPE,
+    /// window, soft cap, token types, special ids, dropout or decoder stack, a tied head,
+    /// unscaled attention. Readers fill in what their config says (struct update syntax).
+    pub fn plain(family: Family, num_layers: usize) -> Self {
+        Self {
+            family,
+            vocab_size: 0,
+            hidden_size: 0,
+            num_layers,
+            num_heads: 0,
+            num_kv_heads: 0,
+            head_dim: 0,
+            intermediate_size: 0,
+            max_positions: 0,
+            norm_eps: 1e-5,
+            rope: None,
+            rope_local: None,
+            sliding_window: None,
+            sliding_layers: vec![false; num_layers],
+            attention_scale: 1.0,
+            final_logit_softcap: None,
+            attn_logit_softcap: None,
+            type_vocab_size: 0,
+            pad_token_id: None,
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+            tie_word_embeddings: true,
+            hidden_act: "gelu".into(),
+            attention_bias: false,
+            hidden_dropout: 0.0,
+            attention_dropout: 0.0,
+            decoder_layers: 0,
+            decoder_start_token_id: None,
+            scale_embedding: false,
+            relative_attention: None,
+            gated_ffn: false,
+            scale_decoder_outputs: false,
+        }
+    }
+
     /// The decoder stack of an encoder-decoder model seen as a model of its own (its layer
     /// count in `num_layers`), for checking decoder inputs; `None` without a decoder stack.
     pub fn decoder_stack(&self) -> Option<BackboneConfig> {

@@ -325,7 +325,6 @@ fn parse_gpt2(j: &Json) -> Result<BackboneConfig> {
         1.0
     };
     let config = BackboneConfig {
-        family: Family::Gpt2,
         vocab_size: j.usize("vocab_size")?,
         hidden_size,
         num_layers,
@@ -335,28 +334,14 @@ fn parse_gpt2(j: &Json) -> Result<BackboneConfig> {
         intermediate_size,
         max_positions: j.usize_or("n_positions", 1024)?,
         norm_eps: j.f64_or("layer_norm_epsilon", 1e-5)?,
-        rope: None,
-        rope_local: None,
-        sliding_window: None,
-        sliding_layers: vec![false; num_layers],
         attention_scale,
-        final_logit_softcap: None,
-        attn_logit_softcap: None,
-        type_vocab_size: 0,
         pad_token_id: j.token_ids("pad_token_id").first().copied(),
         bos_token_id: j.token_ids("bos_token_id").first().copied(),
         eos_token_ids: j.token_ids("eos_token_id"),
         tie_word_embeddings: j.bool_or("tie_word_embeddings", true),
         hidden_act,
         attention_bias: true,
-        hidden_dropout: 0.0,
-        attention_dropout: 0.0,
-        decoder_layers: 0,
-        decoder_start_token_id: None,
-        scale_embedding: false,
-        relative_attention: None,
-        gated_ffn: false,
-        scale_decoder_outputs: false,
+        ..BackboneConfig::plain(Family::Gpt2, num_layers)
     };
     config.validate()?;
     Ok(config)
@@ -419,7 +404,6 @@ fn parse_bart(j: &Json) -> Result<BackboneConfig> {
         return Err(j.err(format!("unsupported activation `{hidden_act}`")));
     }
     let config = BackboneConfig {
-        family: Family::Bart,
         vocab_size: j.usize("vocab_size")?,
         hidden_size,
         num_layers,
@@ -428,29 +412,17 @@ fn parse_bart(j: &Json) -> Result<BackboneConfig> {
         head_dim,
         intermediate_size,
         max_positions: j.usize_or("max_position_embeddings", 1024)?,
-        norm_eps: 1e-5,
-        rope: None,
-        rope_local: None,
-        sliding_window: None,
-        sliding_layers: vec![false; num_layers],
         attention_scale: 1.0 / (head_dim as f64).sqrt(),
-        final_logit_softcap: None,
-        attn_logit_softcap: None,
-        type_vocab_size: 0,
         pad_token_id: j.token_ids("pad_token_id").first().copied(),
         bos_token_id: j.token_ids("bos_token_id").first().copied(),
         eos_token_ids: j.token_ids("eos_token_id"),
         tie_word_embeddings: j.bool_or("tie_word_embeddings", true),
         hidden_act,
         attention_bias: true,
-        hidden_dropout: 0.0,
-        attention_dropout: 0.0,
         decoder_layers,
         decoder_start_token_id: j.token_ids("decoder_start_token_id").first().copied(),
         scale_embedding: j.bool_or("scale_embedding", false),
-        relative_attention: None,
-        gated_ffn: false,
-        scale_decoder_outputs: false,
+        ..BackboneConfig::plain(Family::Bart, num_layers)
     };
     config.validate()?;
     Ok(config)
@@ -507,7 +479,6 @@ fn parse_t5(j: &Json) -> Result<BackboneConfig> {
     let tie_word_embeddings = j.bool_or("tie_word_embeddings", true);
     let pad = j.token_ids("pad_token_id").first().copied().or(Some(0));
     let config = BackboneConfig {
-        family: Family::T5,
         vocab_size: j.usize("vocab_size")?,
         hidden_size,
         num_layers,
@@ -517,35 +488,23 @@ fn parse_t5(j: &Json) -> Result<BackboneConfig> {
         intermediate_size: j.usize("d_ff")?,
         max_positions: j.usize_or("n_positions", 512)?,
         norm_eps: j.f64_or("layer_norm_epsilon", 1e-6)?,
-        rope: None,
-        rope_local: None,
-        sliding_window: None,
-        sliding_layers: vec![false; num_layers],
-        attention_scale: 1.0,
-        final_logit_softcap: None,
-        attn_logit_softcap: None,
-        type_vocab_size: 0,
         pad_token_id: pad,
-        bos_token_id: None,
         eos_token_ids: j.token_ids("eos_token_id"),
         tie_word_embeddings,
         hidden_act,
-        attention_bias: false,
-        hidden_dropout: 0.0,
-        attention_dropout: 0.0,
         decoder_layers,
         decoder_start_token_id: j
             .token_ids("decoder_start_token_id")
             .first()
             .copied()
             .or(pad),
-        scale_embedding: false,
         relative_attention: Some(RelativeAttention {
             num_buckets,
             max_distance,
         }),
         gated_ffn: gated,
         scale_decoder_outputs: j.bool_or("scale_decoder_outputs", tie_word_embeddings),
+        ..BackboneConfig::plain(Family::T5, num_layers)
     };
     config.validate()?;
     Ok(config)
