@@ -1,6 +1,9 @@
-//! The NLU journeys from the command line: train a token-tagging and a QA task on the tiny
-//! BERT, then `eval` and `predict` with the adapters they wrote; a bad tag is a clear error.
+//! The task journeys from the command line: train a token-tagging and a QA task on the tiny
+//! BERT and a generation task on the tiny Llama, then `eval`, `predict` (and `generate
+//! --adapter`) with the adapters they wrote; a bad tag is a clear error.
 
+#[path = "../../promptune/tests/common/tiny.rs"]
+mod tiny;
 #[path = "../../promptune/tests/common/tiny_bert.rs"]
 mod tiny_bert;
 
@@ -194,4 +197,139 @@ fn question_answering_from_the_command_line() {
     assert_eq!(lines.lines().count(), 10);
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert!(first["answer"].is_string() && first["id"].is_string());
+}
+
+/// `n` JSONL rows `{"text": "the <noun> was <adj>", "summary": "<adj> <noun>"}` from `offset`.
+fn reversal_jsonl(n: usize, offset: usize) -> String {
+    let adjs = [
+        "good", "great", "fine", "nice", "bad", "awful", "poor", "dull",
+    ];
+    let nouns = ["movie", "film", "plot", "acting"];
+    (offset..offset + n)
+        .map(|i| {
+            let (a, w) = (adjs[i % 8], nouns[i / 8 % 4]);
+            format!("{{\"text\": \"the {w} was {a}\", \"summary\": \"{a} {w}\"}}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn generation_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny::tiny_model_with_tokenizer(&d.join("model"));
+    std::fs::write(d.join("train.jsonl"), reversal_jsonl(32, 0)).unwrap();
+    std::fs::write(d.join("dev.jsonl"), reversal_jsonl(8, 3)).unwrap();
+    let columns = "columns = { text = \"text\", summary = \"summary\" }";
+    let config = format!(
+        "model = \"model\"\noutput_dir = \"run\"\ntask = \"generation\"\ntemplate = \"review: {{text}}\"\n\
+         [generation]\ntarget = \"{{summary}}\"\nseparator = \" sentiment: \"\nmax_new_tokens = 4\n\
+         [data.train]\npath = \"train.jsonl\"\n{columns}\n[data.dev]\npath = \"dev.jsonl\"\n{columns}\n\
+         [method]\nkind = \"prefix_tuning\"\nnum_virtual_tokens = 4\n[train]\nlr = 0.2\nbatch_size = 8\nepochs = 20\n"
+    );
+    std::fs::write(d.join("task.toml"), config).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(promptune(d, &["train", "--config", "task.toml"]))).unwrap();
+    assert_eq!(report["task"], "generation");
+    assert_eq!(report["metric"], "neg_dev_loss");
+    let data = [
+        "--data",
+        "dev.jsonl",
+        "--column",
+        "text=text",
+        "--column",
+        "summary=summary",
+    ];
+    let eval: serde_json::Value = serde_json::from_str(&ok(promptune(
+        d,
+        &[&["eval", "--adapter", "run/adapter"][..], &data].concat(),
+    )))
+    .unwrap();
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9
+    };
+    for key in ["bleu", "rouge1", "rouge_l", "cider"] {
+        assert!(close(&eval[key], &report["final_dev_scores"][key]), "{key}");
+    }
+    assert_eq!(eval["examples"], 8);
+    let lines = ok(promptune(
+        d,
+        &[&["predict", "--adapter", "run/adapter"][..], &data].concat(),
+    ));
+    let lines: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8);
+    // `generate --adapter` fills the source template and prints what predict generated
+    for line in &lines[..3] {
+        let text = line["source"]["text"].as_str().unwrap();
+        let want = line["generation"].as_str().unwrap();
+        let out = ok(promptune(
+            d,
+            &[
+                "generate",
+                "model",
+                "--adapter",
+                "run/adapter",
+                "--prompt",
+                text,
+                "-n",
+                "4",
+            ],
+        ));
+        assert_eq!(out.trim(), want, "{text}");
+        let field = format!("text={text}");
+        let out = ok(promptune(
+            d,
+            &[
+                "generate",
+                "model",
+                "--adapter",
+                "run/adapter",
+                "--field",
+                &field,
+                "-n",
+                "4",
+            ],
+        ));
+        assert_eq!(out.trim(), want, "{text}");
+        // a stop string cuts the text before it
+        if let Some(second) = want.split_whitespace().nth(1) {
+            let out = ok(promptune(
+                d,
+                &[
+                    "generate",
+                    "model",
+                    "--adapter",
+                    "run/adapter",
+                    "--prompt",
+                    text,
+                    "-n",
+                    "4",
+                    "--stop",
+                    second,
+                ],
+            ));
+            assert_eq!(
+                out.trim(),
+                want[..want.find(second).unwrap()].trim(),
+                "{text}"
+            );
+        }
+    }
+    // a classification-style prompt for a template of a field it does not read
+    let out = promptune(
+        d,
+        &[
+            "generate",
+            "model",
+            "--adapter",
+            "run/adapter",
+            "--field",
+            "title=x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reads text"));
 }

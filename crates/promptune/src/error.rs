@@ -101,6 +101,9 @@ pub enum Error {
     /// A step that cannot fail on valid input did (a bug: please report it).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A caller's per-token callback ended generation (a stop string appeared); not a failure.
+    #[error("generation stopped by the caller")]
+    Stopped,
     /// Training produced NaN or infinite values (loss, gradients or parameters).
     #[error("training diverged: {0}")]
     Diverged(String),

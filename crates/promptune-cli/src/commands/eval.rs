@@ -9,8 +9,9 @@ use promptune::pipeline::{Predictor, TaskKind};
 /// Arguments shared by `eval` and `predict` to read a data file.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
-    /// JSONL, CSV or TSV file (classification); CoNLL file (token classification); SQuAD JSON
-    /// (question answering).
+    /// JSONL, CSV or TSV file (classification, generation); CoNLL file (token
+    /// classification); SQuAD JSON (question answering); E2E, DART or WebNLG file
+    /// (generation, with --format).
     #[arg(long)]
     pub data: PathBuf,
     /// Column for a template field, `FIELD=COLUMN` (repeatable; default `text_a=text`).
@@ -28,6 +29,10 @@ pub struct DataArgs {
     /// SQuAD files: keep the questions of articles START..END (0-based, file order).
     #[arg(long, value_name = "START..END")]
     pub articles: Option<String>,
+    /// File format when the extension does not tell: jsonl, csv, tsv, or for generation
+    /// adapters e2e, dart, webnlg.
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 impl DataArgs {
@@ -47,6 +52,12 @@ impl DataArgs {
         spec.label_column = self.label_column.clone();
         spec.label_map = self.label_map.iter().map(pair).collect::<Result<_>>()?;
         spec.limit = self.limit;
+        if let Some(f) = &self.format {
+            spec.format = match serde_json::from_value(serde_json::json!(f)) {
+                Ok(format) => Some(format),
+                Err(_) => crate::usage!("--format {f}: one of jsonl, csv, tsv, e2e, dart, webnlg"),
+            };
+        }
         if let Some(range) = &self.articles {
             let Some((a, b)) = range.split_once("..") else {
                 crate::usage!("--articles `{range}` is not START..END");

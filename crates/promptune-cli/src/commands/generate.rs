@@ -1,19 +1,36 @@
 //! `promptune generate MODEL --prompt TEXT`: continue a prompt with the KV cache (an
-//! encoder-decoder model reads the prompt as its source and prints what it decodes).
+//! encoder-decoder model reads the prompt as its source and prints what it decodes). With
+//! `--adapter DIR` (a generation adapter) the prompt fills the adapter's source template and
+//! the adapter's prompts, prefixes and trained weights apply; its stop strings too.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+
 use promptune::generate::{generate_ids_streaming, EarlyStopping, GenerateOptions, Sampling};
+use promptune::pipeline::Predictor;
+use promptune::task::generation::GenerationEncoder;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(help = super::MODEL_HELP)]
     pub model: String,
-    /// Text to continue (an encoder-decoder model's source).
+    /// Text to continue (an encoder-decoder model's source; with --adapter, the value of the
+    /// source template's one field).
     #[arg(long, short = 'p')]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// A generation adapter (trained with `task = "generation"`) to generate with.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    /// With --adapter: a source template field, NAME=VALUE (repeatable; instead of --prompt
+    /// for templates of several fields).
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    pub fields: Vec<String>,
+    /// Text that ends the generation (repeatable); what follows is not printed.
+    #[arg(long)]
+    pub stop: Vec<String>,
     /// Most tokens to generate.
     #[arg(long, short = 'n', default_value_t = 32)]
     pub max_new_tokens: usize,
@@ -75,8 +92,15 @@ fn sampling(args: &Args) -> Sampling {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.prompt.trim().is_empty() {
+    let prompt = args.prompt.clone().unwrap_or_default();
+    if args.adapter.is_none() && prompt.trim().is_empty() {
         crate::usage!("empty prompt: give some text to continue with --prompt");
+    }
+    if args.adapter.is_none() && !args.fields.is_empty() {
+        crate::usage!("--field fills an adapter's source template: give --adapter too");
+    }
+    if args.stop.iter().any(String::is_empty) {
+        crate::usage!("--stop needs a non-empty text");
     }
     if args
         .temperature
@@ -97,11 +121,8 @@ pub fn run(args: Args) -> Result<()> {
         crate::usage!("--length-penalty must be a finite number");
     }
     let device = super::device();
-    let model = super::load_model(&args.model, &device)?;
-    let prompt_ids = model
-        .encode(&args.prompt, true)
-        .context("cannot tokenize the prompt")?;
-    let opts = GenerateOptions {
+    let model = std::sync::Arc::new(super::load_model(&args.model, &device)?);
+    let mut opts = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling: sampling(&args),
         seed: args.seed,
@@ -117,50 +138,168 @@ pub fn run(args: Args) -> Result<()> {
         min_new_tokens: args.min_new_tokens,
         ..Default::default()
     };
+    let mut stops = args.stop.clone();
+    // a stop string of one token ends generation in the decoding loop itself
+    for s in &args.stop {
+        if let [one] = model.encode(s, false)?.as_slice() {
+            opts.stop_tokens.push(*one);
+        }
+    }
+    let predictor = match &args.adapter {
+        Some(dir) => {
+            let adapter = promptune::adapter::Adapter::load(dir)
+                .with_context(|| format!("cannot load the adapter {}", dir.display()))?;
+            let p = Predictor::with_model(adapter, model.clone(), &device)?;
+            let encoder = p.generation_encoder()?;
+            opts.stop_tokens.extend_from_slice(encoder.stop_tokens());
+            if let Some(g) = &p.config().generation {
+                stops.extend(g.stop.iter().cloned());
+            }
+            Some((p, encoder))
+        }
+        None => None,
+    };
+    let fields = match &predictor {
+        Some((_, encoder)) => Some(source_fields(&args, &prompt, encoder)?),
+        None => None,
+    };
     // the text goes out as it comes: each token's decoded addition, held back while it is
-    // an incomplete character
+    // an incomplete character, cut at the first stop string
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut so_far = Vec::new();
     let mut shown = String::new();
     let mut show = |ids: &[u32], out: &mut std::io::StdoutLock| -> promptune::Result<()> {
-        let text = model.decode(ids)?;
+        let mut text = model.decode(ids)?;
+        let stop_at = stops.iter().filter_map(|s| text.find(s.as_str())).min();
+        if let Some(at) = stop_at {
+            text.truncate(at);
+        }
         if let Some(rest) = text.strip_prefix(shown.as_str()) {
+            // a stop string may be forming: hold back what could be its start
+            let hold = stops
+                .iter()
+                .map(|s| partial_suffix(rest, s))
+                .max()
+                .unwrap_or(0);
+            let rest = &rest[..rest.len() - if stop_at.is_some() { 0 } else { hold }];
             if !rest.is_empty() && !rest.ends_with('\u{fffd}') {
                 out.write_all(rest.as_bytes())
                     .and_then(|_| out.flush())
                     .map_err(|e| promptune::Error::io("standard output", e))?;
-                shown = text;
+                shown.push_str(rest);
             }
         }
-        Ok(())
+        match stop_at {
+            Some(_) => Err(promptune::Error::Stopped),
+            None => Ok(()),
+        }
     };
-    let new_ids = generate_ids_streaming(
-        &model,
-        &Default::default(),
-        &prompt_ids,
-        &[],
-        &opts,
-        &mut |id| {
-            so_far.push(id);
-            show(&so_far, &mut out)
-        },
-    )
-    .context("generation failed")?;
+    let mut on_token = |id| {
+        so_far.push(id);
+        show(&so_far, &mut out)
+    };
+    let (prompt_tokens, result) = match (&predictor, &fields) {
+        (Some((p, encoder)), Some(fields)) => (
+            encoder.encode_source(fields)?.ids.len(),
+            p.generate_streaming(fields, &opts, &mut on_token),
+        ),
+        _ => {
+            let prompt_ids = model
+                .encode(&prompt, true)
+                .context("cannot tokenize the prompt")?;
+            (
+                prompt_ids.len(),
+                generate_ids_streaming(
+                    &model,
+                    &Default::default(),
+                    &prompt_ids,
+                    &[],
+                    &opts,
+                    &mut on_token,
+                ),
+            )
+        }
+    };
+    let stopped = matches!(result, Err(promptune::Error::Stopped));
+    let new_ids = match result {
+        Ok(ids) => ids,
+        Err(promptune::Error::Stopped) => so_far.clone(),
+        Err(e) => return Err(anyhow::Error::new(e).context("generation failed")),
+    };
     let elapsed = start.elapsed().as_secs_f64();
-    let text = model
+    let mut text = model
         .decode(&new_ids)
         .context("cannot decode the generated tokens")?;
+    if let Some(at) = stops.iter().filter_map(|s| text.find(s.as_str())).min() {
+        text.truncate(at);
+    }
     // whatever was held back (or decodes differently whole)
     let rest = text.strip_prefix(shown.as_str()).unwrap_or_default();
     writeln!(out, "{rest}").context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;
     eprintln!(
-        "{} prompt tokens, {} new tokens in {:.2} s ({:.1} tokens/s)",
-        prompt_ids.len(),
+        "{} prompt tokens, {} new tokens in {:.2} s ({:.1} tokens/s){}",
+        prompt_tokens,
         new_ids.len(),
         elapsed,
-        new_ids.len() as f64 / elapsed.max(1e-9)
+        new_ids.len() as f64 / elapsed.max(1e-9),
+        if stopped {
+            ", ended by a stop string"
+        } else {
+            ""
+        }
     );
     Ok(())
+}
+
+/// The length of the longest end of `text` that is a proper start of `stop`.
+fn partial_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len())
+        .rev()
+        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        .unwrap_or(0)
+}
+
+/// The source template's fields: `--field NAME=VALUE`s, or the prompt as its one field.
+fn source_fields(
+    args: &Args,
+    prompt: &str,
+    encoder: &GenerationEncoder,
+) -> Result<BTreeMap<String, String>> {
+    let names: Vec<String> = encoder
+        .template()
+        .fields()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut fields = BTreeMap::new();
+    for f in &args.fields {
+        let Some((k, v)) = f.split_once('=') else {
+            crate::usage!("--field {f}: write NAME=VALUE");
+        };
+        if !names.iter().any(|n| n == k) {
+            crate::usage!(
+                "--field {k}: the adapter's source template reads {}",
+                names.join(", ")
+            );
+        }
+        fields.insert(k.to_string(), v.to_string());
+    }
+    if !prompt.is_empty() {
+        match names.as_slice() {
+            [one] if !fields.contains_key(one) => {
+                fields.insert(one.clone(), prompt.to_string());
+            }
+            [_] => crate::usage!("give the source once: --prompt or --field"),
+            _ => crate::usage!(
+                "the adapter's source template reads {}: give each with --field NAME=VALUE",
+                names.join(", ")
+            ),
+        }
+    }
+    if let Some(missing) = names.iter().find(|n| !fields.contains_key(*n)) {
+        crate::usage!("the adapter's source template reads `{missing}`: give --prompt or --field {missing}=...");
+    }
+    Ok(fields)
 }

@@ -24,6 +24,7 @@ use crate::method::MethodConfig;
 use crate::params::{from_safetensors, to_safetensors, HostTensor};
 use crate::prompt::VerbalizerSpec;
 use crate::task::classification::{Pooling, Readout};
+use crate::task::generation::GenerationConfig;
 use crate::task::{QaConfig, TaskKind};
 use crate::train::atomic::write_atomic;
 use crate::{Error, Result};
@@ -116,6 +117,9 @@ pub struct AdapterConfig {
     /// Windows and span decoding (question answering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qa: Option<QaConfig>,
+    /// Target, separator and decoding (generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationConfig>,
 }
 
 impl AdapterConfig {

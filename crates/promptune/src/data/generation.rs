@@ -17,7 +17,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{read_examples, DataSpec};
+use std::collections::BTreeMap;
+
+use super::{read_examples, DataFormat, DataSpec, Example};
 use crate::{Error, Result};
 
 /// The largest DART file read (the full training set is about 30 MB).
@@ -166,6 +168,68 @@ pub fn read_dart(path: &Path) -> Result<Vec<GenerationExample>> {
             source: triples.join(" | "),
             references,
         });
+    }
+    Ok(out)
+}
+
+/// The examples of a generation data set: for the `e2e`, `dart` and `webnlg` formats one
+/// example per reference with the fields `source` and `target` (WebNLG adds `category` and
+/// `subset`, `seen` or `unseen`; a source without references gives one example without a
+/// target), `spec.limit` counting sources; for JSONL/CSV/TSV the rows as
+/// [`read_examples`] reads them (without labels).
+pub fn read_generation_examples(spec: &DataSpec) -> Result<Vec<Example>> {
+    let format = spec.resolved_format()?;
+    let grouped: Vec<(GenerationExample, Vec<(&str, String)>)> = match format {
+        DataFormat::Jsonl | DataFormat::Csv | DataFormat::Tsv => {
+            return read_examples(spec, &[]);
+        }
+        DataFormat::E2e => read_e2e(&spec.path)?
+            .into_iter()
+            .map(|e| (e, Vec::new()))
+            .collect(),
+        DataFormat::Dart => read_dart(&spec.path)?
+            .into_iter()
+            .map(|e| (e, Vec::new()))
+            .collect(),
+        DataFormat::Webnlg => read_webnlg(&spec.path)?
+            .into_iter()
+            .map(|w| {
+                let subset = if w.seen { "seen" } else { "unseen" };
+                let extra = vec![("category", w.category), ("subset", subset.to_string())];
+                (w.example, extra)
+            })
+            .collect(),
+    };
+    let keep = spec.limit.unwrap_or(usize::MAX);
+    if keep == 0 {
+        return Err(Error::data(
+            &spec.path,
+            None,
+            "`limit = 0` keeps no examples",
+        ));
+    }
+    let mut out = Vec::new();
+    for (example, extra) in grouped.into_iter().take(keep) {
+        let mut fields: BTreeMap<String, String> =
+            extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        fields.insert("source".into(), example.source);
+        if example.references.is_empty() {
+            out.push(Example {
+                fields: fields.clone(),
+                label: None,
+            });
+        }
+        for r in example.references {
+            let mut f = fields.clone();
+            f.insert("target".into(), r);
+            out.push(Example {
+                fields: f,
+                label: None,
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::data(&spec.path, None, "no examples in the file"));
     }
     Ok(out)
 }

@@ -52,6 +52,14 @@ pub enum DataFormat {
     Csv,
     /// Tab-separated values; quotes are ordinary characters (GLUE files contain stray ones).
     Tsv,
+    /// The E2E NLG challenge's CSV (`mr`, `ref`); generation tasks only (fields `source`, the
+    /// linearised meaning representation, and `target`).
+    E2e,
+    /// DART's JSON; generation tasks only (fields `source`, `target`).
+    Dart,
+    /// WebNLG 2017's XML; generation tasks only (fields `source`, `target`, `category` and
+    /// `subset`, `seen` or `unseen`).
+    Webnlg,
 }
 
 impl DataFormat {

@@ -56,6 +56,16 @@ pub fn read_examples(spec: &DataSpec, labels: &[String]) -> Result<Vec<Example>>
     let examples = match format {
         DataFormat::Jsonl => read_jsonl(path, file, spec, &resolver)?,
         DataFormat::Csv | DataFormat::Tsv => read_delimited(path, file, format, spec, &resolver)?,
+        DataFormat::E2e | DataFormat::Dart | DataFormat::Webnlg => {
+            return Err(Error::data(
+                path,
+                None,
+                format!(
+                    "format {format:?} is a generation data set: read it with a `generation` \
+                     task (data::generation::read_generation_examples)"
+                ),
+            ))
+        }
     };
     if examples.is_empty() {
         return Err(Error::data(

@@ -99,7 +99,8 @@ impl Default for GenerateOptions {
     }
 }
 
-fn validate(opts: &GenerateOptions) -> Result<()> {
+/// Rejects decoding options that cannot work (no beams, sampling beams, bad top-k / top-p).
+pub fn check_options(opts: &GenerateOptions) -> Result<()> {
     if opts.num_beams == 0 {
         return Err(Error::InvalidInput(
             "num_beams must be at least 1 (1: no beam search)".into(),
@@ -214,22 +215,44 @@ pub fn generate_ids_streaming(
     opts: &GenerateOptions,
     on_token: &mut dyn FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
-    validate(opts)?;
+    continue_with(
+        &model.backbone,
+        hooks,
+        prompt_ids,
+        soft_positions,
+        opts,
+        on_token,
+    )
+}
+
+/// Continues `prompt_ids` on `backbone` under an adapter's hooks (a decoder continues the
+/// prompt; an encoder-decoder encodes it as the source and decodes from its start token);
+/// each new token goes to `on_token` as it is chosen. Returns only the new tokens.
+pub fn continue_with(
+    backbone: &Backbone,
+    hooks: &AdapterHooks,
+    prompt_ids: &[u32],
+    soft_positions: &[usize],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<Vec<u32>> {
+    check_options(opts)?;
     if prompt_ids.is_empty() {
         return Err(Error::InvalidInput(
             "empty prompt: nothing to continue".into(),
         ));
     }
-    let info = model.backbone.info();
+    let info = backbone.info();
     if info.has_site(AttentionSite::Cross) {
-        if hooks.soft.is_some() || hooks.prefix_len() > 0 || !soft_positions.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "adapters on encoder-decoder models ({}) do not generate yet: the model \
-                 alone does",
-                info.family
-            )));
-        }
-        return generate_seq2seq_ids(&model.backbone, prompt_ids, &[], opts, on_token);
+        return generate_seq2seq_with(
+            backbone,
+            hooks,
+            prompt_ids,
+            soft_positions,
+            &[],
+            opts,
+            on_token,
+        );
     }
     if !info.causal {
         return Err(Error::InvalidInput(format!(
@@ -251,7 +274,7 @@ pub fn generate_ids_streaming(
             info.max_positions
         )));
     }
-    let eos = &opts.ends(&model.backbone.config().eos_token_ids);
+    let eos = &opts.ends(&backbone.config().eos_token_ids);
     if opts.num_beams > 1 {
         let room = info.max_positions - needed;
         let mut cache = KvCache::new(info.num_layers);
@@ -262,10 +285,11 @@ pub fn generate_ids_streaming(
             let tokens = TokenBatch::pad(rows, 0, crate::backbone::PaddingSide::Right)?;
             let mut input = ForwardInput::new(tokens.clone());
             if origins.is_none() {
+                // the prefix enters the cache once and is shared by every beam
                 let soft = vec![soft_positions.to_vec(); rows.len()];
                 hooks.apply(&info, &tokens, &soft, true, &mut input)?;
             }
-            last_logits(&model.backbone, input, &mut cache)
+            last_logits(backbone, input, &mut cache)
         };
         let new = beam::beam_search(
             prompt_ids,
@@ -295,7 +319,7 @@ pub fn generate_ids_streaming(
             let soft = [soft_positions.to_vec()];
             hooks.apply(&info, &tokens, &soft, true, &mut input)?;
         }
-        Ok(last_logits(&model.backbone, input, &mut cache)?.pop())
+        Ok(last_logits(backbone, input, &mut cache)?.pop())
     };
     decode_one(prompt_ids, eos, opts, on_token, &mut step)
 }
@@ -377,7 +401,31 @@ pub fn generate_seq2seq_ids(
     opts: &GenerateOptions,
     on_token: &mut dyn FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
-    validate(opts)?;
+    let none = AdapterHooks::default();
+    generate_seq2seq_with(
+        backbone,
+        &none,
+        source_ids,
+        &[],
+        decoder_prompt,
+        opts,
+        on_token,
+    )
+}
+
+/// [`generate_seq2seq_ids`] under an adapter's hooks: its soft tokens at `soft_positions` of
+/// the source, its encoder prefix in the encoder, its decoder and cross-attention prefixes in
+/// the first decoder step (then in the cache, shared by every beam).
+pub fn generate_seq2seq_with(
+    backbone: &Backbone,
+    hooks: &AdapterHooks,
+    source_ids: &[u32],
+    soft_positions: &[usize],
+    decoder_prompt: &[u32],
+    opts: &GenerateOptions,
+    on_token: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<Vec<u32>> {
+    check_options(opts)?;
     let cfg = backbone.config();
     if cfg.decoder_layers == 0 {
         return Err(Error::InvalidInput(format!(
@@ -390,10 +438,14 @@ pub fn generate_seq2seq_ids(
             "empty source: nothing to encode".into(),
         ));
     }
-    if source_ids.len() > cfg.max_positions {
+    if hooks.prefix_len() + source_ids.len() > cfg.max_positions {
         return Err(Error::InvalidInput(format!(
-            "the source is {} tokens; the encoder holds {}: shorten it",
+            "the source is {} tokens{}; the encoder holds {}: shorten it",
             source_ids.len(),
+            match hooks.prefix_len() {
+                0 => String::new(),
+                n => format!(" after a {n}-token prefix"),
+            },
             cfg.max_positions
         )));
     }
@@ -408,32 +460,53 @@ pub fn generate_seq2seq_ids(
     } else {
         decoder_prompt.to_vec()
     };
+    let info = backbone.info();
+    let decoder_prefix = hooks
+        .decoder_prefix
+        .as_ref()
+        .and_then(|p| p.first())
+        .map_or(0, |l| l.key.dims()[2]);
+    // the first step of every row: the source (with the adapter's hooks) and the decoder's
+    // start; later steps read the cache
+    let first_input = |rows: &[Vec<u32>]| -> Result<ForwardInput> {
+        let source = TokenBatch::pad(
+            &vec![source_ids.to_vec(); rows.len()],
+            0,
+            crate::backbone::PaddingSide::Right,
+        )?;
+        let mut input = ForwardInput {
+            tokens: Some(source.clone()),
+            decoder: Some(DecoderInput::new(TokenBatch::pad(
+                rows,
+                0,
+                crate::backbone::PaddingSide::Right,
+            )?)),
+            ..Default::default()
+        };
+        let soft = vec![soft_positions.to_vec(); rows.len()];
+        hooks.apply(&info, &source, &soft, true, &mut input)?;
+        Ok(input)
+    };
     let eos = &opts.ends(&cfg.eos_token_ids);
     if opts.num_beams > 1 {
-        let room = cfg.max_positions.saturating_sub(start.len());
+        let room = cfg
+            .max_positions
+            .saturating_sub(start.len() + decoder_prefix);
         let mut cache = KvCache::new(cfg.decoder_layers);
         let mut beam_step = |rows: &[Vec<u32>], origins: Option<&[usize]>| {
-            if let Some(o) = origins {
-                cache.select_rows(o)?;
-            }
-            let source = origins
-                .is_none()
-                .then(|| {
-                    TokenBatch::pad(
-                        &vec![source_ids.to_vec(); rows.len()],
-                        0,
-                        crate::backbone::PaddingSide::Right,
-                    )
-                })
-                .transpose()?;
-            let input = ForwardInput {
-                tokens: source,
-                decoder: Some(DecoderInput::new(TokenBatch::pad(
-                    rows,
-                    0,
-                    crate::backbone::PaddingSide::Right,
-                )?)),
-                ..Default::default()
+            let input = match origins {
+                None => first_input(rows)?,
+                Some(o) => {
+                    cache.select_rows(o)?;
+                    ForwardInput {
+                        decoder: Some(DecoderInput::new(TokenBatch::pad(
+                            rows,
+                            0,
+                            crate::backbone::PaddingSide::Right,
+                        )?)),
+                        ..Default::default()
+                    }
+                }
             };
             last_logits(backbone, input, &mut cache)
         };
@@ -451,16 +524,21 @@ pub fn generate_seq2seq_ids(
     }
     let mut cache = KvCache::new(cfg.decoder_layers);
     let mut decode_step = |tokens: &[u32]| {
-        if cache.len() + tokens.len() > cfg.max_positions {
+        let in_front = if cache.is_empty() {
+            decoder_prefix
+        } else {
+            cache.len()
+        };
+        if in_front + tokens.len() > cfg.max_positions {
             return Ok(None);
         }
-        let input = ForwardInput {
-            tokens: cache
-                .is_empty()
-                .then(|| TokenBatch::single(source_ids))
-                .transpose()?,
-            decoder: Some(DecoderInput::new(TokenBatch::single(tokens)?)),
-            ..Default::default()
+        let input = if cache.is_empty() {
+            first_input(&[tokens.to_vec()])?
+        } else {
+            ForwardInput {
+                decoder: Some(DecoderInput::new(TokenBatch::single(tokens)?)),
+                ..Default::default()
+            }
         };
         Ok(last_logits(backbone, input, &mut cache)?.pop())
     };
@@ -475,57 +553,101 @@ pub fn generate_batch_ids(
     prompts: &[Vec<u32>],
     opts: &GenerateOptions,
 ) -> Result<Vec<Vec<u32>>> {
-    validate(opts)?;
+    let soft = vec![Vec::new(); prompts.len()];
+    generate_batch_with(
+        &model.backbone,
+        &AdapterHooks::default(),
+        prompts,
+        &soft,
+        opts,
+    )
+}
+
+/// [`generate_batch_ids`] on `backbone` under an adapter's hooks: prompt `i`'s soft tokens go
+/// to `soft_positions[i]` (positions in the unpadded prompt); the prefix is computed once for
+/// the batch and kept in the cache.
+pub fn generate_batch_with(
+    backbone: &Backbone,
+    hooks: &AdapterHooks,
+    prompts: &[Vec<u32>],
+    soft_positions: &[Vec<usize>],
+    opts: &GenerateOptions,
+) -> Result<Vec<Vec<u32>>> {
+    check_options(opts)?;
     if prompts.iter().any(Vec::is_empty) {
         return Err(Error::InvalidInput(
             "an empty prompt in the batch: nothing to continue".into(),
         ));
     }
-    let info = model.backbone.info();
+    if soft_positions.len() != prompts.len() {
+        return Err(Error::Shape(format!(
+            "soft positions for {} prompts, {} prompts",
+            soft_positions.len(),
+            prompts.len()
+        )));
+    }
+    let info = backbone.info();
     if opts.num_beams > 1 || prompts.len() < 2 || !info.causal {
         return prompts
             .iter()
-            .map(|p| generate_ids(model, p, opts))
+            .zip(soft_positions)
+            .map(|(p, s)| continue_with(backbone, hooks, p, s, opts, &mut |_| Ok(())))
             .collect();
     }
+    let in_front = hooks.prefix_len();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if opts.max_new_tokens > 0 && longest > info.max_positions {
+    if opts.max_new_tokens > 0 && in_front + longest > info.max_positions {
         return Err(Error::InvalidInput(format!(
-            "a prompt of {longest} tokens does not fit the model's context of {}",
+            "a prompt of {longest} tokens{} does not fit the model's context of {}",
+            match in_front {
+                0 => String::new(),
+                n => format!(" after a {n}-token prefix"),
+            },
             info.max_positions
         )));
     }
-    let eos = &opts.ends(&model.backbone.config().eos_token_ids);
-    let pad = model.backbone.config().pad_token_id.unwrap_or(0);
+    let eos = &opts.ends(&backbone.config().eos_token_ids);
+    let pad = backbone.config().pad_token_id.unwrap_or(0);
     let b = prompts.len();
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = KvCache::new(info.num_layers);
     let mut tokens = TokenBatch::pad(prompts, pad, crate::backbone::PaddingSide::Left)?;
+    let offset = in_front as i64;
     let mut positions: Vec<i64> = tokens
         .mask
         .chunks(tokens.len)
         .flat_map(|row| {
-            // a real token's position is the number of real tokens before it; padding's is 0
+            // a real token's position is the number of real tokens before it (after the
+            // prefix); padding's is 0
             row.iter().scan(0i64, |real, &m| {
                 if m == 0 {
                     return Some(0);
                 }
                 *real += 1;
-                Some(*real - 1)
+                Some(offset + *real - 1)
             })
         })
         .collect();
-    let mut real: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    let mut real: Vec<i64> = prompts.iter().map(|p| offset + p.len() as i64).collect();
     let mut sequences: Vec<Vec<u32>> = prompts.to_vec();
     let mut out = vec![Vec::new(); b];
     let mut done = vec![false; b];
-    for _ in 0..opts.max_new_tokens {
-        if cache.len() + tokens.len > info.max_positions {
+    for step in 0..opts.max_new_tokens {
+        let past = if step == 0 { in_front } else { cache.len() };
+        if past + tokens.len > info.max_positions {
             break;
         }
         let mut input = ForwardInput::new(tokens.clone());
+        if step == 0 {
+            let shifted: Vec<Vec<usize>> = prompts
+                .iter()
+                .zip(soft_positions)
+                .map(|(p, s)| s.iter().map(|&i| i + tokens.len - p.len()).collect())
+                .collect();
+            hooks.apply(&info, &tokens, &shifted, true, &mut input)?;
+        }
         input.position_ids = Some(positions.clone());
-        let rows = last_logits(&model.backbone, input, &mut cache)?;
+        let rows = last_logits(backbone, input, &mut cache)?;
         let mut next_tokens = Vec::with_capacity(b);
         for (r, logits) in rows.into_iter().enumerate() {
             if done[r] {

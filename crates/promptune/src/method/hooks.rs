@@ -3,6 +3,7 @@
 use burn::tensor::Tensor;
 
 use super::active;
+use super::prefix_tuning::PrefixSite;
 use crate::backbone::{BackboneInfo, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch};
 use crate::params::Trainables;
 use crate::{Error, Result};
@@ -12,8 +13,13 @@ use crate::{Error, Result};
 pub struct AdapterHooks {
     /// Soft-token embeddings `[n, hidden]` for the template's `{soft}` slots, in slot order.
     pub soft: Option<Tensor<2>>,
-    /// Keys and values `[1, kv_heads, n, head_dim]` in front of every layer's attention.
+    /// Keys and values `[1, kv_heads, n, head_dim]` in front of every layer's attention (an
+    /// encoder-decoder's: its encoder's).
     pub prefix: Option<Vec<LayerPrefix>>,
+    /// An encoder-decoder's prefix for every decoder layer's self-attention.
+    pub decoder_prefix: Option<Vec<LayerPrefix>>,
+    /// An encoder-decoder's prefix before the encoder's keys in every cross-attention.
+    pub cross_prefix: Option<Vec<LayerPrefix>>,
 }
 
 impl AdapterHooks {
@@ -39,13 +45,34 @@ impl AdapterHooks {
 
     /// Sets the per-layer prefixes; `by` names the method.
     pub fn set_prefix(&mut self, layers: Vec<LayerPrefix>, by: &str) -> Result<()> {
-        if self.prefix.is_some() {
+        self.set_site_prefix(PrefixSite::Main, layers, by)
+    }
+
+    /// Sets the per-layer prefixes of one attention site; `by` names the method.
+    pub fn set_site_prefix(
+        &mut self,
+        site: PrefixSite,
+        layers: Vec<LayerPrefix>,
+        by: &str,
+    ) -> Result<()> {
+        let slot = match site {
+            PrefixSite::Main => &mut self.prefix,
+            PrefixSite::Decoder => &mut self.decoder_prefix,
+            PrefixSite::Cross => &mut self.cross_prefix,
+        };
+        if slot.is_some() {
             return Err(Error::InvalidInput(format!(
-                "two methods add key/value prefixes ({by} and another)"
+                "two methods add {} key/value prefixes ({by} and another)",
+                site.describe()
             )));
         }
-        self.prefix = Some(layers);
+        *slot = Some(layers);
         Ok(())
+    }
+
+    /// Whether the hooks put anything into a decoder (an encoder-decoder's decoder prefixes).
+    pub fn touches_decoder(&self) -> bool {
+        self.decoder_prefix.is_some() || self.cross_prefix.is_some()
     }
 
     /// Number of soft tokens, when the adapter fills soft slots.
@@ -63,7 +90,9 @@ impl AdapterHooks {
 
     /// Fills `input` for `tokens`, every row under these hooks: soft tokens at
     /// `soft_positions` (per row; ignored when `with_soft` is false, e.g. when a shared prefix
-    /// already holds them) and prefixes with the positions the backbone continues with.
+    /// already holds them) and prefixes with the positions the backbone continues with. An
+    /// encoder-decoder's `tokens` are its encoder's; its decoder prefixes go into
+    /// `input.decoder`, which must be set.
     pub fn apply(
         &self,
         info: &BackboneInfo,
@@ -81,6 +110,16 @@ impl AdapterHooks {
             input.prefixes = Some(prefix.clone());
             let lens = vec![self.prefix_len(); tokens.batch];
             input.position_ids = info.positions_after_prefix(&tokens.mask, tokens.len, &lens);
+        }
+        if self.touches_decoder() {
+            let decoder = input.decoder.as_mut().ok_or_else(|| {
+                Error::InvalidInput(
+                    "the adapter has decoder prefixes: the input needs a decoder part".into(),
+                )
+            })?;
+            // the cache keeps them after a first step
+            decoder.prefixes = self.decoder_prefix.clone();
+            decoder.cross_prefixes = self.cross_prefix.clone();
         }
         if let (Some(values), true) = (&self.soft, with_soft) {
             let n = values.dims()[0];

@@ -57,9 +57,11 @@ pub struct DataConfig {
     pub k_shot: Option<usize>,
 }
 
+pub mod generation;
 pub mod nlu;
 mod predict;
 pub use crate::method::MethodConfig;
+pub use crate::task::generation::GenerationConfig;
 pub use crate::task::{QaConfig, TaskKind};
 pub use predict::{Prediction, Predictor, TaskRun};
 
@@ -109,6 +111,9 @@ pub struct TaskConfig {
     /// Windows and span decoding (question answering).
     #[serde(default)]
     pub qa: QaConfig,
+    /// Target, separator and decoding (generation).
+    #[serde(default)]
+    pub generation: GenerationConfig,
 }
 
 fn default_max_len() -> usize {
@@ -164,6 +169,9 @@ impl TaskConfig {
         self.train.validate()?;
         if self.task == TaskKind::QuestionAnswering {
             self.qa.validate()?;
+        }
+        if self.task == TaskKind::Generation {
+            self.generation.validate()?;
         }
         if self.max_len == 0 {
             return Err(Error::InvalidInput("max_len must be at least 1".into()));
@@ -415,6 +423,7 @@ pub(crate) fn adapter_config_for(
         verbalizer: None,
         num_virtual_tokens: 0,
         qa: (config.task == TaskKind::QuestionAnswering).then_some(config.qa),
+        generation: (config.task == TaskKind::Generation).then(|| config.generation.clone()),
     }
 }
 
@@ -628,11 +637,12 @@ pub fn run_train_observed(
         TaskKind::TokenClassification | TaskKind::QuestionAnswering => {
             nlu::train_plain_text(config, resume, device, observer)
         }
+        TaskKind::Generation => generation::train_generation(config, resume, device, observer),
     }
 }
 
 /// The settings a resumed run must share with the run it continues.
-const RESUME_KEYS: [&str; 8] = [
+const RESUME_KEYS: [&str; 9] = [
     "model",
     "task",
     "template",
@@ -641,6 +651,7 @@ const RESUME_KEYS: [&str; 8] = [
     "verbalizer",
     "labels",
     "method",
+    "generation",
 ];
 
 /// A fresh run records its config as `output_dir/task.json`; a resumed one is compared with

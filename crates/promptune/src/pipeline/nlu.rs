@@ -218,10 +218,11 @@ pub(crate) fn train_plain_text(
             let head = SpanHead::initial(hidden, seed);
             (Encoded::Qa { train, dev }, head, Vec::new())
         }
-        TaskKind::Classification => {
-            return Err(Error::InvalidInput(
-                "classification tasks train through pipeline::run_train".into(),
-            ))
+        TaskKind::Classification | TaskKind::Generation => {
+            return Err(Error::InvalidInput(format!(
+                "{:?} tasks train through pipeline::run_train",
+                config.task
+            )))
         }
     };
 

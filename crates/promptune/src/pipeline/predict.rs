@@ -14,6 +14,9 @@ use crate::adapter::{Adapter, AdapterConfig};
 use crate::backbone::layers::to_vec;
 use crate::backbone::PaddingSide;
 use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
+use crate::generate::{continue_with, GenerateOptions};
+use crate::method::unfreeze::effective_backbone;
+use crate::method::AdapterHooks;
 use crate::metrics::classification::{accuracy, macro_f1};
 use crate::model::Model;
 use crate::params::Trainables;
@@ -21,11 +24,13 @@ use crate::prompt::EncodedPrompt;
 use crate::task::batch::collate;
 use crate::task::classification::{evaluate, label_logits_after, predictions, Evaluation};
 use crate::task::extractive_qa::QaEncoder;
+use crate::task::generation::GenerationEncoder;
 use crate::task::nlu::{evaluate_qa_observed, evaluate_tagging_observed};
 use crate::task::shared_prefix::SharedPrefix;
 use crate::task::tagging::TagEncoder;
 use crate::task::TaskKind;
 use crate::{Error, Result};
+use std::collections::BTreeMap;
 
 /// What [`Predictor::predict`] says about one example.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,8 +107,15 @@ impl Predictor {
                 prepared.pooling = c.pooling;
                 Some(prepared)
             }
-            TaskKind::TokenClassification | TaskKind::QuestionAnswering => None,
+            TaskKind::TokenClassification | TaskKind::QuestionAnswering | TaskKind::Generation => {
+                None
+            }
         };
+        if c.task == TaskKind::Generation && c.generation.is_none() {
+            return Err(Error::InvalidInput(
+                "a generation adapter's config needs its `generation` settings".into(),
+            ));
+        }
         let params = load_params(&adapter.params, &model.backbone, device)?;
         Ok(Self {
             model,
@@ -145,6 +157,50 @@ impl Predictor {
     /// The shared model.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
+    }
+
+    /// The source encoder of a generation adapter.
+    pub fn generation_encoder(&self) -> Result<GenerationEncoder> {
+        let generation = match (&self.config.task, &self.config.generation) {
+            (TaskKind::Generation, Some(g)) => g,
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "this is a {:?} adapter, not a generation adapter",
+                    self.config.task
+                )))
+            }
+        };
+        super::generation::generation_encoder(
+            &self.model,
+            &self.config.template,
+            generation,
+            self.config.max_len,
+            super::generation::prefix_lens(&self.params, &self.model.backbone)?,
+        )
+    }
+
+    /// Generates for one source (the fields of the adapter's source template) under a
+    /// generation adapter, handing each new token to `on_token` as it is chosen; returns the
+    /// new tokens (its [`GenerationEncoder::decode`] gives the text, cut at stop strings).
+    pub fn generate_streaming(
+        &self,
+        fields: &BTreeMap<String, String>,
+        opts: &GenerateOptions,
+        on_token: &mut dyn FnMut(u32) -> Result<()>,
+    ) -> Result<Vec<u32>> {
+        let encoder = self.generation_encoder()?;
+        let source = encoder.encode_source(fields)?;
+        let params = burn::module::Module::valid(&self.params);
+        let backbone = effective_backbone(&params, &self.model.backbone)?;
+        let hooks = AdapterHooks::of(&params, &backbone.info())?;
+        continue_with(
+            &backbone,
+            &hooks,
+            &source.ids,
+            &source.soft_positions,
+            opts,
+            on_token,
+        )
     }
 
     /// The encoder of a classification adapter.
@@ -376,6 +432,24 @@ impl Predictor {
                     })
                     .collect();
                 let scores = e.scores.is_some().then(|| qa_json(&e));
+                Ok(TaskRun {
+                    scores,
+                    lines,
+                    warnings: Vec::new(),
+                })
+            }
+            TaskKind::Generation => {
+                let generation = c.generation.clone().unwrap_or_default();
+                let (scores, lines) = super::generation::run_generation(
+                    &self.model,
+                    &self.params,
+                    &c.template,
+                    &generation,
+                    c.max_len,
+                    spec,
+                    batch_size,
+                    progress,
+                )?;
                 Ok(TaskRun {
                     scores,
                     lines,

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod classification;
 pub mod extractive_qa;
+pub mod generation;
 pub mod head;
 pub mod nlu;
 pub mod shared_prefix;
@@ -31,6 +32,8 @@ pub enum TaskKind {
     TokenClassification,
     /// An answer span in a context, from SQuAD files.
     QuestionAnswering,
+    /// A target text from a source text (table-to-text, summarisation).
+    Generation,
 }
 
 /// The `[qa]` table: windows over long contexts and span decoding (HF `run_qa`'s defaults).

@@ -139,6 +139,7 @@ pub fn sentiment_task(
         },
         train,
         qa: Default::default(),
+        generation: Default::default(),
     }
 }
 

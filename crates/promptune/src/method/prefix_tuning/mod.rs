@@ -99,6 +99,90 @@ impl PrefixShape {
     }
 }
 
+/// Which attention a prefix stands in front of. Its tensors are named under
+/// [`PrefixSite::tensor_prefix`]: a decoder-only model's (or an encoder's) `prefix.*`, an
+/// encoder-decoder's decoder self-attention `prefix.decoder.*` and cross-attention
+/// `prefix.cross.*`, each with its own length, parametrisation and MLP (Li & Liang's
+/// encoder-decoder prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixSite {
+    /// The self-attention of a decoder-only model, or of an encoder-decoder's encoder.
+    Main,
+    /// An encoder-decoder's decoder self-attention.
+    Decoder,
+    /// An encoder-decoder's cross-attention (before the encoder's keys).
+    Cross,
+}
+
+impl PrefixSite {
+    /// Every site, in the order adapters list them.
+    pub const ALL: [PrefixSite; 3] = [PrefixSite::Main, PrefixSite::Decoder, PrefixSite::Cross];
+
+    /// The start of this site's tensor names.
+    pub fn tensor_prefix(self) -> &'static str {
+        match self {
+            PrefixSite::Main => "prefix.",
+            PrefixSite::Decoder => "prefix.decoder.",
+            PrefixSite::Cross => "prefix.cross.",
+        }
+    }
+
+    /// The name of this site's tensor `main_name` (one of [`EMBEDDING`], [`MLP_IN_WEIGHT`],
+    /// ... as named for [`PrefixSite::Main`]).
+    pub fn name(self, main_name: &str) -> String {
+        let rest = main_name.strip_prefix("prefix.").unwrap_or(main_name);
+        format!("{}{rest}", self.tensor_prefix())
+    }
+
+    /// The sizes of this site's prefix on a backbone (decoder and cross sites have the
+    /// decoder's layers).
+    pub fn shape(self, info: &BackboneInfo) -> PrefixShape {
+        let mut shape = PrefixShape::of(info);
+        if self != PrefixSite::Main {
+            shape.num_layers = info.decoder_layers;
+        }
+        shape
+    }
+
+    /// Whether a backbone has this site.
+    pub fn exists_in(self, info: &BackboneInfo) -> bool {
+        self == PrefixSite::Main || info.has_site(crate::backbone::AttentionSite::Cross)
+    }
+
+    /// The sites a placement puts prefixes at on a backbone.
+    pub fn placed(placement: PrefixPlacement, info: &BackboneInfo) -> Vec<PrefixSite> {
+        if !info.has_site(crate::backbone::AttentionSite::Cross) {
+            return vec![PrefixSite::Main];
+        }
+        match placement {
+            PrefixPlacement::AllSites => PrefixSite::ALL.to_vec(),
+            PrefixPlacement::Peft => vec![PrefixSite::Decoder],
+        }
+    }
+
+    /// What the site is called in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PrefixSite::Main => "self-attention",
+            PrefixSite::Decoder => "decoder self-attention",
+            PrefixSite::Cross => "cross-attention",
+        }
+    }
+}
+
+/// Where an encoder-decoder model gets prefixes (decoder-only models and encoders have one
+/// site, their self-attention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixPlacement {
+    /// Encoder self-attention, decoder self-attention and cross-attention, each its own
+    /// prefix (Li & Liang's summarisation setup).
+    #[default]
+    AllSites,
+    /// Decoder self-attention only: what PEFT 0.21's PREFIX_TUNING reaches on T5 and BART.
+    Peft,
+}
+
 /// Checks that a prefix of `n` positions leaves room for at least one token in a model of
 /// `max_positions` positions.
 pub fn check_fits(n: usize, max_positions: usize) -> Result<()> {
@@ -185,11 +269,25 @@ impl Prefix {
 
     /// Checks the sizes against a backbone, so that no tensor operation sees a bad shape.
     pub fn check(&self, info: &BackboneInfo) -> Result<()> {
-        let shape = PrefixShape::of(info);
+        self.check_at(info, PrefixSite::Main)
+    }
+
+    /// [`Prefix::check`] for the prefix of `site`.
+    pub fn check_at(&self, info: &BackboneInfo, site: PrefixSite) -> Result<()> {
+        if !site.exists_in(info) {
+            return Err(Error::InvalidInput(format!(
+                "a {} prefix (`{}*` tensors) needs an encoder-decoder model; {} has no such site",
+                site.describe(),
+                site.tensor_prefix(),
+                info.family
+            )));
+        }
+        let shape = site.shape(info);
         check_fits(self.len(), info.max_positions)?;
         if self.width() != shape.width() {
             return Err(Error::Shape(format!(
-                "the prefix is {} wide; this model needs {} ({} layers x 2 x {} key/value heads x {} head dim)",
+                "the {} prefix is {} wide; this model needs {} ({} layers x 2 x {} key/value heads x {} head dim)",
+                site.describe(),
                 self.width(),
                 shape.width(),
                 shape.num_layers,
@@ -205,23 +303,41 @@ impl Prefix {
 
     /// Per-layer keys and values `[1, kv_heads, n, head_dim]` for the backbone's hook.
     pub fn layers(&self, info: &BackboneInfo) -> Result<Vec<LayerPrefix>> {
-        self.check(info)?;
-        Ok(layer_prefixes(self.matrix(), PrefixShape::of(info)))
+        self.layers_at(info, PrefixSite::Main)
+    }
+
+    /// [`Prefix::layers`] for the prefix of `site`.
+    pub fn layers_at(&self, info: &BackboneInfo, site: PrefixSite) -> Result<Vec<LayerPrefix>> {
+        self.check_at(info, site)?;
+        Ok(layer_prefixes(self.matrix(), site.shape(info)))
     }
 
     /// The prefix in `params` (`None` without [`EMBEDDING`]); an MLP must be complete and
     /// its sizes must chain.
     pub fn from_params(params: &Trainables) -> Result<Option<Self>> {
-        let mlp_names = [MLP_IN_WEIGHT, MLP_IN_BIAS, MLP_OUT_WEIGHT, MLP_OUT_BIAS];
+        Self::from_params_at(params, PrefixSite::Main)
+    }
+
+    /// [`Prefix::from_params`] for the tensors of `site`.
+    pub fn from_params_at(params: &Trainables, site: PrefixSite) -> Result<Option<Self>> {
+        let [embedding_name, in_w, in_b, out_w, out_b] = [
+            EMBEDDING,
+            MLP_IN_WEIGHT,
+            MLP_IN_BIAS,
+            MLP_OUT_WEIGHT,
+            MLP_OUT_BIAS,
+        ]
+        .map(|n| site.name(n));
+        let mlp_names = [&in_w, &in_b, &out_w, &out_b];
         let present = mlp_names
             .iter()
             .filter(|n| params.dims(n).is_some())
             .count();
         let mlp = match (
-            params.matrix(MLP_IN_WEIGHT),
-            params.vector(MLP_IN_BIAS),
-            params.matrix(MLP_OUT_WEIGHT),
-            params.vector(MLP_OUT_BIAS),
+            params.matrix(&in_w),
+            params.vector(&in_b),
+            params.matrix(&out_w),
+            params.vector(&out_b),
         ) {
             (Some(in_weight), Some(in_bias), Some(out_weight), Some(out_bias)) => Some(PrefixMlp {
                 in_weight,
@@ -232,14 +348,14 @@ impl Prefix {
             _ if present == 0 => None,
             _ => {
                 return Err(Error::InvalidInput(format!(
-                    "a prefix MLP needs all of `{MLP_IN_WEIGHT}` and `{MLP_OUT_WEIGHT}` (2-D) and `{MLP_IN_BIAS}` and `{MLP_OUT_BIAS}` (1-D)"
+                    "a prefix MLP needs all of `{in_w}` and `{out_w}` (2-D) and `{in_b}` and `{out_b}` (1-D)"
                 )))
             }
         };
-        let Some(embedding) = params.matrix(EMBEDDING) else {
-            if mlp.is_some() || params.dims(EMBEDDING).is_some() {
+        let Some(embedding) = params.matrix(&embedding_name) else {
+            if mlp.is_some() || params.dims(&embedding_name).is_some() {
                 return Err(Error::InvalidInput(format!(
-                    "a prefix needs its 2-D embedding `{EMBEDDING}`"
+                    "a prefix needs its 2-D embedding `{embedding_name}`"
                 )));
             }
             return Ok(None);
@@ -273,6 +389,10 @@ pub struct PrefixTuningConfig {
     pub encoder_hidden_size: Option<usize>,
     /// Backbone weights trained beside the prefix: `none` (default), `biases` or `all`.
     pub unfreeze: Unfreeze,
+    /// Where an encoder-decoder model gets prefixes: `all_sites` (default: encoder,
+    /// decoder and cross-attention, the paper's) or `peft` (decoder self-attention only, as
+    /// PEFT). Decoder-only models and encoders have one site.
+    pub placement: PrefixPlacement,
 }
 
 impl Default for PrefixTuningConfig {
@@ -283,6 +403,7 @@ impl Default for PrefixTuningConfig {
             prefix_projection: false,
             encoder_hidden_size: None,
             unfreeze: Unfreeze::None,
+            placement: PrefixPlacement::AllSites,
         }
     }
 }
@@ -295,6 +416,7 @@ impl PrefixTuningConfig {
         "prefix_projection",
         "encoder_hidden_size",
         "unfreeze",
+        "placement",
     ];
 
     /// The sizes of the prefix.
@@ -306,17 +428,46 @@ impl PrefixTuningConfig {
         }
     }
 
-    /// The initial prefix ([`task_prefix`]).
+    /// The initial prefix ([`task_prefix`]) of a decoder-only model or an encoder; on an
+    /// encoder-decoder model one prefix per placed site, each from its own seed (PEFT's
+    /// N(0, 1) or MLP initialisation: word activations need a decoder-only model).
     pub fn initial_tensors(&self, ctx: &InitContext) -> Result<Vec<HostTensor>> {
-        task_prefix(
-            &self.settings(),
-            &self.init,
-            ctx.backbone,
-            ctx.tokenizer,
-            ctx.label_words,
-            ctx.longest_input,
-            ctx.seed,
-        )
+        let info = ctx.backbone.info();
+        let sites = PrefixSite::placed(self.placement, &info);
+        if sites == [PrefixSite::Main] {
+            return task_prefix(
+                &self.settings(),
+                &self.init,
+                ctx.backbone,
+                ctx.tokenizer,
+                ctx.label_words,
+                ctx.longest_input,
+                ctx.seed,
+            );
+        }
+        if !self.prefix_projection && self.init != PromptInit::Random {
+            return Err(Error::InvalidInput(
+                "an encoder-decoder prefix starts from noise: set `init = { kind = \"random\" }` \
+                 or train it through the MLP (`prefix_projection = true`); initialising from \
+                 word activations needs a decoder-only model"
+                    .into(),
+            ));
+        }
+        let mut out = Vec::new();
+        for (i, site) in sites.into_iter().enumerate() {
+            let seed = ctx.seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let tensors = initial_prefix(
+                &self.settings(),
+                site.shape(&info),
+                info.max_positions,
+                seed,
+            )?;
+            out.extend(tensors.into_iter().map(|mut t| {
+                t.name = site.name(&t.name);
+                t
+            }));
+        }
+        Ok(out)
     }
 }
 
@@ -338,10 +489,12 @@ impl Method for PrefixTuning {
         info: &BackboneInfo,
         hooks: &mut AdapterHooks,
     ) -> Result<()> {
-        match Prefix::from_params(params)? {
-            Some(p) => hooks.set_prefix(p.layers(info)?, self.kind()),
-            None => Ok(()),
+        for site in PrefixSite::ALL {
+            if let Some(p) = Prefix::from_params_at(params, site)? {
+                hooks.set_site_prefix(site, p.layers_at(info, site)?, self.kind())?;
+            }
         }
+        Ok(())
     }
 
     fn adapter_tensors(

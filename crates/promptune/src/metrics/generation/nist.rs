@@ -69,7 +69,8 @@ pub fn corpus_nist<R: AsRef<str>>(hypotheses: &[String], references: &[Vec<R>]) 
     let sum: f64 = hit_info
         .iter()
         .zip(&cand_len)
-        .map(|(&h, &l)| h / l as f64)
+        // a corpus of hypotheses shorter than n has no n-grams (pymteval divides by zero)
+        .map(|(&h, &l)| if l > 0 { h / l as f64 } else { 0.0 })
         .sum();
     Ok(length_penalty(cand_len[0] as f64, avg_ref_len) * sum)
 }
