@@ -35,9 +35,9 @@ enum Command {
     Metrics(commands::metrics::Args),
     /// Train a prompt from a task config (TOML); writes an adapter, metrics and curves.
     Train(commands::train::Args),
-    /// Accuracy and macro-F1 of a trained adapter on a labelled file.
+    /// Scores of a trained adapter on a file with gold (accuracy, entity F1, SQuAD F1, BLEU/ROUGE/...).
     Eval(commands::eval::Args),
-    /// Predict labels (with softmax scores and raw label logits) for a file of examples; JSONL out.
+    /// Predict labels, tags, answers or generations for a file of examples; JSONL out.
     Predict(commands::predict::Args),
     /// Write an adapter in PEFT's layout (PROMPT_TUNING, P_TUNING or PREFIX_TUNING).
     ExportPeft(commands::export::Args),

@@ -1,4 +1,4 @@
-//! `promptune eval --adapter DIR --data FILE ...`: accuracy and macro-F1 of a trained adapter.
+//! `promptune eval --adapter DIR --data FILE ...`: the scores of a trained adapter on a file with gold.
 
 use std::path::PathBuf;
 

@@ -28,6 +28,9 @@ pub struct Args {
     /// Examples per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Also write the scores against the file's gold (what `eval` prints) to this JSON file.
+    #[arg(long)]
+    pub scores: Option<PathBuf>,
 }
 
 /// Runs `predict`: reads and scores everything first, then writes the output whole (a
@@ -36,6 +39,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(output) = &args.output {
         refuse_overwrite(output, &args.data.data, "--output")?;
+    }
+    if let Some(scores) = &args.scores {
+        refuse_overwrite(scores, &args.data.data, "--scores")?;
     }
     let device = super::device();
     let predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)
@@ -54,6 +60,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut text = String::new();
     for line in &run.lines {
         writeln!(text, "{line}")?;
+    }
+    if let Some(path) = &args.scores {
+        let mut scores = run.scores.clone().with_context(|| {
+            format!("{} holds no gold to score against", args.data.data.display())
+        })?;
+        scores["examples"] = serde_json::json!(run.lines.len());
+        write_atomic(path, serde_json::to_string_pretty(&scores)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     match &args.output {
         Some(p) => {

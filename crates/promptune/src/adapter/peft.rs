@@ -26,6 +26,14 @@ pub(crate) fn task_type(model: &BackboneInfo) -> &'static str {
 /// PROMPT_TUNING (see [`super::peft_prefix`], [`super::peft_p_tuning`] and
 /// [`export_prompt_tuning`]).
 pub fn export(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
+    if model.has_site(crate::backbone::AttentionSite::Cross) {
+        return Err(Error::InvalidInput(format!(
+            "{} is an encoder-decoder: PEFT's SEQ_2_SEQ_LM layouts (its encoder and decoder \
+             halves) are not written yet, and a prefix in every attention site has no PEFT \
+             layout at all",
+            model.family
+        )));
+    }
     match adapter.config.method.as_str() {
         "prefix_tuning" => super::peft_prefix::export_prefix_tuning(adapter, model, dir),
         "p_tuning" => super::peft_p_tuning::export_p_tuning(adapter, model, dir),
