@@ -571,11 +571,11 @@ fn peft_placement_puts_a_prefix_in_decoder_self_attention_only() {
     assert_eq!(names, ["prefix.decoder.embedding"]);
     // PEFT's seq2seq layouts are not written yet: a clear refusal, not a causal-LM file
     let info = load_fixture("tiny-bart").info();
-    let err = promptune::adapter::peft::export(&adapter, &info, &dir.path().join("peft"))
+    let err = promptune::adapter::peft::export(&adapter, &info, &dir.path().join("peft-export"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("encoder-decoder"), "{err}");
-    assert!(!dir.path().join("peft").exists());
+    assert!(!dir.path().join("peft-export").exists());
     // activations need a decoder-only model: an encoder-decoder prefix starts from noise
     let bad = generation_task(
         dir.path(),

@@ -63,7 +63,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(path) = &args.scores {
         let mut scores = run.scores.clone().with_context(|| {
-            format!("{} holds no gold to score against", args.data.data.display())
+            format!(
+                "{} holds no gold to score against",
+                args.data.data.display()
+            )
         })?;
         scores["examples"] = serde_json::json!(run.lines.len());
         write_atomic(path, serde_json::to_string_pretty(&scores)?.as_bytes())
