@@ -569,13 +569,15 @@ fn peft_placement_puts_a_prefix_in_decoder_self_attention_only() {
     let adapter = promptune::adapter::Adapter::load(&report.adapter_dir).unwrap();
     let names: Vec<&str> = adapter.params.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["prefix.decoder.embedding"]);
-    // PEFT's seq2seq layouts are not written yet: a clear refusal, not a causal-LM file
+    // PEFT's own seq2seq layout ties decoder layers i and i + layers/2 (see
+    // peft_seq2seq_source_layer); a prefix trained per layer is refused, not written wrong
     let info = load_fixture("tiny-bart").info();
-    let err = promptune::adapter::peft::export(&adapter, &info, &dir.path().join("peft-export"))
+    let out = dir.path().join("peft-export");
+    let err = promptune::adapter::peft::export(&adapter, &info, &out)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("encoder-decoder"), "{err}");
-    assert!(!dir.path().join("peft-export").exists());
+    assert!(err.contains("one prefix"), "{err}");
+    assert!(!out.exists());
     // activations need a decoder-only model: an encoder-decoder prefix starts from noise
     let bad = generation_task(
         dir.path(),
@@ -587,6 +589,125 @@ fn peft_placement_puts_a_prefix_in_decoder_self_attention_only() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("random"), "{err}");
+    // a prefix in every site has no PEFT layout: a clear refusal, nothing written
+    let all = generation_task(
+        dir.path(),
+        "all",
+        method(serde_json::json!({
+            "kind": "prefix_tuning", "num_virtual_tokens": 3, "init": {"kind": "random"}
+        })),
+        1,
+    );
+    let report = run_train(&all, false, &Device::flex()).unwrap();
+    let adapter = promptune::adapter::Adapter::load(&report.adapter_dir).unwrap();
+    let out = dir.path().join("all-export");
+    let err = promptune::adapter::peft::export(&adapter, &info, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("placement"), "{err}");
+    assert!(!out.exists());
+}
+
+/// `name`'s tensor in a safetensors file, as f32 values (ids converted).
+fn case_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    let data = match t.dtype() {
+        safetensors::Dtype::F32 => t
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        safetensors::Dtype::I64 => t
+            .data()
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    (t.shape().to_vec(), data)
+}
+
+#[test]
+fn peft_seq2seq_prefixes_give_peft_logits_and_export_as_peft_wrote_them() {
+    for name in ["tiny-bart", "tiny-t5"] {
+        let peft = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+            .join("peft-prefix");
+        let backbone = load_fixture(name);
+        let info = backbone.info();
+        let (prefix, peft_info) =
+            promptune::adapter::peft_prefix::import_prefix_tuning(&peft).unwrap();
+        assert_eq!(prefix.name, "prefix.decoder.embedding");
+        peft_info.check(&info).unwrap();
+        // the same prefix does not fit a decoder-only model
+        assert!(peft_info.check(&load_fixture("tiny-llama").info()).is_err());
+        let params = Trainables::from_host(std::slice::from_ref(&prefix), &Device::flex()).unwrap();
+        let hooks = AdapterHooks::of(&params, &info).unwrap();
+        let case = peft.join("case.safetensors");
+        let ids =
+            |n: &str| -> Vec<u32> { case_tensor(&case, n).1.iter().map(|&v| v as u32).collect() };
+        let source = TokenBatch::single(&ids("input_ids")).unwrap();
+        let mut input = ForwardInput {
+            tokens: Some(source.clone()),
+            decoder: Some(DecoderInput::new(
+                TokenBatch::single(&ids("decoder_input_ids")).unwrap(),
+            )),
+            ..Default::default()
+        };
+        hooks
+            .apply(&info, &source, &[vec![]], true, &mut input)
+            .unwrap();
+        input.logits.positions = LogitPositions::All;
+        let logits = backbone.forward(&input, None).unwrap().logits.unwrap();
+        let got = promptune::backbone::layers::to_vec(logits);
+        let (shape, want) = case_tensor(&case, "logits");
+        assert_eq!(shape, [1, 4, 64]);
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "{name}: max |diff| {diff}");
+        // exported again, it is what PEFT wrote
+        let tmp = tempfile::tempdir().unwrap();
+        let adapter = promptune::adapter::Adapter {
+            config: serde_json::from_value(serde_json::json!({
+                "format": "promptune-adapter", "version": 1, "method": "prefix_tuning",
+                "base_model": name,
+                "fingerprint": {"family": info.family, "hidden_size": info.hidden_size,
+                    "num_layers": info.num_layers, "vocab_size": info.vocab_size,
+                    "vocab_hash": "0"},
+                "task": "generation", "template": "{source}", "max_len": 32,
+                "padding": "right", "readout": "verbalizer", "labels": [],
+                "verbalizer": null, "num_virtual_tokens": 3
+            }))
+            .unwrap(),
+            params: vec![prefix.clone()],
+        };
+        let out = tmp.path().join("peft");
+        promptune::adapter::peft::export(&adapter, &info, &out).unwrap();
+        let read = |p: &std::path::Path| -> Value {
+            serde_json::from_slice(&std::fs::read(p.join("adapter_config.json")).unwrap()).unwrap()
+        };
+        let (ours, theirs) = (read(&out), read(&peft));
+        for key in [
+            "task_type",
+            "num_transformer_submodules",
+            "num_layers",
+            "num_attention_heads",
+            "token_dim",
+            "num_virtual_tokens",
+            "peft_type",
+            "prefix_projection",
+        ] {
+            assert_eq!(ours[key], theirs[key], "{name}: {key}");
+        }
+        let (back, _) = promptune::adapter::peft_prefix::import_prefix_tuning(&out).unwrap();
+        assert_eq!(back, prefix);
+    }
 }
 
 fn random_tensor(name: &str, shape: Vec<usize>, seed: u64) -> HostTensor {

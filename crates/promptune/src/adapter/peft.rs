@@ -15,7 +15,9 @@ use crate::{Error, Result};
 
 /// PEFT's `task_type` for a model: what its head does.
 pub(crate) fn task_type(model: &BackboneInfo) -> &'static str {
-    if model.causal {
+    if model.has_site(crate::backbone::AttentionSite::Cross) {
+        "SEQ_2_SEQ_LM"
+    } else if model.causal {
         "CAUSAL_LM"
     } else {
         "FEATURE_EXTRACTION"
@@ -26,11 +28,12 @@ pub(crate) fn task_type(model: &BackboneInfo) -> &'static str {
 /// PROMPT_TUNING (see [`super::peft_prefix`], [`super::peft_p_tuning`] and
 /// [`export_prompt_tuning`]).
 pub fn export(adapter: &Adapter, model: &BackboneInfo, dir: &Path) -> Result<()> {
-    if model.has_site(crate::backbone::AttentionSite::Cross) {
+    if model.has_site(crate::backbone::AttentionSite::Cross)
+        && adapter.config.method != "prefix_tuning"
+    {
         return Err(Error::InvalidInput(format!(
-            "{} is an encoder-decoder: PEFT's SEQ_2_SEQ_LM layouts (its encoder and decoder \
-             halves) are not written yet, and a prefix in every attention site has no PEFT \
-             layout at all",
+            "{} is an encoder-decoder: of PEFT's SEQ_2_SEQ_LM layouts only PREFIX_TUNING is \
+             written yet",
             model.family
         )));
     }

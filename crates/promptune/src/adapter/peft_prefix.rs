@@ -14,8 +14,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{peft_files, Adapter};
-use crate::backbone::BackboneInfo;
-use crate::method::prefix_tuning::{fold, PrefixShape, EMBEDDING};
+use crate::backbone::{AttentionSite, BackboneInfo};
+use crate::method::prefix_tuning::{fold, PrefixSite, EMBEDDING};
 use crate::params::HostTensor;
 use crate::{Error, Result};
 
@@ -35,10 +35,28 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path)
         ));
     }
     let folded = fold(&adapter.params, &burn::tensor::Device::flex())?;
-    let prefix = crate::params::find(&folded, EMBEDDING)
+    // an encoder-decoder's PEFT prefix is its decoder self-attention's (`placement = "peft"`)
+    let encoder_decoder = model.has_site(AttentionSite::Cross);
+    let site = if encoder_decoder {
+        PrefixSite::Decoder
+    } else {
+        PrefixSite::Main
+    };
+    if let Some(other) = folded
+        .iter()
+        .find(|t| t.name.starts_with("prefix.") && t.name != site.name(EMBEDDING))
+    {
+        return Err(Error::InvalidInput(format!(
+            "PEFT's PREFIX_TUNING holds one prefix, in {}; this adapter also has `{}` \
+             (train with placement = \"peft\" to export)",
+            site.describe(),
+            other.name
+        )));
+    }
+    let prefix = crate::params::find(&folded, &site.name(EMBEDDING))
         .ok_or_else(|| Error::InvalidInput("the adapter has no prefix".into()))?;
     let (shape, data) = (&prefix.shape, &prefix.data);
-    let want = PrefixShape::of(model);
+    let want = site.shape(model);
     if shape.len() != 2 || shape[1] != want.width() {
         return Err(Error::Shape(format!(
             "the adapter's prefix is {shape:?}; this model needs [n, {}] ({} layers x 2 x {} key/value heads x {} head dim)",
@@ -49,6 +67,11 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path)
         )));
     }
     let token_dim = want.kv_dim();
+    let data = &if encoder_decoder {
+        seq2seq_to_peft(data, want.num_layers, token_dim)?
+    } else {
+        data.clone()
+    };
     let config = json!({
         "auto_mapping": null,
         "base_model_name_or_path": adapter.config.base_model,
@@ -58,7 +81,7 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path)
         "modules_to_save": null,
         "num_attention_heads": want.kv_heads,
         "num_layers": want.num_layers,
-        "num_transformer_submodules": 1,
+        "num_transformer_submodules": if encoder_decoder { 2 } else { 1 },
         "num_virtual_tokens": shape[0],
         "peft_type": "PREFIX_TUNING",
         "peft_version": "0.21.2",
@@ -68,6 +91,59 @@ pub fn export_prefix_tuning(adapter: &Adapter, model: &BackboneInfo, dir: &Path)
         "token_dim": token_dim
     });
     peft_files::write(dir, &config, shape, data)
+}
+
+/// The PEFT layer whose keys and values decoder layer `layer` of an encoder-decoder sees.
+///
+/// PEFT 0.21 (`get_prompt`) doubles the `2 * layers` key/value blocks of `prompt_embeddings`
+/// (`torch.cat([p, p], dim=2)`) and hands each layer four consecutive blocks as its
+/// self-attention and cross-attention cache, then drops the cross-attention part. Decoder
+/// layer `i` so gets the blocks of layer `2i mod layers`: with an even layer count, layers `i`
+/// and `i + layers / 2` share one prefix and the odd layers' blocks are never read.
+pub fn peft_seq2seq_source_layer(layer: usize, layers: usize) -> usize {
+    (2 * layer) % layers.max(1)
+}
+
+/// A PEFT seq2seq prefix matrix rearranged so that each decoder layer's block holds what
+/// PEFT feeds that layer ([`peft_seq2seq_source_layer`]).
+fn seq2seq_from_peft(data: &[f32], layers: usize, token_dim: usize) -> Vec<f32> {
+    let block = 2 * token_dim;
+    let width = layers * block;
+    let mut out = vec![0f32; data.len()];
+    for (row_in, row_out) in data.chunks(width).zip(out.chunks_mut(width)) {
+        for l in 0..layers {
+            let src = peft_seq2seq_source_layer(l, layers) * block;
+            row_out[l * block..(l + 1) * block].copy_from_slice(&row_in[src..src + block]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`seq2seq_from_peft`] where one exists: the decoder layers PEFT ties must
+/// hold equal prefixes; the blocks PEFT never reads are written as zeros.
+fn seq2seq_to_peft(data: &[f32], layers: usize, token_dim: usize) -> Result<Vec<f32>> {
+    let block = 2 * token_dim;
+    let width = layers * block;
+    let mut out = vec![0f32; data.len()];
+    for (row_in, row_out) in data.chunks(width).zip(out.chunks_mut(width)) {
+        for l in 0..layers {
+            let dst = peft_seq2seq_source_layer(l, layers);
+            let first = (0..l).find(|&k| peft_seq2seq_source_layer(k, layers) == dst);
+            let mine = &row_in[l * block..(l + 1) * block];
+            if let Some(k) = first {
+                if row_in[k * block..(k + 1) * block] != *mine {
+                    return Err(Error::InvalidInput(format!(
+                        "PEFT feeds decoder layers {k} and {l} one prefix (its seq2seq layout \
+                         ties layer i to i + {}); this adapter's differ, so PEFT would run \
+                         another model",
+                        layers / 2
+                    )));
+                }
+            }
+            row_out[dst * block..(dst + 1) * block].copy_from_slice(mine);
+        }
+    }
+    Ok(out)
 }
 
 /// What a PEFT PREFIX_TUNING adapter says about the model it was made for.
@@ -81,12 +157,31 @@ pub struct PeftPrefixInfo {
     pub num_attention_heads: usize,
     /// `kv_heads * head_dim`.
     pub token_dim: usize,
+    /// Made for an encoder-decoder (SEQ_2_SEQ_LM, `num_transformer_submodules` 2): the prefix
+    /// of its decoder self-attention.
+    pub encoder_decoder: bool,
 }
 
 impl PeftPrefixInfo {
     /// Fails, naming both, when the adapter does not fit `model`.
     pub fn check(&self, model: &BackboneInfo) -> Result<()> {
-        let want = PrefixShape::of(model);
+        if self.encoder_decoder != model.has_site(AttentionSite::Cross) {
+            return Err(Error::InvalidInput(format!(
+                "the PEFT prefix is for {} model; {} is {}",
+                if self.encoder_decoder {
+                    "an encoder-decoder (SEQ_2_SEQ_LM)"
+                } else {
+                    "a decoder-only or encoder"
+                },
+                model.family,
+                if model.has_site(AttentionSite::Cross) {
+                    "an encoder-decoder"
+                } else {
+                    "not an encoder-decoder"
+                }
+            )));
+        }
+        let want = self.site().shape(model);
         if self.num_layers != want.num_layers
             || self.num_attention_heads != want.kv_heads
             || self.token_dim != want.kv_dim()
@@ -105,8 +200,20 @@ impl PeftPrefixInfo {
     }
 }
 
+impl PeftPrefixInfo {
+    /// Where the prefix goes: an encoder-decoder's decoder self-attention, else every layer.
+    pub fn site(&self) -> PrefixSite {
+        if self.encoder_decoder {
+            PrefixSite::Decoder
+        } else {
+            PrefixSite::Main
+        }
+    }
+}
+
 /// Reads a PEFT PREFIX_TUNING adapter: the prefix as our [`EMBEDDING`] tensor `[n, layers *
-/// 2 * token_dim]` and the sizes its config records.
+/// 2 * token_dim]` (an encoder-decoder's as `prefix.decoder.embedding`) and the sizes its
+/// config records.
 pub fn import_prefix_tuning(dir: &Path) -> Result<(HostTensor, PeftPrefixInfo)> {
     let files = peft_files::read(dir, "PREFIX_TUNING")?;
     let (cfg_path, cfg, st_path) = (&files.config_path, &files.config, &files.tensor_path);
@@ -121,13 +228,17 @@ pub fn import_prefix_tuning(dir: &Path) -> Result<(HostTensor, PeftPrefixInfo)> 
         num_layers: field("num_layers")?,
         num_attention_heads: field("num_attention_heads")?,
         token_dim: field("token_dim")?,
+        encoder_decoder: match cfg["num_transformer_submodules"].as_u64().unwrap_or(1) {
+            1 => false,
+            2 => true,
+            n => {
+                return Err(Error::format(
+                    cfg_path,
+                    format!("num_transformer_submodules {n}: PEFT writes 1 or 2"),
+                ))
+            }
+        },
     };
-    if cfg["num_transformer_submodules"].as_u64().unwrap_or(1) != 1 {
-        return Err(Error::format(
-            cfg_path,
-            "encoder-decoder prefixes (num_transformer_submodules 2) are not supported",
-        ));
-    }
     let (shape, data) = (files.shape, files.data);
     let width = info.num_layers * 2 * info.token_dim;
     if shape != [info.num_virtual_tokens, width] {
@@ -148,5 +259,13 @@ pub fn import_prefix_tuning(dir: &Path) -> Result<(HostTensor, PeftPrefixInfo)> 
             ),
         ));
     }
-    Ok((HostTensor::new(EMBEDDING, shape, data), info))
+    let data = if info.encoder_decoder {
+        seq2seq_from_peft(&data, info.num_layers, info.token_dim)
+    } else {
+        data
+    };
+    Ok((
+        HostTensor::new(info.site().name(EMBEDDING), shape, data),
+        info,
+    ))
 }

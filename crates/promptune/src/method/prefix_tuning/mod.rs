@@ -179,7 +179,9 @@ pub enum PrefixPlacement {
     /// prefix (Li & Liang's summarisation setup).
     #[default]
     AllSites,
-    /// Decoder self-attention only: what PEFT 0.21's PREFIX_TUNING reaches on T5 and BART.
+    /// Decoder self-attention only: what PEFT 0.21's PREFIX_TUNING reaches on T5 and BART
+    /// (PEFT also feeds decoder layers `i` and `i + layers / 2` one prefix; trained here per
+    /// layer, such an adapter exports to PEFT only when those layers agree).
     Peft,
 }
 
