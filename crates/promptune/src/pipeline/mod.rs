@@ -674,6 +674,10 @@ fn check_resumed_config(config: &TaskConfig, resume: bool) -> Result<()> {
     let before: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| Error::format(&path, e.to_string()))?;
     for key in RESUME_KEYS {
+        // runs of other tasks (and records from before generation tasks) hold no such table
+        if key == "generation" && config.task != TaskKind::Generation {
+            continue;
+        }
         if before.get(key) != now.get(key) {
             let show =
                 |v: Option<&serde_json::Value>| v.map_or("nothing".to_string(), |v| v.to_string());
