@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use std::sync::Arc;
+
 use tokenizers::Tokenizer;
 
 use crate::backbone::Backbone;
@@ -29,7 +31,7 @@ pub struct Model {
     /// The network.
     pub backbone: Backbone,
     /// Text ↔ ids.
-    pub tokenizer: Tokenizer,
+    pub tokenizer: Arc<Tokenizer>,
     /// Provenance.
     pub info: ModelInfo,
 }
@@ -87,6 +89,7 @@ impl Model {
             ));
         };
         tokenizer::check_vocab(&tokenizer, backbone.config().vocab_size)?;
+        let tokenizer = Arc::new(tokenizer);
         Ok(Self {
             backbone,
             tokenizer,

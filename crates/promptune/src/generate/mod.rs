@@ -2,6 +2,8 @@
 //! scoring, for decoders and encoder-decoders.
 
 mod beam;
+mod text;
+pub use text::TextStream;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 

@@ -58,6 +58,7 @@ pub struct DataConfig {
 }
 
 pub mod generation;
+pub mod mixed;
 pub mod nlu;
 mod predict;
 pub use crate::method::MethodConfig;

@@ -8,11 +8,13 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde_json::json;
 
+use super::mixed::TemplatePrefix;
 use super::nlu::{qa_json, read_questions, read_tagged, tagging_json};
 use super::{check_params, load_params, pad_id_of, Prepared};
 use crate::adapter::{Adapter, AdapterConfig};
 use crate::backbone::layers::to_vec;
 use crate::backbone::PaddingSide;
+use crate::data::squad::QaExample;
 use crate::data::{length_sorted_batches, read_examples, DataSpec, Example};
 use crate::generate::{continue_with, GenerateOptions};
 use crate::method::unfreeze::effective_backbone;
@@ -23,7 +25,7 @@ use crate::params::Trainables;
 use crate::prompt::EncodedPrompt;
 use crate::task::batch::collate;
 use crate::task::classification::{evaluate, label_logits_after, predictions, Evaluation};
-use crate::task::extractive_qa::QaEncoder;
+use crate::task::extractive_qa::{QaEncoder, SpanPrediction};
 use crate::task::generation::GenerationEncoder;
 use crate::task::nlu::{evaluate_qa_observed, evaluate_tagging_observed};
 use crate::task::shared_prefix::SharedPrefix;
@@ -31,6 +33,18 @@ use crate::task::tagging::TagEncoder;
 use crate::task::TaskKind;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
+
+/// The hooks of `params` on `model`, unless they change the backbone's own weights (BitFit,
+/// full fine-tuning), whose rows then need a backbone of their own.
+fn shared_hooks(params: &Trainables, model: &Model) -> Result<Option<AdapterHooks>> {
+    let params = burn::module::Module::valid(params);
+    match effective_backbone(&params, &model.backbone)? {
+        std::borrow::Cow::Borrowed(backbone) => {
+            Ok(Some(AdapterHooks::of(&params, &backbone.info())?))
+        }
+        std::borrow::Cow::Owned(_) => Ok(None),
+    }
+}
 
 /// What [`Predictor::predict`] says about one example.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +81,13 @@ pub struct Predictor {
     params: Trainables,
     /// The classification template and verbalizer (or head), for a classification adapter.
     classification: Option<Prepared>,
+    /// What the adapter puts into the backbone's hooks, computed once (a prefix's MLP run,
+    /// its keys and values folded), when it needs no backbone copy of its own: what lets its
+    /// rows share a forward pass with other adapters' ([`super::mixed::classify_mixed`]).
+    hooks: Option<AdapterHooks>,
+    /// A decoder classifier's constant prompt start (soft prompt and leading template words)
+    /// run once, for mixed batches.
+    template_prefix: Option<TemplatePrefix>,
 }
 
 impl Predictor {
@@ -117,11 +138,18 @@ impl Predictor {
             ));
         }
         let params = load_params(&adapter.params, &model.backbone, device)?;
+        let hooks = shared_hooks(&params, &model)?;
+        let template_prefix = match (&classification, &hooks) {
+            (Some(prepared), Some(hooks)) => TemplatePrefix::of(prepared, &params, hooks)?,
+            _ => None,
+        };
         Ok(Self {
             model,
             config: adapter.config,
             params,
             classification,
+            hooks,
+            template_prefix,
         })
     }
 
@@ -150,6 +178,11 @@ impl Predictor {
     /// loading checks them.
     pub fn set_params(&mut self, params: Trainables) -> Result<()> {
         check_params(&params, &self.model.backbone)?;
+        self.hooks = shared_hooks(&params, &self.model)?;
+        self.template_prefix = match (&self.classification, &self.hooks) {
+            (Some(prepared), Some(hooks)) => TemplatePrefix::of(prepared, &params, hooks)?,
+            _ => None,
+        };
         self.params = params;
         Ok(())
     }
@@ -201,6 +234,110 @@ impl Predictor {
             opts,
             on_token,
         )
+    }
+
+    /// The hooks computed at load time, when the adapter leaves the backbone's weights alone.
+    pub(crate) fn shared_hooks(&self) -> Option<&AdapterHooks> {
+        self.hooks.as_ref()
+    }
+
+    /// How many leading prompt tokens (soft prompt and template words) were run once at load
+    /// for mixed batches (0: none).
+    pub fn cached_prompt_tokens(&self) -> usize {
+        self.template_prefix.as_ref().map_or(0, TemplatePrefix::len)
+    }
+
+    /// The cached start of the adapter's prompts, when it has one.
+    pub(crate) fn template_prefix(&self) -> Option<&TemplatePrefix> {
+        self.template_prefix.as_ref()
+    }
+
+    /// The template and verbalizer (or head) of a classification adapter.
+    pub(crate) fn prepared(&self) -> Option<&Prepared> {
+        self.classification.as_ref()
+    }
+
+    /// The fields a classification or generation adapter's source template reads.
+    pub fn fields(&self) -> Result<Vec<String>> {
+        let template = crate::prompt::Template::parse(&self.config.template)?;
+        Ok(template.fields().into_iter().map(str::to_string).collect())
+    }
+
+    /// An error when a classification input is longer than the adapter reads (`predict`
+    /// cuts its longest field instead): for a server that refuses what it would not read.
+    pub fn check_length(&self, fields: &BTreeMap<String, String>) -> Result<()> {
+        let prepared = self.classifier("check_length")?;
+        match prepared.encoder.overflow(fields)? {
+            Some(n) => Err(Error::InvalidInput(format!(
+                "the input makes a prompt of {n} tokens; this adapter reads at most {}",
+                prepared.encoder.max_len()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Tags sentences, each a list of words, with a token-classification adapter: one tag per
+    /// word (words past `max_len` are tagged O, as `predict` tags them), and per sentence
+    /// whether it was cut.
+    pub fn tag(
+        &self,
+        sentences: &[Vec<String>],
+        batch_size: usize,
+    ) -> Result<(Vec<Vec<String>>, Vec<bool>)> {
+        self.require(TaskKind::TokenClassification)?;
+        let c = &self.config;
+        let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
+        let enc = sentences
+            .iter()
+            .map(|s| encoder.encode_words(s))
+            .collect::<Result<Vec<_>>>()?;
+        let e = evaluate_tagging_observed(
+            &self.model.backbone,
+            &self.params,
+            &encoder,
+            &enc,
+            None,
+            pad_id_of(&self.model),
+            batch_size.max(1),
+            &mut |_, _| {},
+        )?;
+        Ok((e.tags, enc.iter().map(|e| e.truncated).collect()))
+    }
+
+    /// Answers questions about their contexts with an extractive-QA adapter: the best span of
+    /// each (`None`: no valid span). The questions' gold answers are not read.
+    pub fn answer(
+        &self,
+        questions: &[QaExample],
+        batch_size: usize,
+    ) -> Result<Vec<Option<SpanPrediction>>> {
+        self.require(TaskKind::QuestionAnswering)?;
+        let qa = self.config.qa.unwrap_or_default();
+        let encoder = QaEncoder::new(&self.model.tokenizer, self.config.max_len, qa.doc_stride)?;
+        let windows = encoder.encode_examples(questions)?;
+        let e = evaluate_qa_observed(
+            &self.model.backbone,
+            &self.params,
+            questions,
+            &windows,
+            &qa.decode(),
+            pad_id_of(&self.model),
+            batch_size.max(1),
+            false,
+            &mut |_, _| {},
+        )?;
+        Ok(e.answers)
+    }
+
+    /// An error unless the adapter was trained for `task`.
+    fn require(&self, task: TaskKind) -> Result<()> {
+        if self.config.task != task {
+            return Err(Error::InvalidInput(format!(
+                "this is a {:?} adapter, not a {task:?} adapter",
+                self.config.task
+            )));
+        }
+        Ok(())
     }
 
     /// The encoder of a classification adapter.

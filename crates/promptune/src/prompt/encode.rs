@@ -8,6 +8,7 @@
 //! `max_len`, the longest field is cut (by tokens) until it fits.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokenizers::Tokenizer;
 
@@ -47,7 +48,8 @@ impl EncodedPrompt {
 #[derive(Debug, Clone)]
 pub struct PromptEncoder {
     template: Template,
-    tokenizer: Tokenizer,
+    /// Shared: adapters on one model hold one tokenizer.
+    tokenizer: Arc<Tokenizer>,
     answer: AnswerStyle,
     placeholder: u32,
     max_len: usize,
@@ -68,11 +70,12 @@ impl PromptEncoder {
     /// `placeholder` is the id written at soft positions (its embedding is replaced).
     pub fn new(
         template: Template,
-        tokenizer: Tokenizer,
+        tokenizer: impl Into<Arc<Tokenizer>>,
         answer: AnswerStyle,
         placeholder: u32,
         max_len: usize,
     ) -> Result<Self> {
+        let tokenizer = tokenizer.into();
         // find the special tokens the tokenizer wraps a sequence with
         let with = tokenizer
             .encode("a", true)
@@ -126,6 +129,25 @@ impl PromptEncoder {
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The prompt's length in tokens before any cut, when it exceeds `max_len` (which
+    /// [`PromptEncoder::encode`] would cut it to); `None` when it fits.
+    pub fn overflow(&self, fields: &BTreeMap<String, String>) -> Result<Option<usize>> {
+        let chars = self.max_len.saturating_mul(MAX_CHARS_PER_TOKEN);
+        // no token holds more characters than that: such a field alone is too long
+        if let Some(longest) = fields.values().map(|v| v.chars().count()).max() {
+            if longest > chars {
+                return Ok(Some(longest / MAX_CHARS_PER_TOKEN));
+            }
+        }
+        let n = self.render(fields)?.ids.len();
+        Ok((n > self.max_len).then_some(n))
+    }
+
+    /// The longest prompt [`PromptEncoder::encode`] gives, in tokens.
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 
     fn field<'a>(&self, fields: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {

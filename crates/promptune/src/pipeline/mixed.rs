@@ -1,0 +1,256 @@
+//! Classification requests of many adapters on one model, in one forward pass: each row runs
+//! under its own adapter's soft prompt or prefix and reads its own label words. What a server
+//! batching requests of different tasks needs (PEFT batches mixed adapters for LoRA only).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::predict::{Prediction, Predictor};
+use super::Prepared;
+use crate::backbone::layers::to_vec;
+use crate::backbone::{ForwardInput, LogitPositions, LogitsRequest};
+use crate::data::Example;
+use crate::method::{apply_per_row, AdapterHooks};
+use crate::params::Trainables;
+use crate::prompt::EncodedPrompt;
+use crate::task::batch::collate;
+use crate::task::shared_prefix::SharedPrefix;
+use crate::{Error, Result};
+
+/// Per row, the prediction of `rows[r].0` for example `rows[r].1`, equal (to float rounding) to
+/// what [`Predictor::predict`] gives it. Rows of adapters that read the answer with label words
+/// and leave the backbone's weights alone share one forward pass, whatever their adapter; the
+/// others (heads, BitFit, full fine-tuning) run per adapter. Every predictor must share one
+/// model.
+pub fn classify_mixed(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
+    let Some((first, _)) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    if let Some((p, _)) = rows
+        .iter()
+        .find(|(p, _)| !Arc::ptr_eq(p.model(), first.model()))
+    {
+        return Err(Error::InvalidInput(format!(
+            "a mixed batch runs on one model; an adapter for `{}` was given with one for `{}`",
+            p.config().base_model,
+            first.config().base_model
+        )));
+    }
+    let mut out: Vec<Option<Prediction>> = vec![None; rows.len()];
+    let (shared, own): (Vec<usize>, Vec<usize>) =
+        (0..rows.len()).partition(|&r| mixable(rows[r].0));
+    if !shared.is_empty() {
+        let picked: Vec<(&Predictor, &Example)> = shared.iter().map(|&r| rows[r]).collect();
+        for (r, p) in shared.iter().zip(one_pass(&picked)?) {
+            out[*r] = Some(p);
+        }
+    }
+    // the rest per adapter, in the order their adapters first appear
+    let mut groups: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
+    for r in own {
+        let key = rows[r].0 as *const Predictor as usize;
+        let next = groups.len();
+        groups.entry(key).or_insert((next, Vec::new())).1.push(r);
+    }
+    let mut groups: Vec<(usize, Vec<usize>)> = groups.into_values().collect();
+    groups.sort_by_key(|(order, _)| *order);
+    for (_, members) in groups {
+        let predictor = rows[members[0]].0;
+        let examples: Vec<Example> = members.iter().map(|&r| rows[r].1.clone()).collect();
+        for (r, p) in members
+            .iter()
+            .zip(predictor.predict(&examples, examples.len())?)
+        {
+            out[*r] = Some(p);
+        }
+    }
+    out.into_iter()
+        .map(|p| p.ok_or_else(|| Error::Internal("a row was left out of the mixed batch".into())))
+        .collect()
+}
+
+/// Whether `predictor`'s rows can share a pass with other adapters': a classification adapter
+/// reading label words, whose hooks need no backbone of their own.
+pub fn mixable(predictor: &Predictor) -> bool {
+    predictor.shared_hooks().is_some()
+        && predictor
+            .prepared()
+            .is_some_and(|prepared| prepared.verbalizer.is_some())
+}
+
+/// The tokens every prompt of a decoder classifier starts with (its soft prompt and the
+/// template's leading words), run once when the adapter loads: in a mixed batch its rows start
+/// from their own tokens with these keys and values in the prefix hook, as prefix tuning's rows
+/// do, so a 20-token soft prompt costs nothing per request.
+pub(crate) struct TemplatePrefix {
+    ids: Vec<u32>,
+    shared: SharedPrefix,
+    /// The hooks of a row after the prefix: its keys and values, and the soft prompt only when
+    /// it lies after them.
+    hooks: AdapterHooks,
+}
+
+impl TemplatePrefix {
+    /// The constant start of `prepared`'s prompts, found as the common start of two prompts
+    /// with unlike fields; `None` for encoders, adapters with a key/value prefix of their own,
+    /// and templates starting with a field. Each prompt is checked to begin with it before it
+    /// is used, so a field that tokenizes into the template's words is still scored exactly.
+    pub(crate) fn of(
+        prepared: &Prepared,
+        params: &Trainables,
+        hooks: &AdapterHooks,
+    ) -> Result<Option<Self>> {
+        if prepared.verbalizer.is_none() || hooks.prefix.is_some() {
+            return Ok(None);
+        }
+        let fields = |value: &str| -> BTreeMap<String, String> {
+            prepared
+                .encoder
+                .template()
+                .fields()
+                .into_iter()
+                .map(|f| (f.to_string(), value.to_string()))
+                .collect()
+        };
+        let a = prepared.encoder.encode(&fields("a"))?;
+        let b = prepared.encoder.encode(&fields("Z9 \""))?;
+        let params = burn::module::Module::valid(params);
+        let Some(shared) = SharedPrefix::compute(&prepared.model.backbone, &params, &[&a, &b])?
+        else {
+            return Ok(None);
+        };
+        let ids = a.ids[..shared.len()].to_vec();
+        let hooks = AdapterHooks {
+            soft: if shared.holds_soft_tokens() {
+                None
+            } else {
+                hooks.soft.clone()
+            },
+            prefix: Some(shared.layers().to_vec()),
+            ..Default::default()
+        };
+        Ok(Some(Self { ids, shared, hooks }))
+    }
+
+    /// Tokens covered.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The rest of `prompt` after the cached start, when it begins with it.
+    fn rest(&self, prompt: &EncodedPrompt) -> Option<EncodedPrompt> {
+        let n = self.ids.len();
+        let soft_ok = if self.shared.holds_soft_tokens() {
+            prompt.soft_positions.iter().all(|&s| s < n)
+        } else {
+            prompt.soft_positions.iter().all(|&s| s >= n)
+        };
+        let fits = prompt.ids.len() > n
+            && prompt.ids.starts_with(&self.ids)
+            && prompt.answer_positions.iter().all(|&a| a >= n)
+            && soft_ok;
+        fits.then(|| self.shared.rest(prompt))
+    }
+}
+
+/// One forward pass for rows whose adapters are all [`mixable`].
+fn one_pass(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
+    let model = rows[0].0.model();
+    let backbone = &model.backbone;
+    let info = backbone.info();
+    let mut prompts: Vec<EncodedPrompt> = Vec::with_capacity(rows.len());
+    let mut hooks: Vec<&AdapterHooks> = Vec::with_capacity(rows.len());
+    let mut words: Vec<(Vec<u32>, Vec<f32>, usize)> = Vec::with_capacity(rows.len());
+    for (predictor, example) in rows {
+        let (prepared, row_hooks) = match (predictor.prepared(), predictor.shared_hooks()) {
+            (Some(p), Some(h)) if p.verbalizer.is_some() => (p, h),
+            _ => {
+                return Err(Error::Internal(
+                    "a row that cannot be mixed was mixed".into(),
+                ))
+            }
+        };
+        let verbalizer = prepared.verbalizer.as_ref().expect("checked above");
+        let prompt = prepared.encoder.encode(&example.fields)?;
+        match predictor
+            .template_prefix()
+            .and_then(|t| t.rest(&prompt).map(|rest| (t, rest)))
+        {
+            Some((cached, rest)) => {
+                prompts.push(rest);
+                hooks.push(&cached.hooks);
+            }
+            None => {
+                prompts.push(prompt);
+                hooks.push(row_hooks);
+            }
+        }
+        words.push((
+            verbalizer.rows.clone(),
+            verbalizer.weights(),
+            verbalizer.num_labels(),
+        ));
+    }
+    let first = rows[0].0.prepared().expect("a mixable adapter classifies");
+    let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
+    let batch = collate(&refs, None, first.pad_id, first.padding)?;
+    let answers = batch.answer_positions.clone().ok_or_else(|| {
+        Error::InvalidInput("a verbalizer needs a {mask} answer slot in the template".into())
+    })?;
+    let mut input = ForwardInput::new(batch.tokens.clone());
+    apply_per_row(
+        &hooks,
+        &info,
+        &batch.tokens,
+        &batch.soft_positions,
+        &mut input,
+    )?;
+    // every row reads as many vocabulary rows as the widest verbalizer; narrower ones repeat
+    // their first word and ignore the extra logits
+    let widest = words.iter().map(|(w, _, _)| w.len()).max().unwrap_or(1);
+    input.logits = LogitsRequest {
+        positions: LogitPositions::At(answers.into_iter().map(|a| vec![a]).collect()),
+        rows: None,
+    };
+    input.logit_rows_per_row = Some(
+        words
+            .iter()
+            .map(|(w, _, _)| {
+                let mut w = w.clone();
+                w.resize(widest, w[0]);
+                w
+            })
+            .collect(),
+    );
+    let out = backbone.forward(&input, None)?;
+    let logits = to_vec(
+        out.logits
+            .ok_or_else(|| Error::Internal("the backbone returned no logits".into()))?,
+    );
+    Ok(logits
+        .chunks(widest)
+        .zip(&words)
+        .map(|(row, (w, weights, labels))| {
+            let row = &row[..w.len()];
+            let logits: Vec<f32> = weights
+                .chunks(w.len())
+                .take(*labels)
+                .map(|lw| lw.iter().zip(row).map(|(a, b)| a * b).sum())
+                .collect();
+            let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exp: Vec<f32> = logits.iter().map(|l| (l - top).exp()).collect();
+            let total: f32 = exp.iter().sum();
+            let scores: Vec<f32> = exp.iter().map(|e| e / total).collect();
+            let label = scores
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                .0;
+            Prediction {
+                label,
+                scores,
+                logits,
+            }
+        })
+        .collect())
+}
