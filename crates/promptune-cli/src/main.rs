@@ -45,6 +45,8 @@ enum Command {
     ImportPeft(commands::import::Args),
     /// Dev accuracy of a task's template without its soft tokens (the zero-shot baseline).
     ZeroShot(commands::zero_shot::Args),
+    /// Serve many adapters on one frozen model over HTTP (classify, tag, answer, generate).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::ExportPeft(args) => commands::export::run(args),
         Command::ImportPeft(args) => commands::import::run(args),
         Command::ZeroShot(args) => commands::zero_shot::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

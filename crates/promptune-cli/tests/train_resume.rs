@@ -1,6 +1,7 @@
 //! `promptune train` end to end through the binary: an uninterrupted run, and a run killed
 //! (SIGKILL) after a checkpoint then resumed with `--resume`, end with the same prompt; the
-//! finished run has its curves plotted.
+//! finished run has its curves plotted; `serve` answers over a socket and, sent SIGTERM while a
+//! request waits, answers it before it exits.
 
 #[path = "../../promptune/tests/common/tiny.rs"]
 mod tiny;
@@ -123,4 +124,82 @@ fn resume_without_checkpoint_is_a_clear_error() {
         err.contains("no checkpoint") && !err.contains("panicked"),
         "{err}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_task(dir);
+    let out = train(dir, "run", false)
+        .args(["--set", "train.epochs=1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a long batching wait keeps the request in flight when the signal comes
+    let mut server = bin()
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--model",
+            "model",
+            "--adapter",
+            "sst=run/adapter",
+            "--port",
+            "0",
+            "--max-wait-ms",
+            "1500",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    let mut log = String::new();
+    while addr.is_empty() {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the server ended: {log}"
+        );
+        log.push_str(&line);
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            addr = a.to_string();
+        }
+    }
+    let body = r#"{"adapter": "sst", "inputs": ["the movie was good", "the movie was bad"]}"#;
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/classify HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\"label\":\"positive\"") || response.contains("\"label\":\"negative\""),
+        "{response}"
+    );
+    let status = server.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{log}{rest}");
+    assert!(rest.contains("shutting down"), "{rest}");
 }

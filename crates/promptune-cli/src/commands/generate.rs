@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
-use promptune::generate::{generate_ids_streaming, EarlyStopping, GenerateOptions, Sampling};
+use promptune::generate::{
+    generate_ids_streaming, EarlyStopping, GenerateOptions, Sampling, TextStream,
+};
 use promptune::pipeline::Predictor;
 use promptune::task::generation::GenerationEncoder;
 
@@ -164,40 +166,20 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     // the text goes out as it comes: each token's decoded addition, held back while it is
-    // an incomplete character, cut at the first stop string
+    // an incomplete character or a stop string may be forming, cut at the first stop string
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
-    let mut so_far = Vec::new();
-    let mut shown = String::new();
-    let mut show = |ids: &[u32], out: &mut std::io::StdoutLock| -> promptune::Result<()> {
-        let mut text = model.decode(ids)?;
-        let stop_at = stops.iter().filter_map(|s| text.find(s.as_str())).min();
-        if let Some(at) = stop_at {
-            text.truncate(at);
-        }
-        if let Some(rest) = text.strip_prefix(shown.as_str()) {
-            // a stop string may be forming: hold back what could be its start
-            let hold = stops
-                .iter()
-                .map(|s| partial_suffix(rest, s))
-                .max()
-                .unwrap_or(0);
-            let rest = &rest[..rest.len() - if stop_at.is_some() { 0 } else { hold }];
-            if !rest.is_empty() && !rest.ends_with('\u{fffd}') {
-                out.write_all(rest.as_bytes())
+    let mut stream = TextStream::new(&model, stops);
+    let mut on_token = |id| {
+        let piece = stream.push(id);
+        if let Ok(piece) = &piece {
+            if !piece.is_empty() {
+                out.write_all(piece.as_bytes())
                     .and_then(|_| out.flush())
                     .map_err(|e| promptune::Error::io("standard output", e))?;
-                shown.push_str(rest);
             }
         }
-        match stop_at {
-            Some(_) => Err(promptune::Error::Stopped),
-            None => Ok(()),
-        }
-    };
-    let mut on_token = |id| {
-        so_far.push(id);
-        show(&so_far, &mut out)
+        piece.map(|_| ())
     };
     let (prompt_tokens, result) = match (&predictor, &fields) {
         (Some((p, encoder)), Some(fields)) => (
@@ -224,18 +206,14 @@ pub fn run(args: Args) -> Result<()> {
     let stopped = matches!(result, Err(promptune::Error::Stopped));
     let new_ids = match result {
         Ok(ids) => ids,
-        Err(promptune::Error::Stopped) => so_far.clone(),
+        Err(promptune::Error::Stopped) => stream.ids().to_vec(),
         Err(e) => return Err(anyhow::Error::new(e).context("generation failed")),
     };
     let elapsed = start.elapsed().as_secs_f64();
-    let mut text = model
-        .decode(&new_ids)
-        .context("cannot decode the generated tokens")?;
-    if let Some(at) = stops.iter().filter_map(|s| text.find(s.as_str())).min() {
-        text.truncate(at);
-    }
     // whatever was held back (or decodes differently whole)
-    let rest = text.strip_prefix(shown.as_str()).unwrap_or_default();
+    let (_, rest) = stream
+        .finish(&new_ids)
+        .context("cannot decode the generated tokens")?;
     writeln!(out, "{rest}").context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;
     eprintln!(
@@ -251,14 +229,6 @@ pub fn run(args: Args) -> Result<()> {
         }
     );
     Ok(())
-}
-
-/// The length of the longest end of `text` that is a proper start of `stop`.
-fn partial_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len())
-        .rev()
-        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
-        .unwrap_or(0)
 }
 
 /// The source template's fields: `--field NAME=VALUE`s, or the prompt as its one field.

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod predict;
 pub mod score;
+pub mod serve;
 pub mod train;
 pub mod zero_shot;
 
