@@ -199,27 +199,13 @@ fn question_answering_from_the_command_line() {
     assert!(first["answer"].is_string() && first["id"].is_string());
 }
 
-/// `n` JSONL rows `{"text": "the <noun> was <adj>", "summary": "<adj> <noun>"}` from `offset`.
-fn reversal_jsonl(n: usize, offset: usize) -> String {
-    let adjs = [
-        "good", "great", "fine", "nice", "bad", "awful", "poor", "dull",
-    ];
-    let nouns = ["movie", "film", "plot", "acting"];
-    (offset..offset + n)
-        .map(|i| {
-            let (a, w) = (adjs[i % 8], nouns[i / 8 % 4]);
-            format!("{{\"text\": \"the {w} was {a}\", \"summary\": \"{a} {w}\"}}\n")
-        })
-        .collect()
-}
-
 #[test]
 fn generation_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     tiny::tiny_model_with_tokenizer(&d.join("model"));
-    std::fs::write(d.join("train.jsonl"), reversal_jsonl(32, 0)).unwrap();
-    std::fs::write(d.join("dev.jsonl"), reversal_jsonl(8, 3)).unwrap();
+    std::fs::write(d.join("train.jsonl"), tiny::reversal_jsonl(32, 0)).unwrap();
+    std::fs::write(d.join("dev.jsonl"), tiny::reversal_jsonl(8, 3)).unwrap();
     let columns = "columns = { text = \"text\", summary = \"summary\" }";
     let config = format!(
         "model = \"model\"\noutput_dir = \"run\"\ntask = \"generation\"\ntemplate = \"review: {{text}}\"\n\

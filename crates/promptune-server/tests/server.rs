@@ -423,21 +423,8 @@ fn overload_is_refused_and_late_requests_time_out() {
 fn generation_answers_as_json_and_as_events_with_the_library_text() {
     let dir = tiny::sentiment_folder();
     let d = dir.path();
-    // pairs "the <noun> was <adj>" -> "<adj> <noun>"
-    let pairs = |n: usize, offset: usize| -> String {
-        let adjs = [
-            "good", "great", "fine", "nice", "bad", "awful", "poor", "dull",
-        ];
-        let nouns = ["movie", "film", "plot", "acting"];
-        (offset..offset + n)
-            .map(|i| {
-                let (a, w) = (adjs[i % 8], nouns[i / 8 % 4]);
-                format!("{{\"text\": \"the {w} was {a}\", \"summary\": \"{a} {w}\"}}\n")
-            })
-            .collect()
-    };
-    std::fs::write(d.join("gen-train.jsonl"), pairs(16, 0)).unwrap();
-    std::fs::write(d.join("gen-dev.jsonl"), pairs(4, 3)).unwrap();
+    std::fs::write(d.join("gen-train.jsonl"), tiny::reversal_jsonl(16, 0)).unwrap();
+    std::fs::write(d.join("gen-dev.jsonl"), tiny::reversal_jsonl(4, 3)).unwrap();
     let spec = |f: &str| {
         promptune::data::DataSpec::new(d.join(f))
             .column("text", "text")

@@ -347,26 +347,12 @@ use promptune::task::TaskKind;
 use promptune::train::trainer::TrainConfig;
 use tiny::tiny_fixture_with_tokenizer;
 
-/// `n` JSONL rows `{"text": "the <noun> was <adj>", "summary": "<adj> <noun>"}` from `offset`.
-fn reversal_jsonl(n: usize, offset: usize) -> String {
-    let adjs = [
-        "good", "great", "fine", "nice", "bad", "awful", "poor", "dull",
-    ];
-    let nouns = ["movie", "film", "plot", "acting"];
-    (offset..offset + n)
-        .map(|i| {
-            let (a, w) = (adjs[i % 8], nouns[i / 8 % 4]);
-            format!("{{\"text\": \"the {w} was {a}\", \"summary\": \"{a} {w}\"}}\n")
-        })
-        .collect()
-}
-
 /// A folder with the tiny fixture `model` under `model/`, 32 training pairs and 8 dev pairs.
 fn generation_folder(model: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     tiny_fixture_with_tokenizer(&dir.path().join("model"), model);
-    std::fs::write(dir.path().join("train.jsonl"), reversal_jsonl(32, 0)).unwrap();
-    std::fs::write(dir.path().join("dev.jsonl"), reversal_jsonl(8, 3)).unwrap();
+    std::fs::write(dir.path().join("train.jsonl"), tiny::reversal_jsonl(32, 0)).unwrap();
+    std::fs::write(dir.path().join("dev.jsonl"), tiny::reversal_jsonl(8, 3)).unwrap();
     dir
 }
 

@@ -37,13 +37,11 @@ use std::collections::BTreeMap;
 /// The hooks of `params` on `model`, unless they change the backbone's own weights (BitFit,
 /// full fine-tuning), whose rows then need a backbone of their own.
 fn shared_hooks(params: &Trainables, model: &Model) -> Result<Option<AdapterHooks>> {
-    let params = burn::module::Module::valid(params);
-    match effective_backbone(&params, &model.backbone)? {
-        std::borrow::Cow::Borrowed(backbone) => {
-            Ok(Some(AdapterHooks::of(&params, &backbone.info())?))
-        }
-        std::borrow::Cow::Owned(_) => Ok(None),
+    if params.has_prefix(crate::method::unfreeze::PREFIX) {
+        return Ok(None);
     }
+    let params = burn::module::Module::valid(params);
+    Ok(Some(AdapterHooks::of(&params, &model.backbone.info())?))
 }
 
 /// What [`Predictor::predict`] says about one example.
@@ -225,10 +223,18 @@ impl Predictor {
         let source = encoder.encode_source(fields)?;
         let params = burn::module::Module::valid(&self.params);
         let backbone = effective_backbone(&params, &self.model.backbone)?;
-        let hooks = AdapterHooks::of(&params, &backbone.info())?;
+        // the hooks computed at load, unless the adapter brings weights of its own
+        let own;
+        let hooks = match &self.hooks {
+            Some(hooks) => hooks,
+            None => {
+                own = AdapterHooks::of(&params, &backbone.info())?;
+                &own
+            }
+        };
         continue_with(
             &backbone,
-            &hooks,
+            hooks,
             &source.ids,
             &source.soft_positions,
             opts,

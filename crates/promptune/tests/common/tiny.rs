@@ -86,6 +86,21 @@ pub fn sentiment_jsonl(rows: usize, offset: usize) -> String {
     out
 }
 
+/// `n` JSONL rows `{"text": "the <noun> was <adj>", "summary": "<adj> <noun>"}` from `offset`:
+/// the generation data of the tiny-model tests.
+pub fn reversal_jsonl(n: usize, offset: usize) -> String {
+    let adjs = [
+        "good", "great", "fine", "nice", "bad", "awful", "poor", "dull",
+    ];
+    let nouns = ["movie", "film", "plot", "acting"];
+    (offset..offset + n)
+        .map(|i| {
+            let (a, w) = (adjs[i % 8], nouns[i / 8 % 4]);
+            format!("{{\"text\": \"the {w} was {a}\", \"summary\": \"{a} {w}\"}}\n")
+        })
+        .collect()
+}
+
 /// A temporary folder with the tiny model in `model/`, 32 training examples in `train.jsonl`
 /// and 16 others in `dev.jsonl`.
 pub fn sentiment_folder() -> tempfile::TempDir {
