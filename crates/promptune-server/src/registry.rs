@@ -33,7 +33,8 @@ pub struct AdapterInfo {
     /// Trainable numbers it holds.
     pub parameters: usize,
     /// Whether its rows share forward passes with other adapters' (classification with label
-    /// words, backbone weights untouched); the others run per adapter.
+    /// words, on the shared weights: all methods but full fine-tuning); the others run per
+    /// adapter.
     pub mixed_batches: bool,
     /// Leading prompt tokens (soft prompt, template words) whose keys and values were computed
     /// once at load, for a decoder classifier.

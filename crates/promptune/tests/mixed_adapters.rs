@@ -1,6 +1,6 @@
-//! One batch whose rows run under different adapters (a soft prompt, a key/value prefix, none)
-//! gives, row for row, the logits and the gradients each row gets alone: the per-row hooks a
-//! server's mixed-task batches rest on, for a decoder and an encoder.
+//! One batch whose rows run under different adapters (a soft prompt, a key/value prefix, BitFit
+//! biases, none) gives, row for row, the logits and the gradients each row gets alone: the
+//! per-row hooks a server's mixed-task batches rest on, for decoders and an encoder.
 
 mod common;
 
@@ -9,10 +9,12 @@ use common::fixture;
 use promptune::backbone::layers::to_vec;
 use promptune::backbone::load_backbone;
 use promptune::backbone::{
-    Backbone, BackboneInfo, ForwardInput, LogitPositions, LogitsRequest, PaddingSide, TokenBatch,
+    Backbone, BackboneInfo, BiasDelta, ForwardInput, LogitPositions, LogitsRequest, PaddingSide,
+    TokenBatch,
 };
 use promptune::method::prefix_tuning::{PrefixShape, EMBEDDING};
 use promptune::method::prompt_tuning::PROMPT;
+use promptune::method::unfreeze::{bias_deltas, effective_backbone, initial_tensors, Unfreeze};
 use promptune::method::{apply_per_row, AdapterHooks};
 use promptune::params::{HostTensor, Trainables};
 
@@ -206,4 +208,167 @@ fn mixed_hooks_are_checked_before_the_forward_pass() {
     // hooks for two rows of three
     let err = apply_per_row(&refs[..2], &info, &tokens, &none, &mut input).unwrap_err();
     assert!(err.to_string().contains("3"), "{err}");
+}
+
+/// A BitFit adapter on `model` whose biases (every bias with a per-row slot: the LM head's own
+/// output bias has none) are the model's plus a pattern of `seed`.
+fn bitfit(model: &Backbone, seed: usize, device: &Device) -> Trainables {
+    let host: Vec<HostTensor> = initial_tensors(model, Unfreeze::Biases)
+        .into_iter()
+        .filter(|t| !t.name.starts_with("backbone.mlm."))
+        .enumerate()
+        .map(|(i, t)| {
+            let n = t.data.len();
+            let data = t
+                .data
+                .iter()
+                .zip(values(n, seed + i, 0.4))
+                .map(|(a, b)| a + b)
+                .collect();
+            HostTensor::new(t.name, t.shape, data)
+        })
+        .collect();
+    assert!(!host.is_empty());
+    Trainables::from_host(&host, device).unwrap()
+}
+
+/// Rows of two BitFit adapters, a soft prompt and none in one batch give, row for row, the
+/// logits and gradients each gets alone (BitFit alone: on a backbone copy holding its biases).
+fn bitfit_rows_match_rows_alone(family: &str, padding: PaddingSide) {
+    let device = Device::flex().autodiff();
+    let model = load_backbone(&fixture(family), &Device::flex()).unwrap();
+    let info = model.info();
+    let adapters = [
+        bitfit(&model, 3, &device),
+        adapters(&model, &device)[0].clone(),
+        Trainables::empty(),
+        bitfit(&model, 8, &device),
+    ];
+    let hooks: Vec<AdapterHooks> = adapters
+        .iter()
+        .map(|p| {
+            let mut h = AdapterHooks::of(p, &info).unwrap();
+            h.bias_deltas = Some(bias_deltas(p, &model).unwrap().expect("per-row biases"));
+            h
+        })
+        .collect();
+    assert!(hooks[0].bias_deltas.as_ref().is_some_and(|d| !d.is_empty()));
+    assert!(hooks[2].bias_deltas.as_ref().is_some_and(|d| d.is_empty()));
+    let rows: [(Vec<u32>, Vec<usize>); 4] = [
+        (vec![5, 8, 12, 3], vec![]),
+        (vec![0, 0, 7, 9, 11, 13], vec![0, 1]),
+        (vec![6, 10, 14], vec![]),
+        (vec![9, 4, 2, 7, 3], vec![]),
+    ];
+    let ids: Vec<Vec<u32>> = rows.iter().map(|(ids, _)| ids.clone()).collect();
+    let tokens = TokenBatch::pad(&ids, 0, padding).unwrap();
+    let soft: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|(ids, s)| {
+            let shift = match padding {
+                PaddingSide::Left => tokens.len - ids.len(),
+                PaddingSide::Right => 0,
+            };
+            s.iter().map(|p| p + shift).collect()
+        })
+        .collect();
+    let mut input = ForwardInput::new(tokens.clone());
+    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
+    apply_per_row(&refs, &info, &tokens, &soft, &mut input).unwrap();
+    assert!(input.bias_deltas.is_some());
+    let (mixed, loss) = run(&model, input);
+    let mixed_grads = loss.backward();
+    let mixed = to_vec(mixed);
+
+    let (mut logit_diff, mut grad_diff) = (0f32, 0f32);
+    for (r, ((ids, s), params)) in rows.iter().zip(&adapters).enumerate() {
+        let own = Trainables::from_host(&params.to_host(), &device).unwrap();
+        let tokens = TokenBatch::single(ids).unwrap();
+        let mut input = ForwardInput::new(tokens.clone());
+        let backbone = effective_backbone(&own, &model).unwrap();
+        AdapterHooks::of(&own, &info)
+            .unwrap()
+            .apply(&info, &tokens, std::slice::from_ref(s), true, &mut input)
+            .unwrap();
+        let (alone, loss) = run(&backbone, input);
+        logit_diff = logit_diff.max(max_diff(&mixed[r * 4..(r + 1) * 4], &to_vec(alone)));
+        if own.is_empty() {
+            continue;
+        }
+        let grads = loss.backward();
+        for name in own.names() {
+            let grad = |p: &Trainables, g: &burn::tensor::Gradients| match p.vector(name) {
+                Some(v) => to_vec(v.grad(g).expect("a gradient")),
+                None => gradient(p, name, g),
+            };
+            let (a, b) = (grad(&own, &grads), grad(params, &mixed_grads));
+            grad_diff = grad_diff.max(max_diff(&a, &b));
+        }
+    }
+    assert!(
+        logit_diff < 1e-5,
+        "{family}: BitFit rows' mixed logits differ from each row alone by {logit_diff}"
+    );
+    assert!(
+        grad_diff < 1e-5,
+        "{family}: BitFit rows' mixed gradients differ from each row alone by {grad_diff}"
+    );
+    // the deltas moved the logits: the comparison is not of two unchanged models
+    let plain = {
+        let tokens = TokenBatch::single(&rows[0].0).unwrap();
+        to_vec(run(&model, ForwardInput::new(tokens)).0)
+    };
+    assert!(
+        max_diff(&mixed[..4], &plain) > 1e-3,
+        "{family}: BitFit changed nothing"
+    );
+    eprintln!("{family}: BitFit rows within {logit_diff:e}, gradients within {grad_diff:e}");
+}
+
+#[test]
+fn bitfit_rows_mix_with_other_adapters_in_one_batch() {
+    // Llama's linear layers have no biases (BitFit gives them zero ones): deltas on
+    // missing biases; GPT-2 and BERT: on present linear biases and layer-norm shifts
+    bitfit_rows_match_rows_alone("tiny-llama", PaddingSide::Left);
+    bitfit_rows_match_rows_alone("tiny-gpt2", PaddingSide::Left);
+    bitfit_rows_match_rows_alone("tiny-bert", PaddingSide::Right);
+}
+
+#[test]
+fn bad_bias_deltas_get_errors_not_panics() {
+    let device = Device::flex();
+    let model = load_backbone(&fixture("tiny-bert"), &device).unwrap();
+    let tokens = TokenBatch::pad(&[vec![5, 8, 12], vec![6, 10]], 0, PaddingSide::Right).unwrap();
+    let width = model.info().hidden_size;
+    let attempt = |name: &str, shape: [usize; 2]| {
+        let mut input = ForwardInput::new(tokens.clone());
+        input.bias_deltas = Some(vec![BiasDelta {
+            name: name.into(),
+            values: Tensor::zeros(shape, &device),
+        }]);
+        model.forward(&input, None).unwrap_err().to_string()
+    };
+    let err = attempt("layer.0.nope.bias", [2, width]);
+    assert!(err.contains("layer.0.nope.bias"), "{err}");
+    // the MLM head's output bias has no per-row slot
+    let err = attempt("mlm.decoder.bias", [2, model.output_vocab()]);
+    assert!(err.contains("per-row"), "{err}");
+    let err = attempt("layer.0.attn_out.bias", [2, width + 1]);
+    assert!(err.contains("layer.0.attn_out.bias"), "{err}");
+    let err = attempt("layer.0.attn_out.bias", [3, width]);
+    assert!(err.contains("[3,"), "{err}");
+    // one row for every row of the batch is fine
+    let mut input = ForwardInput::new(tokens.clone());
+    input.bias_deltas = Some(vec![BiasDelta {
+        name: "layer.0.attn_out.bias".into(),
+        values: Tensor::zeros([1, width], &device),
+    }]);
+    let with = to_vec(model.forward(&input, None).unwrap().last_hidden);
+    let without = to_vec(
+        model
+            .forward(&ForwardInput::new(tokens), None)
+            .unwrap()
+            .last_hidden,
+    );
+    assert!(max_diff(&with, &without) < 1e-6);
 }

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> Result<()> {
             let adapter = promptune::adapter::Adapter::load(dir)
                 .with_context(|| format!("cannot load the adapter {}", dir.display()))?;
             let p = Predictor::with_model(adapter, model.clone(), &device)?;
-            let encoder = p.generation_encoder()?;
+            let encoder = p.generation_encoder()?.clone();
             opts.stop_tokens.extend_from_slice(encoder.stop_tokens());
             if let Some(g) = &p.config().generation {
                 stops.extend(g.stop.iter().cloned());

@@ -120,6 +120,16 @@ pub struct LayerPrefix {
     pub value: Tensor<4>,
 }
 
+/// An addition to one of the backbone's biases, per batch row.
+#[derive(Debug, Clone)]
+pub struct BiasDelta {
+    /// The bias's name as [`super::tensors`] gives it (`layer.3.qkv.bias`); only linear layers'
+    /// biases (present or not) and layer norms' shifts take one.
+    pub name: String,
+    /// `[batch or 1, width]`: row `b` is added to the bias in batch row `b`; may be trainable.
+    pub values: Tensor<2>,
+}
+
 /// Tokens inserted into the hidden-state sequence (VPT-style deep prompts).
 #[derive(Debug, Clone)]
 pub struct DeepTokens {
@@ -213,6 +223,10 @@ pub struct ForwardInput {
     /// [`ForwardOutput::hidden_at`] (the same number for every row; shifted past deep tokens
     /// as logit positions are).
     pub hidden_at: Option<Vec<Vec<usize>>>,
+    /// Additions to the backbone's biases per batch row, so that rows of different BitFit
+    /// adapters (or none) share one pass on one copy of the weights. A pass of an incremental
+    /// decode must repeat them (the cache keeps keys and values, not biases).
+    pub bias_deltas: Option<Vec<BiasDelta>>,
     /// Training-mode dropout with this seed (encoders whose config has `hidden_dropout` or
     /// `attention_dropout` > 0; `None`: the deterministic forward pass used for evaluation).
     pub dropout: Option<u64>,

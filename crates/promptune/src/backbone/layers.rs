@@ -10,27 +10,41 @@ pub struct Linear {
     pub weight: Tensor<2>,
     /// `[out]`.
     pub bias: Option<Tensor<1>>,
+    /// `[batch or 1, out]` added to the output of each batch row (the per-row bias hook:
+    /// [`super::ForwardInput::bias_deltas`]); `None` outside such a pass.
+    pub row_bias: Option<Tensor<2>>,
 }
 
 impl Linear {
+    /// A layer with these weights and no per-row bias.
+    pub fn new(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
+        Self {
+            weight,
+            bias,
+            row_bias: None,
+        }
+    }
+
     /// Applies the layer to the last dimension of `x`.
     ///
     /// The leading dimensions are folded into rows so that one `[rows, in] x [in, out]`
     /// matrix product runs (measured faster on the CPU backend than burn's batched
     /// broadcast product, which packs the weight once per batch row).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if D <= 2 {
-            return module::linear(x, self.weight.clone(), self.bias.clone());
-        }
-        let mut dims = x.dims();
-        let inp = dims[D - 1];
-        let rows = dims[..D - 1].iter().product();
-        let mut y = x.reshape([rows, inp]).matmul(self.weight.clone());
-        if let Some(b) = &self.bias {
-            y = y + b.clone().unsqueeze::<2>();
-        }
-        dims[D - 1] = self.out_features();
-        y.reshape(dims)
+        let y = if D <= 2 {
+            module::linear(x, self.weight.clone(), self.bias.clone())
+        } else {
+            let mut dims = x.dims();
+            let inp = dims[D - 1];
+            let rows = dims[..D - 1].iter().product();
+            let mut y = x.reshape([rows, inp]).matmul(self.weight.clone());
+            if let Some(b) = &self.bias {
+                y = y + b.clone().unsqueeze::<2>();
+            }
+            dims[D - 1] = self.out_features();
+            y.reshape(dims)
+        };
+        add_row_bias(y, self.row_bias.as_ref())
     }
 
     /// One layer computing `parts` side by side: the weights are concatenated along the
@@ -51,7 +65,7 @@ impl Linear {
             )
         });
         let weight = Tensor::cat(parts.into_iter().map(|p| p.weight).collect(), 1);
-        Linear { weight, bias }
+        Linear::new(weight, bias)
     }
 
     /// Output width.
@@ -78,13 +92,44 @@ pub struct Norm {
     pub weight: Tensor<1>,
     /// Shift (`beta`).
     pub bias: Tensor<1>,
+    /// `[batch or 1, width]` added to each batch row's shift (the per-row bias hook).
+    pub row_bias: Option<Tensor<2>>,
 }
 
 impl Norm {
+    /// A norm with this scale and shift and no per-row shift.
+    pub fn new(weight: Tensor<1>, bias: Tensor<1>) -> Self {
+        Self {
+            weight,
+            bias,
+            row_bias: None,
+        }
+    }
+
     /// [`layer_norm`] of `x` with this scale and shift.
     pub fn forward<const D: usize>(&self, x: Tensor<D>, eps: f64) -> Tensor<D> {
-        layer_norm(x, &self.weight, &self.bias, eps)
+        add_row_bias(
+            layer_norm(x, &self.weight, &self.bias, eps),
+            self.row_bias.as_ref(),
+        )
     }
+}
+
+/// `y` (`[batch, ..., width]`) plus row `b` of `rows` (`[batch or 1, width]`) on every vector
+/// of batch row `b`; the caller has checked the batch sizes.
+fn add_row_bias<const D: usize>(y: Tensor<D>, rows: Option<&Tensor<2>>) -> Tensor<D> {
+    let Some(rows) = rows else {
+        return y;
+    };
+    if D < 2 {
+        return y;
+    }
+    let dims = y.dims();
+    let width = dims[D - 1];
+    let batch = dims[0];
+    let middle = dims[1..D - 1].iter().product::<usize>();
+    let y3: Tensor<3> = y.reshape([batch, middle, width]);
+    (y3 + rows.clone().unsqueeze_dim::<3>(1)).reshape(dims)
 }
 
 /// RMS norm over the last dimension; `weight` is the effective multiplier (Gemma's `1 + w`

@@ -80,10 +80,10 @@ impl<'a> WeightLoader<'a> {
         } else {
             ("weight", "bias")
         };
-        Ok(Norm {
-            weight: self.vector(&format!("{name}.{w}"), len)?,
-            bias: self.vector(&format!("{name}.{b}"), len)?,
-        })
+        Ok(Norm::new(
+            self.vector(&format!("{name}.{w}"), len)?,
+            self.vector(&format!("{name}.{b}"), len)?,
+        ))
     }
 
     /// The linear layer `prefix + name` stored as GPT-2's `Conv1D` does (`weight [in, out]`,
@@ -93,10 +93,10 @@ impl<'a> WeightLoader<'a> {
         let w = self.read(&full, &[inp, out])?;
         let weight = float_tensor(w, [inp, out], &self.device);
         let bias = self.read(&format!("{}{name}.bias", self.prefix), &[out])?;
-        Ok(Linear {
+        Ok(Linear::new(
             weight,
-            bias: Some(float_tensor(bias, [out], &self.device)),
-        })
+            Some(float_tensor(bias, [out], &self.device)),
+        ))
     }
 
     /// The linear layer `prefix + name` stored as PyTorch does (`weight [out, in]`, `bias
@@ -117,6 +117,6 @@ impl<'a> WeightLoader<'a> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 }

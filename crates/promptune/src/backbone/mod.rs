@@ -28,7 +28,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 pub use crate::checkpoint::config::{BackboneConfig, Family, RopeConfig};
 pub use hooks::{
-    DecoderInput, DeepTokens, EncoderOutput, ForwardInput, ForwardOutput, LayerPrefix,
+    BiasDelta, DecoderInput, DeepTokens, EncoderOutput, ForwardInput, ForwardOutput, LayerPrefix,
     LogitPositions, LogitsRequest, PaddingSide, SoftEmbeddings, TokenBatch,
 };
 pub use info::{AttentionSite, BackboneInfo, Modality, PrefixPositions};
@@ -165,6 +165,81 @@ impl Backbone {
         input: &ForwardInput,
         cache: Option<&mut KvCache>,
     ) -> Result<ForwardOutput> {
+        match &input.bias_deltas {
+            Some(deltas) if !deltas.is_empty() => {
+                self.with_bias_deltas(deltas, input)?.run(input, cache)
+            }
+            _ => self.run(input, cache),
+        }
+    }
+
+    /// A copy sharing every weight, whose biases named in `deltas` add them per row of
+    /// `input`'s batch.
+    fn with_bias_deltas(&self, deltas: &[BiasDelta], input: &ForwardInput) -> Result<Backbone> {
+        let batch = match (&input.decoder, &input.tokens, &input.input_embeds) {
+            (Some(d), _, _) => d.tokens.batch,
+            (None, Some(t), _) => t.batch,
+            (None, None, Some(e)) => e.dims()[0],
+            (None, None, None) => {
+                return Err(crate::Error::InvalidInput(
+                    "a forward pass needs tokens or input embeddings".into(),
+                ))
+            }
+        };
+        self.with_row_biases(deltas, Some(batch))
+    }
+
+    /// A copy sharing every weight, whose biases named in `deltas` (one row each) add them in
+    /// every pass, whatever its batch: how a pass sequence of one BitFit adapter (a decode
+    /// with its cache) runs on the shared weights.
+    pub fn with_shared_bias_deltas(&self, deltas: &[BiasDelta]) -> Result<Backbone> {
+        self.with_row_biases(deltas, None)
+    }
+
+    /// The copy of [`Self::with_bias_deltas`]; `batch: None` takes single-row deltas only.
+    fn with_row_biases(&self, deltas: &[BiasDelta], batch: Option<usize>) -> Result<Backbone> {
+        let mut wanted: std::collections::HashMap<&str, &Tensor<2>> =
+            std::collections::HashMap::new();
+        for d in deltas {
+            if wanted.insert(d.name.as_str(), &d.values).is_some() {
+                return Err(crate::Error::InvalidInput(format!(
+                    "bias `{}` has two per-row deltas",
+                    d.name
+                )));
+            }
+        }
+        let mut copy = self.clone();
+        let mut problem: Option<String> = None;
+        copy.visit_tensors(&mut |name, slot| {
+            if let TensorSlot::RowBias(rows, width) = slot {
+                if let Some(values) = wanted.remove(name) {
+                    let [b, w] = values.dims();
+                    if w != width || (b != 1 && Some(b) != batch) {
+                        let rows = batch.map_or("1".to_string(), |n| format!("{n} or 1"));
+                        problem.get_or_insert(format!(
+                            "the per-row delta of bias `{name}` is [{b}, {w}]; it must be \
+                             [{rows}, {width}]"
+                        ));
+                    } else {
+                        *rows = Some(values.clone());
+                    }
+                }
+            }
+        });
+        if let Some(p) = problem {
+            return Err(crate::Error::Shape(p));
+        }
+        if let Some(name) = wanted.keys().next() {
+            return Err(crate::Error::InvalidInput(format!(
+                "this {} model has no bias `{name}` that takes per-row deltas (only linear \
+                 layers and layer norms do)",
+                self.config().family.name()
+            )));
+        }
+        Ok(copy)
+    }
+
+    fn run(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<ForwardOutput> {
         if self.config().decoder_layers > 0 {
             prepare::validate_encoder_decoder(
                 self.config(),

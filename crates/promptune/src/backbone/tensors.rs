@@ -18,6 +18,10 @@ pub enum TensorSlot<'a> {
     Matrix(&'a mut Tensor<2>),
     /// A linear layer's absent bias, with the width it would have.
     MissingBias(&'a mut Option<Tensor<1>>, usize),
+    /// The per-row companion of the bias just visited under the same name (`[batch or 1,
+    /// width]`, added to it row by row; [`super::ForwardInput::bias_deltas`]), with its width.
+    /// Only linear layers and layer norms have one; walks that read or replace weights skip it.
+    RowBias(&'a mut Option<Tensor<2>>, usize),
 }
 
 /// Calls `f` on every tensor slot of `layer` (`name.weight`, `name.bias`).
@@ -27,13 +31,12 @@ pub(crate) fn visit_linear(name: &str, layer: &mut Linear, f: &mut dyn FnMut(&st
         TensorSlot::Matrix(&mut layer.weight),
     );
     let width = layer.out_features();
+    let bias = format!("{name}.bias");
     match &mut layer.bias {
-        Some(b) => f(&format!("{name}.bias"), TensorSlot::Vector(b)),
-        None => f(
-            &format!("{name}.bias"),
-            TensorSlot::MissingBias(&mut layer.bias, width),
-        ),
+        Some(b) => f(&bias, TensorSlot::Vector(b)),
+        None => f(&bias, TensorSlot::MissingBias(&mut layer.bias, width)),
     }
+    f(&bias, TensorSlot::RowBias(&mut layer.row_bias, width));
 }
 
 /// Calls `f` on an optional vector (`None` is skipped).
@@ -53,7 +56,10 @@ pub(crate) fn visit_norm(name: &str, norm: &mut Norm, f: &mut dyn FnMut(&str, Te
         &format!("{name}.weight"),
         TensorSlot::Vector(&mut norm.weight),
     );
-    f(&format!("{name}.bias"), TensorSlot::Vector(&mut norm.bias));
+    let bias = format!("{name}.bias");
+    let width = norm.bias.dims()[0];
+    f(&bias, TensorSlot::Vector(&mut norm.bias));
+    f(&bias, TensorSlot::RowBias(&mut norm.row_bias, width));
 }
 
 /// Whether `name` is a bias term (what BitFit trains).

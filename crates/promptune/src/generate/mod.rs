@@ -239,6 +239,12 @@ pub fn continue_with(
     on_token: &mut dyn FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     check_options(opts)?;
+    // BitFit's deltas go into a copy's weights: later cached steps do not apply the hooks
+    let folded = hooks.fold_bias_deltas(backbone)?;
+    let (backbone, hooks) = match &folded {
+        Some((b, h)) => (b, h),
+        None => (backbone, hooks),
+    };
     if prompt_ids.is_empty() {
         return Err(Error::InvalidInput(
             "empty prompt: nothing to continue".into(),
@@ -428,6 +434,12 @@ pub fn generate_seq2seq_with(
     on_token: &mut dyn FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     check_options(opts)?;
+    // BitFit's deltas go into a copy's weights: later cached steps do not apply the hooks
+    let folded = hooks.fold_bias_deltas(backbone)?;
+    let (backbone, hooks) = match &folded {
+        Some((b, h)) => (b, h),
+        None => (backbone, hooks),
+    };
     let cfg = backbone.config();
     if cfg.decoder_layers == 0 {
         return Err(Error::InvalidInput(format!(
@@ -576,6 +588,12 @@ pub fn generate_batch_with(
     opts: &GenerateOptions,
 ) -> Result<Vec<Vec<u32>>> {
     check_options(opts)?;
+    // BitFit's deltas go into a copy's weights: later cached steps do not apply the hooks
+    let folded = hooks.fold_bias_deltas(backbone)?;
+    let (backbone, hooks) = match &folded {
+        Some((b, h)) => (b, h),
+        None => (backbone, hooks),
+    };
     if prompts.iter().any(Vec::is_empty) {
         return Err(Error::InvalidInput(
             "an empty prompt in the batch: nothing to continue".into(),

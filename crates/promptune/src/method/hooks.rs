@@ -4,7 +4,9 @@ use burn::tensor::Tensor;
 
 use super::active;
 use super::prefix_tuning::PrefixSite;
-use crate::backbone::{BackboneInfo, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch};
+use crate::backbone::{
+    Backbone, BackboneInfo, BiasDelta, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch,
+};
 use crate::params::Trainables;
 use crate::{Error, Result};
 
@@ -20,6 +22,9 @@ pub struct AdapterHooks {
     pub decoder_prefix: Option<Vec<LayerPrefix>>,
     /// An encoder-decoder's prefix before the encoder's keys in every cross-attention.
     pub cross_prefix: Option<Vec<LayerPrefix>>,
+    /// What a BitFit adapter's trained biases add to the model's own, by bias name
+    /// ([`crate::method::unfreeze::bias_deltas`]), so its rows run on the shared weights.
+    pub bias_deltas: Option<Vec<(String, Tensor<1>)>>,
 }
 
 impl AdapterHooks {
@@ -68,6 +73,28 @@ impl AdapterHooks {
         }
         *slot = Some(layers);
         Ok(())
+    }
+
+    /// For a sequence of passes of these hooks alone (a decode with its cache, whose later
+    /// steps do not [`Self::apply`] them again): a copy of `backbone` with the bias deltas in
+    /// its weights, and these hooks without them; `None` when there are none.
+    pub fn fold_bias_deltas(&self, backbone: &Backbone) -> Result<Option<(Backbone, Self)>> {
+        let Some(deltas) = &self.bias_deltas else {
+            return Ok(None);
+        };
+        let rows: Vec<BiasDelta> = deltas
+            .iter()
+            .map(|(name, d)| BiasDelta {
+                name: name.clone(),
+                values: d.clone().unsqueeze_dim(0),
+            })
+            .collect();
+        let folded = backbone.with_shared_bias_deltas(&rows)?;
+        let hooks = Self {
+            bias_deltas: None,
+            ..self.clone()
+        };
+        Ok(Some((folded, hooks)))
     }
 
     /// Whether the hooks put anything into a decoder (an encoder-decoder's decoder prefixes).
@@ -120,6 +147,17 @@ impl AdapterHooks {
             // the cache keeps them after a first step
             decoder.prefixes = self.decoder_prefix.clone();
             decoder.cross_prefixes = self.cross_prefix.clone();
+        }
+        if let Some(deltas) = &self.bias_deltas {
+            input.bias_deltas = Some(
+                deltas
+                    .iter()
+                    .map(|(name, d)| BiasDelta {
+                        name: name.clone(),
+                        values: d.clone().unsqueeze_dim(0),
+                    })
+                    .collect(),
+            );
         }
         if let (Some(values), true) = (&self.soft, with_soft) {
             let n = values.dims()[0];

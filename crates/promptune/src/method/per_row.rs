@@ -3,14 +3,17 @@
 use burn::tensor::Tensor;
 
 use super::AdapterHooks;
-use crate::backbone::{BackboneInfo, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch};
+use crate::backbone::{
+    BackboneInfo, BiasDelta, ForwardInput, LayerPrefix, SoftEmbeddings, TokenBatch,
+};
 use crate::{Error, Result};
 
 /// Fills `input` for `tokens` whose row `r` runs under `rows[r]`, the hooks of its own adapter
 /// (rows of one adapter may share a reference; an adapter without hooks leaves its rows
 /// plain). Row `r`'s soft tokens go to `soft_positions[r]`; prefixes of different lengths are
 /// padded to the longest and masked per row, so a row attends only to its own prefix (or to
-/// none), and each row's positions continue after its own prefix. With every row under the
+/// none), and each row's positions continue after its own prefix; bias deltas (BitFit) are
+/// stacked per row, zero for rows whose adapter leaves a bias alone. With every row under the
 /// same hooks this is [`AdapterHooks::apply`].
 pub fn apply_per_row(
     rows: &[&AdapterHooks],
@@ -80,6 +83,7 @@ pub fn apply_per_row(
         );
         input.position_ids = info.positions_after_prefix(&tokens.mask, tokens.len, &lens);
     }
+    input.bias_deltas = per_row_bias_deltas(rows)?;
     let soft_lens: Vec<usize> = rows.iter().map(|h| h.soft_len().unwrap_or(0)).collect();
     for (r, (&n, positions)) in soft_lens.iter().zip(soft_positions).enumerate() {
         if positions.len() != n {
@@ -115,4 +119,49 @@ pub fn apply_per_row(
         });
     }
     Ok(())
+}
+
+/// Each bias some row's adapter changes, as `[batch, width]` deltas (zero rows for the others).
+fn per_row_bias_deltas(rows: &[&AdapterHooks]) -> Result<Option<Vec<BiasDelta>>> {
+    let mut names: Vec<(&str, &Tensor<1>)> = Vec::new();
+    for h in rows {
+        for (name, delta) in h.bias_deltas.iter().flatten() {
+            if !names.iter().any(|(n, _)| n == name) {
+                names.push((name, delta));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names
+        .into_iter()
+        .map(|(name, like)| {
+            let [width] = like.dims();
+            let per_row = rows
+                .iter()
+                .map(|h| {
+                    let own = h
+                        .bias_deltas
+                        .iter()
+                        .flatten()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, d)| d.clone());
+                    match own {
+                        Some(d) if d.dims() == [width] => Ok(d.unsqueeze_dim(0)),
+                        Some(d) => Err(Error::Shape(format!(
+                            "two adapters give bias `{name}` deltas of {:?} and [{width}] values",
+                            d.dims()
+                        ))),
+                        None => Ok(Tensor::<2>::zeros([1, width], &like.device())),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(BiasDelta {
+                name: name.to_string(),
+                values: Tensor::cat(per_row, 0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }

@@ -71,7 +71,7 @@ pub fn initial_tensors(backbone: &Backbone, unfreeze: Unfreeze) -> Vec<HostTenso
             TensorSlot::MissingBias(_, width) if unfreeze == Unfreeze::Biases => {
                 out.push(HostTensor::new(full, vec![width], vec![0.0; width]))
             }
-            TensorSlot::MissingBias(..) => {}
+            TensorSlot::MissingBias(..) | TensorSlot::RowBias(..) => {}
         }
     });
     out
@@ -132,6 +132,7 @@ fn apply(
                     }
                 }
             }
+            TensorSlot::RowBias(..) => {}
         }
     });
     if let Some(m) = mismatch {
@@ -143,6 +144,57 @@ fn apply(
         )));
     }
     Ok(copy)
+}
+
+/// What `params`' trained biases add to the model's own, per bias name (names without
+/// [`PREFIX`]), for the per-row bias hook ([`crate::backbone::ForwardInput::bias_deltas`]): how
+/// a BitFit adapter runs on the shared backbone, next to other adapters in one batch. `None`
+/// when `params` train other backbone weights (full fine-tuning) or a bias without a per-row
+/// slot (an LM head's output bias); empty when they train none.
+pub fn bias_deltas(
+    params: &Trainables,
+    backbone: &Backbone,
+) -> Result<Option<Vec<(String, Tensor<1>)>>> {
+    let (vectors, matrices) = params.with_prefix(PREFIX);
+    if !matrices.is_empty() {
+        return Ok(None);
+    }
+    let mut trained: HashMap<&str, Tensor<1>> = vectors.into_iter().collect();
+    let mut base: HashMap<String, Option<Tensor<1>>> = HashMap::new();
+    let mut with_rows: Vec<String> = Vec::new();
+    // a shallow copy: visiting needs `&mut`, the tensors are shared
+    let mut copy = backbone.clone();
+    copy.visit_tensors(&mut |name, slot| match slot {
+        TensorSlot::Vector(t) if trained.contains_key(name) => {
+            base.insert(name.to_string(), Some(t.clone()));
+        }
+        TensorSlot::MissingBias(_, _) if trained.contains_key(name) => {
+            base.insert(name.to_string(), None);
+        }
+        TensorSlot::RowBias(..) if trained.contains_key(name) => with_rows.push(name.to_string()),
+        _ => {}
+    });
+    let mut out = Vec::with_capacity(with_rows.len());
+    for name in with_rows {
+        let value = trained
+            .remove(name.as_str())
+            .expect("collected from `trained`");
+        let delta = match base.get(&name) {
+            Some(Some(b)) if b.dims() == value.dims() => value - b.clone(),
+            Some(None) => value,
+            Some(Some(b)) => {
+                return Err(Error::Shape(format!(
+                    "backbone tensor `{name}` is {:?} in the model but {:?} in the trained parts",
+                    b.dims(),
+                    value.dims()
+                )))
+            }
+            None => return Ok(None),
+        };
+        out.push((name, delta));
+    }
+    // what is left has no per-row slot (or is not in this model: `effective_backbone` says so)
+    Ok(trained.is_empty().then_some(out))
 }
 
 /// The registry entry of `bitfit`, `full` (and weights unfrozen beside any method): the

@@ -19,8 +19,9 @@ use crate::{Error, Result};
 
 /// Per row, the prediction of `rows[r].0` for example `rows[r].1`, equal (to float rounding) to
 /// what [`Predictor::predict`] gives it. Rows of adapters that read the answer with label words
-/// and leave the backbone's weights alone share one forward pass, whatever their adapter; the
-/// others (heads, BitFit, full fine-tuning) run per adapter. Every predictor must share one
+/// and run on the shared weights (prompts, prefixes, BitFit's biases as per-row deltas) share
+/// one forward pass, whatever their adapter; the others (heads, full fine-tuning) run per
+/// adapter. Every predictor must share one
 /// model.
 pub fn classify_mixed(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
     let Some((first, _)) = rows.first() else {
@@ -70,7 +71,7 @@ pub fn classify_mixed(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>
 }
 
 /// Whether `predictor`'s rows can share a pass with other adapters': a classification adapter
-/// reading label words, whose hooks need no backbone of their own.
+/// reading label words, whose hooks need no backbone of their own (all but full fine-tuning).
 pub fn mixable(predictor: &Predictor) -> bool {
     predictor.shared_hooks().is_some()
         && predictor
@@ -127,6 +128,7 @@ impl TemplatePrefix {
                 hooks.soft.clone()
             },
             prefix: Some(shared.layers().to_vec()),
+            bias_deltas: hooks.bias_deltas.clone(),
             ..Default::default()
         };
         Ok(Some(Self { ids, shared, hooks }))

@@ -34,14 +34,22 @@ use crate::task::TaskKind;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 
-/// The hooks of `params` on `model`, unless they change the backbone's own weights (BitFit,
-/// full fine-tuning), whose rows then need a backbone of their own.
+/// The hooks of `params` on the model's own weights: everything the adapter changes, BitFit's
+/// biases as per-row deltas included; `None` when it changes other backbone weights (full
+/// fine-tuning), whose rows then need a backbone of their own.
 fn shared_hooks(params: &Trainables, model: &Model) -> Result<Option<AdapterHooks>> {
-    if params.has_prefix(crate::method::unfreeze::PREFIX) {
-        return Ok(None);
-    }
     let params = burn::module::Module::valid(params);
-    Ok(Some(AdapterHooks::of(&params, &model.backbone.info())?))
+    let bias_deltas = if params.has_prefix(crate::method::unfreeze::PREFIX) {
+        match crate::method::unfreeze::bias_deltas(&params, &model.backbone)? {
+            Some(deltas) => Some(deltas),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    let mut hooks = AdapterHooks::of(&params, &model.backbone.info())?;
+    hooks.bias_deltas = bias_deltas;
+    Ok(Some(hooks))
 }
 
 /// What [`Predictor::predict`] says about one example.
@@ -86,6 +94,50 @@ pub struct Predictor {
     /// A decoder classifier's constant prompt start (soft prompt and leading template words)
     /// run once, for mixed batches.
     template_prefix: Option<TemplatePrefix>,
+    /// A tagging, QA or generation adapter's input encoder, built once (each holds its own
+    /// tokenizer copy, set for its task: building one per request cost a tokenizer clone).
+    encoder: Option<TaskEncoder>,
+}
+
+/// The input encoder of an adapter's task, when it is not classification's [`Prepared`].
+enum TaskEncoder {
+    Tag(TagEncoder),
+    Qa(QaEncoder),
+    Generation(GenerationEncoder),
+}
+
+impl TaskEncoder {
+    /// The encoder `config`'s task reads its inputs with on `model` (`params` give a
+    /// generation adapter's prefix lengths); `None` for classification.
+    fn of(config: &AdapterConfig, model: &Model, params: &Trainables) -> Result<Option<Self>> {
+        Ok(match (config.task, &config.generation) {
+            (TaskKind::Classification, _) => None,
+            (TaskKind::TokenClassification, _) => Some(Self::Tag(TagEncoder::new(
+                &model.tokenizer,
+                &config.labels,
+                config.max_len,
+            )?)),
+            (TaskKind::QuestionAnswering, _) => Some(Self::Qa(QaEncoder::new(
+                &model.tokenizer,
+                config.max_len,
+                config.qa.unwrap_or_default().doc_stride,
+            )?)),
+            (TaskKind::Generation, Some(g)) => {
+                Some(Self::Generation(super::generation::generation_encoder(
+                    model,
+                    &config.template,
+                    g,
+                    config.max_len,
+                    super::generation::prefix_lens(params, &model.backbone)?,
+                )?))
+            }
+            (TaskKind::Generation, None) => {
+                return Err(Error::InvalidInput(
+                    "a generation adapter's config needs its `generation` settings".into(),
+                ))
+            }
+        })
+    }
 }
 
 impl Predictor {
@@ -130,17 +182,13 @@ impl Predictor {
                 None
             }
         };
-        if c.task == TaskKind::Generation && c.generation.is_none() {
-            return Err(Error::InvalidInput(
-                "a generation adapter's config needs its `generation` settings".into(),
-            ));
-        }
         let params = load_params(&adapter.params, &model.backbone, device)?;
         let hooks = shared_hooks(&params, &model)?;
         let template_prefix = match (&classification, &hooks) {
             (Some(prepared), Some(hooks)) => TemplatePrefix::of(prepared, &params, hooks)?,
             _ => None,
         };
+        let encoder = TaskEncoder::of(&adapter.config, &model, &params)?;
         Ok(Self {
             model,
             config: adapter.config,
@@ -148,6 +196,7 @@ impl Predictor {
             classification,
             hooks,
             template_prefix,
+            encoder,
         })
     }
 
@@ -181,6 +230,7 @@ impl Predictor {
             (Some(prepared), Some(hooks)) => TemplatePrefix::of(prepared, &params, hooks)?,
             _ => None,
         };
+        self.encoder = TaskEncoder::of(&self.config, &self.model, &params)?;
         self.params = params;
         Ok(())
     }
@@ -191,23 +241,34 @@ impl Predictor {
     }
 
     /// The source encoder of a generation adapter.
-    pub fn generation_encoder(&self) -> Result<GenerationEncoder> {
-        let generation = match (&self.config.task, &self.config.generation) {
-            (TaskKind::Generation, Some(g)) => g,
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "this is a {:?} adapter, not a generation adapter",
-                    self.config.task
-                )))
-            }
-        };
-        super::generation::generation_encoder(
-            &self.model,
-            &self.config.template,
-            generation,
-            self.config.max_len,
-            super::generation::prefix_lens(&self.params, &self.model.backbone)?,
-        )
+    pub fn generation_encoder(&self) -> Result<&GenerationEncoder> {
+        match &self.encoder {
+            Some(TaskEncoder::Generation(e)) => Ok(e),
+            _ => Err(self.not_a(TaskKind::Generation)),
+        }
+    }
+
+    /// The word encoder of a tagging adapter.
+    fn tag_encoder(&self) -> Result<&TagEncoder> {
+        match &self.encoder {
+            Some(TaskEncoder::Tag(e)) => Ok(e),
+            _ => Err(self.not_a(TaskKind::TokenClassification)),
+        }
+    }
+
+    /// The question/context encoder of an extractive-QA adapter.
+    fn qa_encoder(&self) -> Result<&QaEncoder> {
+        match &self.encoder {
+            Some(TaskEncoder::Qa(e)) => Ok(e),
+            _ => Err(self.not_a(TaskKind::QuestionAnswering)),
+        }
+    }
+
+    fn not_a(&self, wanted: TaskKind) -> Error {
+        Error::InvalidInput(format!(
+            "this is a {:?} adapter, not a {wanted:?} adapter",
+            self.config.task
+        ))
     }
 
     /// Generates for one source (the fields of the adapter's source template) under a
@@ -221,15 +282,16 @@ impl Predictor {
     ) -> Result<Vec<u32>> {
         let encoder = self.generation_encoder()?;
         let source = encoder.encode_source(fields)?;
-        let params = burn::module::Module::valid(&self.params);
-        let backbone = effective_backbone(&params, &self.model.backbone)?;
-        // the hooks computed at load, unless the adapter brings weights of its own
+        // the hooks computed at load run on the shared weights; an adapter that brings weights
+        // of its own (full fine-tuning) runs on a copy holding them
         let own;
-        let hooks = match &self.hooks {
-            Some(hooks) => hooks,
+        let (backbone, hooks) = match &self.hooks {
+            Some(hooks) => (std::borrow::Cow::Borrowed(&self.model.backbone), hooks),
             None => {
+                let params = burn::module::Module::valid(&self.params);
+                let backbone = effective_backbone(&params, &self.model.backbone)?;
                 own = AdapterHooks::of(&params, &backbone.info())?;
-                &own
+                (backbone, &own)
             }
         };
         continue_with(
@@ -242,7 +304,8 @@ impl Predictor {
         )
     }
 
-    /// The hooks computed at load time, when the adapter leaves the backbone's weights alone.
+    /// The hooks computed at load time, when the adapter can run on the shared weights (all but
+    /// full fine-tuning).
     pub(crate) fn shared_hooks(&self) -> Option<&AdapterHooks> {
         self.hooks.as_ref()
     }
@@ -291,8 +354,7 @@ impl Predictor {
         batch_size: usize,
     ) -> Result<(Vec<Vec<String>>, Vec<bool>)> {
         self.require(TaskKind::TokenClassification)?;
-        let c = &self.config;
-        let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
+        let encoder = self.tag_encoder()?;
         let enc = sentences
             .iter()
             .map(|s| encoder.encode_words(s))
@@ -300,7 +362,7 @@ impl Predictor {
         let e = evaluate_tagging_observed(
             &self.model.backbone,
             &self.params,
-            &encoder,
+            encoder,
             &enc,
             None,
             pad_id_of(&self.model),
@@ -319,7 +381,7 @@ impl Predictor {
     ) -> Result<Vec<Option<SpanPrediction>>> {
         self.require(TaskKind::QuestionAnswering)?;
         let qa = self.config.qa.unwrap_or_default();
-        let encoder = QaEncoder::new(&self.model.tokenizer, self.config.max_len, qa.doc_stride)?;
+        let encoder = self.qa_encoder()?;
         let windows = encoder.encode_examples(questions)?;
         let e = evaluate_qa_observed(
             &self.model.backbone,
@@ -338,10 +400,7 @@ impl Predictor {
     /// An error unless the adapter was trained for `task`.
     fn require(&self, task: TaskKind) -> Result<()> {
         if self.config.task != task {
-            return Err(Error::InvalidInput(format!(
-                "this is a {:?} adapter, not a {task:?} adapter",
-                self.config.task
-            )));
+            return Err(self.not_a(task));
         }
         Ok(())
     }
@@ -499,7 +558,7 @@ impl Predictor {
                 })
             }
             TaskKind::TokenClassification => {
-                let encoder = TagEncoder::new(&self.model.tokenizer, &c.labels, c.max_len)?;
+                let encoder = self.tag_encoder()?;
                 let gold = read_tagged(spec, Some(&c.labels))?;
                 let enc = gold
                     .iter()
@@ -508,7 +567,7 @@ impl Predictor {
                 let e = evaluate_tagging_observed(
                     backbone,
                     &self.params,
-                    &encoder,
+                    encoder,
                     &enc,
                     Some(&gold),
                     pad_id_of(&self.model),
@@ -547,7 +606,7 @@ impl Predictor {
             }
             TaskKind::QuestionAnswering => {
                 let qa = c.qa.unwrap_or_default();
-                let encoder = QaEncoder::new(&self.model.tokenizer, c.max_len, qa.doc_stride)?;
+                let encoder = self.qa_encoder()?;
                 let questions = read_questions(spec)?;
                 let windows = encoder.encode_examples(&questions)?;
                 let e = evaluate_qa_observed(
