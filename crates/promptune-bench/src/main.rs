@@ -6,6 +6,11 @@
 //! that its peak resident memory (`VmHWM`, load + forward) is measured on its own. Each case
 //! prints one JSON line; `bench/run_forward.sh` runs the same cases with PyTorch
 //! (`bench/forward_torch.py`) and puts both side by side.
+//!
+//! `promptune-bench generate-mixed` times generation requests of four adapters decoded one by
+//! one against one mixed batch ([`generate_mixed`]).
+
+mod generate_mixed;
 
 /// See [`promptune::runtime`]: tensor buffers are reused rather than faulted in afresh.
 #[global_allocator]
@@ -41,6 +46,8 @@ struct Cli {
 enum Cmd {
     /// Forward-pass throughput (tokens/s) and peak resident memory per model.
     Forward(ForwardArgs),
+    /// Generation requests of different adapters: one by one against one mixed batch.
+    GenerateMixed(generate_mixed::GenerateMixedArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -113,6 +120,7 @@ fn main() -> std::process::ExitCode {
     promptune::runtime::configure();
     let result = match Cli::parse().command {
         Cmd::Forward(args) => forward(args),
+        Cmd::GenerateMixed(args) => generate_mixed::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

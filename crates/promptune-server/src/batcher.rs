@@ -1,6 +1,7 @@
 //! The one thread that runs the model: it takes requests from a bounded queue, gathers those
-//! that arrive within a short wait into one batch, and runs the classification rows of every
-//! adapter in one forward pass (the rest per request).
+//! that arrive within a short wait into one batch, runs the classification rows of every
+//! adapter in one forward pass, decodes the generation requests together (one pass per step),
+//! and the rest per request.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use promptune::data::squad::QaExample;
 use promptune::data::Example;
 use promptune::generate::{GenerateOptions, TextStream};
-use promptune::pipeline::mixed::classify_mixed;
+use promptune::pipeline::mixed::{classify_mixed, generate_mixed};
 use promptune::pipeline::{Prediction, Predictor};
 use promptune::task::extractive_qa::SpanPrediction;
 use std::collections::BTreeMap;
@@ -174,6 +175,12 @@ fn run(jobs: Receiver<Job>, policy: BatchPolicy, depth: Arc<AtomicUsize>, metric
         if !classify.is_empty() {
             run_classification(classify, &metrics);
         }
+        let (generate, rest): (Vec<Job>, Vec<Job>) = rest
+            .into_iter()
+            .partition(|j| matches!(j.work, Work::Generate { .. }));
+        if !generate.is_empty() {
+            run_generation(generate, &metrics);
+        }
         for job in rest {
             metrics.batch_rows(job.work.rows());
             let Job {
@@ -233,6 +240,109 @@ fn run_classification(jobs: Vec<Job>, metrics: &Metrics) {
     }
 }
 
+/// A generation request taken apart.
+struct Generation {
+    predictor: Arc<Predictor>,
+    fields: BTreeMap<String, String>,
+    options: GenerateOptions,
+    stops: Vec<String>,
+    stream: Option<mpsc::UnboundedSender<String>>,
+}
+
+/// Every generation request of the batch decoded together (adapters on the shared weights in
+/// one pass per step), each streamed as its tokens come.
+fn run_generation(jobs: Vec<Job>, metrics: &Metrics) {
+    metrics.batch_rows(jobs.len());
+    let (requests, replies): (Vec<Generation>, Vec<_>) = jobs
+        .into_iter()
+        .filter_map(|job| match job.work {
+            Work::Generate {
+                fields,
+                options,
+                stops,
+                stream,
+            } => Some((
+                Generation {
+                    predictor: job.predictor,
+                    fields,
+                    options,
+                    stops,
+                    stream,
+                },
+                job.reply,
+            )),
+            _ => None,
+        })
+        .unzip();
+    let mut texts: Vec<TextStream> = requests
+        .iter()
+        .map(|g| TextStream::new(g.predictor.model(), g.stops.clone()))
+        .collect();
+    let outcomes = guarded(|| {
+        let rows: Vec<(&Predictor, &BTreeMap<String, String>, &GenerateOptions)> = requests
+            .iter()
+            .map(|g| (&*g.predictor, &g.fields, &g.options))
+            .collect();
+        Ok(generate_mixed(&rows, &mut |r, id| {
+            stream_piece(&mut texts[r], requests[r].stream.as_ref(), id)
+        }))
+    });
+    match outcomes {
+        Ok(results) => {
+            for (((g, text), result), reply) in
+                requests.iter().zip(&texts).zip(results).zip(replies)
+            {
+                let _ = reply.send(finish_text(text, result, g.stream.as_ref()));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(ServeError::Internal(e.to_string())));
+            }
+        }
+    }
+}
+
+/// Hands a new token to its text; sends the showable piece to a streaming client, and stops
+/// the request when the client is gone.
+fn stream_piece(
+    text: &mut TextStream,
+    stream: Option<&mpsc::UnboundedSender<String>>,
+    id: u32,
+) -> promptune::Result<()> {
+    let piece = text.push(id)?;
+    if let Some(tx) = stream {
+        if !piece.is_empty() && tx.send(piece).is_err() {
+            return Err(promptune::Error::Stopped);
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a generation request from what decoding gave: the text up to a stop string
+/// (what was decoded before the client left, when it left), its rest streamed.
+fn finish_text(
+    text: &TextStream,
+    result: promptune::Result<Vec<u32>>,
+    stream: Option<&mpsc::UnboundedSender<String>>,
+) -> Result<Output, ServeError> {
+    let ids = match result {
+        Ok(ids) => ids,
+        Err(promptune::Error::Stopped) => text.ids().to_vec(),
+        Err(e) => return Err(ServeError::from_library(e)),
+    };
+    let (whole, rest) = text.finish(&ids).map_err(ServeError::from_library)?;
+    if let Some(tx) = stream {
+        if !rest.is_empty() {
+            let _ = tx.send(rest);
+        }
+    }
+    Ok(Output::Text {
+        text: whole,
+        tokens: ids.len(),
+    })
+}
+
 /// One request on its own.
 fn run_one(predictor: &Predictor, work: Work) -> Result<Output, ServeError> {
     let lib = ServeError::from_library;
@@ -260,33 +370,11 @@ fn run_one(predictor: &Predictor, work: Work) -> Result<Output, ServeError> {
             stops,
             stream,
         } => {
-            let model = predictor.model().clone();
-            let mut text = TextStream::new(&model, stops);
+            let mut text = TextStream::new(predictor.model(), stops);
             let result = predictor.generate_streaming(&fields, &options, &mut |id| {
-                let piece = text.push(id)?;
-                if let Some(tx) = &stream {
-                    if !piece.is_empty() && tx.send(piece).is_err() {
-                        // the client is gone: stop generating for it
-                        return Err(promptune::Error::Stopped);
-                    }
-                }
-                Ok(())
+                stream_piece(&mut text, stream.as_ref(), id)
             });
-            let ids = match result {
-                Ok(ids) => ids,
-                Err(promptune::Error::Stopped) => text.ids().to_vec(),
-                Err(e) => return Err(lib(e)),
-            };
-            let (whole, rest) = text.finish(&ids).map_err(lib)?;
-            if let Some(tx) = &stream {
-                if !rest.is_empty() {
-                    let _ = tx.send(rest);
-                }
-            }
-            Ok(Output::Text {
-                text: whole,
-                tokens: ids.len(),
-            })
+            finish_text(&text, result, stream.as_ref())
         }
     }
 }

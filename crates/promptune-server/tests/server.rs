@@ -1,5 +1,6 @@
 //! The server on a tiny random Llama with adapters of four methods: a mixed batch of the four
-//! gives what `predict` gives each alone, requests of different adapters share a
+//! gives what `predict` gives each alone, generation requests batched together give what each
+//! gives alone, requests of different adapters share a
 //! forward pass, and bad requests get clear 4xx answers (overload 429, deadline 504).
 
 #[path = "../../promptune/tests/common/tiny.rs"]
@@ -526,4 +527,45 @@ fn generation_answers_as_json_and_as_events_with_the_library_text() {
         json!({ "adapter": "gen", "input": "x", "top_k": 3, "top_p": 0.5 }),
     ));
     assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // requests that arrive together are decoded together, each as it is alone
+    let mut cfg = ServerConfig {
+        policy: policy(300, 16),
+        ..Default::default()
+    };
+    cfg.adapters.push(("gen".into(), adapter.clone()));
+    let batched = prepare(&cfg, model(d), Device::flex()).unwrap();
+    let app = router(batched.state.clone());
+    let inputs = [
+        "the plot was nice",
+        "the film was dull",
+        "the acting was good",
+    ];
+    let answers: Vec<(StatusCode, Value)> = runtime.block_on(async {
+        let calls = inputs.iter().map(|input| {
+            let app = app.clone();
+            async move {
+                post(
+                    &app,
+                    "/v1/generate",
+                    json!({ "adapter": "gen", "input": input }),
+                )
+                .await
+            }
+        });
+        futures_util::future::join_all(calls).await
+    });
+    for (input, (s, b)) in inputs.iter().zip(&answers) {
+        assert_eq!(*s, StatusCode::OK, "{b}");
+        let fields = [("text".to_string(), input.to_string())].into();
+        let ids = predictor
+            .generate_streaming(&fields, &options, &mut |_| Ok(()))
+            .unwrap();
+        let alone = predictor.model().decode(&ids).unwrap();
+        assert_eq!(b["text"], json!(alone), "{input}");
+    }
+    let (_, metrics) = runtime.block_on(call(&app, "GET", "/metrics", Body::empty()));
+    let text = metrics.as_str().unwrap().to_string();
+    assert!(text.contains("promptune_batch_rows_count 1"), "{text}");
+    assert!(text.contains("promptune_batch_rows_sum 3"), "{text}");
 }

@@ -1,6 +1,7 @@
 //! One batch whose rows run under different adapters (a soft prompt, a key/value prefix, BitFit
 //! biases, none) gives, row for row, the logits and the gradients each row gets alone: the
-//! per-row hooks a server's mixed-task batches rest on, for decoders and an encoder.
+//! per-row hooks a server's mixed-task batches rest on, for decoders and an encoder; generation
+//! requests of different adapters decoded in one batch give what each gives alone.
 
 mod common;
 
@@ -11,6 +12,9 @@ use promptune::backbone::load_backbone;
 use promptune::backbone::{
     Backbone, BackboneInfo, BiasDelta, ForwardInput, LogitPositions, LogitsRequest, PaddingSide,
     TokenBatch,
+};
+use promptune::generate::{
+    continue_with, decode_together, generate_mixed, GenerateOptions, MixedRow, Sampling,
 };
 use promptune::method::prefix_tuning::{PrefixShape, EMBEDDING};
 use promptune::method::prompt_tuning::PROMPT;
@@ -371,4 +375,103 @@ fn bad_bias_deltas_get_errors_not_panics() {
             .last_hidden,
     );
     assert!(max_diff(&with, &without) < 1e-6);
+}
+
+/// Prompts of four adapters (a soft prompt, a prefix, BitFit, none), greedy and sampled, with
+/// different lengths and limits, decoded in one batch give what each gives alone, streamed row
+/// by row; a row whose client leaves ends alone.
+fn mixed_generation_matches_rows_alone(family: &str) {
+    let device = Device::flex();
+    let model = load_backbone(&fixture(family), &device).unwrap();
+    let info = model.info();
+    let [prompt, prefix, _] = adapters(&model, &device);
+    let tuned = bitfit(&model, 5, &device);
+    let mut hooks = hooks_of(&[prompt, prefix, tuned.clone(), Trainables::empty()], &info);
+    hooks[2].bias_deltas = Some(bias_deltas(&tuned, &model).unwrap().unwrap());
+    let greedy = |n: usize| GenerateOptions {
+        max_new_tokens: n,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let sampled = GenerateOptions {
+        sampling: Sampling::TopK {
+            k: 5,
+            temperature: 1.3,
+        },
+        seed: 7,
+        ..greedy(5)
+    };
+    let opts = [greedy(6), greedy(4), sampled, greedy(7), greedy(3)];
+    let prompts: [(Vec<u32>, Vec<usize>); 5] = [
+        (vec![0, 0, 7, 9, 11, 13], vec![0, 1]),
+        (vec![5, 8, 12], vec![]),
+        (vec![6, 10, 14, 4], vec![]),
+        (vec![9, 3], vec![]),
+        (vec![2, 0, 0, 8], vec![1, 2]),
+    ];
+    // the fifth row is a second request of the soft-prompt adapter
+    let row_hooks = [&hooks[0], &hooks[1], &hooks[2], &hooks[3], &hooks[0]];
+    let rows: Vec<MixedRow> = (0..5)
+        .map(|r| MixedRow {
+            hooks: row_hooks[r],
+            prompt: &prompts[r].0,
+            soft_positions: &prompts[r].1,
+            opts: &opts[r],
+        })
+        .collect();
+    // the batched decode itself (generate_mixed would fall back to rows alone on an error)
+    let mut streamed = vec![Vec::new(); 5];
+    let results = decode_together(&model, &rows, &mut |r, id| {
+        streamed[r].push(id);
+        Ok(())
+    })
+    .unwrap();
+    for (r, result) in results.into_iter().enumerate() {
+        let got = result.unwrap();
+        let alone = continue_with(
+            &model,
+            row_hooks[r],
+            &prompts[r].0,
+            &prompts[r].1,
+            &opts[r],
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(got, alone, "{family}: row {r}");
+        assert_eq!(got.len(), opts[r].max_new_tokens, "{family}: row {r}");
+        assert_eq!(streamed[r], got, "{family}: row {r} streamed");
+    }
+    // the second row's client leaves after two tokens: it ends, the others go on
+    let mut seen = [0usize; 5];
+    let results = decode_together(&model, &rows, &mut |r, _| {
+        seen[r] += 1;
+        if r == 1 && seen[r] == 2 {
+            return Err(promptune::Error::Stopped);
+        }
+        Ok(())
+    });
+    let results = results.unwrap();
+    assert!(matches!(results[1], Err(promptune::Error::Stopped)));
+    assert_eq!(seen[1], 2);
+    assert_eq!(results[3].as_ref().unwrap().len(), 7);
+    // generate_mixed runs beam-search rows alone, beside the batch
+    let beams = GenerateOptions {
+        num_beams: 2,
+        ..greedy(3)
+    };
+    let mut with_beams = rows.clone();
+    with_beams[3].opts = &beams;
+    let results = generate_mixed(&model, &with_beams, &mut |_, _| Ok(()));
+    let alone = continue_with(&model, &hooks[3], &prompts[3].0, &[], &beams, &mut |_| {
+        Ok(())
+    });
+    assert_eq!(results[3].as_ref().unwrap(), &alone.unwrap());
+    assert!(decode_together(&model, &with_beams, &mut |_, _| Ok(())).is_err());
+}
+
+#[test]
+fn generation_requests_of_different_adapters_decode_together() {
+    mixed_generation_matches_rows_alone("tiny-llama");
+    // GPT-2's learned positions: each row numbered after its own prefix
+    mixed_generation_matches_rows_alone("tiny-gpt2");
 }

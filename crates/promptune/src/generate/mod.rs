@@ -1,8 +1,11 @@
 //! Text generation with the KV cache (greedy, top-k, top-p, beam search) and per-token
-//! scoring, for decoders and encoder-decoders.
+//! scoring, for decoders and encoder-decoders; prompts of different adapters in one batch
+//! ([`generate_mixed`]).
 
 mod beam;
+mod mixed;
 mod text;
+pub use mixed::{decode_together, generate_mixed, MixedRow};
 pub use text::TextStream;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};

@@ -1,6 +1,7 @@
-//! Classification requests of many adapters on one model, in one forward pass: each row runs
-//! under its own adapter's soft prompt or prefix and reads its own label words. What a server
-//! batching requests of different tasks needs (PEFT batches mixed adapters for LoRA only).
+//! Requests of many adapters on one model, batched: classification rows in one forward pass,
+//! each under its own adapter's soft prompt, prefix or biases, reading its own label words;
+//! generation requests decoded together, one pass per step. What a server batching requests
+//! of different tasks needs (PEFT batches mixed adapters for LoRA only).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use super::Prepared;
 use crate::backbone::layers::to_vec;
 use crate::backbone::{ForwardInput, LogitPositions, LogitsRequest};
 use crate::data::Example;
+use crate::generate::{GenerateOptions, MixedRow};
 use crate::method::{apply_per_row, AdapterHooks};
 use crate::params::Trainables;
 use crate::prompt::EncodedPrompt;
@@ -67,6 +69,65 @@ pub fn classify_mixed(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>
     }
     out.into_iter()
         .map(|p| p.ok_or_else(|| Error::Internal("a row was left out of the mixed batch".into())))
+        .collect()
+}
+
+/// Per request, what [`Predictor::generate_streaming`] gives request `r` (its adapter
+/// `requests[r].0`, its source fields, its settings), each new token handed to
+/// `on_token(r, id)` as it is chosen; an error from `on_token` ends that request only.
+/// Requests of adapters that run on the shared weights (all but full fine-tuning) decode
+/// together, one batched pass per step ([`crate::generate::generate_mixed`]); the others,
+/// and predictors on another model than the first's, run alone.
+pub fn generate_mixed(
+    requests: &[(&Predictor, &BTreeMap<String, String>, &GenerateOptions)],
+    on_token: &mut dyn FnMut(usize, u32) -> Result<()>,
+) -> Vec<Result<Vec<u32>>> {
+    let Some((first, _, _)) = requests.first() else {
+        return Vec::new();
+    };
+    let mut results: Vec<Option<Result<Vec<u32>>>> = (0..requests.len()).map(|_| None).collect();
+    let mut sources = Vec::new();
+    let mut together = Vec::new();
+    for (r, (predictor, fields, _)) in requests.iter().enumerate() {
+        let shared = Arc::ptr_eq(predictor.model(), first.model());
+        if !shared || predictor.shared_hooks().is_none() {
+            continue;
+        }
+        match predictor
+            .generation_encoder()
+            .and_then(|e| e.encode_source(fields))
+        {
+            Ok(source) => {
+                sources.push(source);
+                together.push(r);
+            }
+            Err(e) => results[r] = Some(Err(e)),
+        }
+    }
+    let rows: Vec<MixedRow> = together
+        .iter()
+        .zip(&sources)
+        .map(|(&r, source)| MixedRow {
+            hooks: requests[r].0.shared_hooks().expect("checked above"),
+            prompt: &source.ids,
+            soft_positions: &source.soft_positions,
+            opts: requests[r].2,
+        })
+        .collect();
+    let mut own = |i: usize, id: u32| on_token(together[i], id);
+    let outcomes = crate::generate::generate_mixed(&first.model().backbone, &rows, &mut own);
+    for (&r, outcome) in together.iter().zip(outcomes) {
+        results[r] = Some(outcome);
+    }
+    for (r, (predictor, fields, opts)) in requests.iter().enumerate() {
+        if results[r].is_none() {
+            let mut own = |id: u32| on_token(r, id);
+            results[r] = Some(predictor.generate_streaming(fields, opts, &mut own));
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every request was run"))
         .collect()
 }
 
