@@ -8,8 +8,10 @@
 //! (`bench/forward_torch.py`) and puts both side by side.
 //!
 //! `promptune-bench generate-mixed` times generation requests of four adapters decoded one by
-//! one against one mixed batch ([`generate_mixed`]).
+//! one against one mixed batch ([`generate_mixed`]); `classify-mixed` does the same for
+//! classification requests of trained adapters ([`classify_mixed`]).
 
+mod classify_mixed;
 mod generate_mixed;
 
 /// See [`promptune::runtime`]: tensor buffers are reused rather than faulted in afresh.
@@ -48,6 +50,8 @@ enum Cmd {
     Forward(ForwardArgs),
     /// Generation requests of different adapters: one by one against one mixed batch.
     GenerateMixed(generate_mixed::GenerateMixedArgs),
+    /// Classification requests of trained adapters: one by one against one mixed batch.
+    ClassifyMixed(classify_mixed::ClassifyMixedArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -121,6 +125,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Cmd::Forward(args) => forward(args),
         Cmd::GenerateMixed(args) => generate_mixed::run(args),
+        Cmd::ClassifyMixed(args) => classify_mixed::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -216,14 +216,46 @@ impl TemplatePrefix {
     }
 }
 
-/// One forward pass for rows whose adapters are all [`mixable`].
+/// Rows whose padding to a common length wastes at most this share of a pass's tokens run
+/// together; longer and shorter rows go to passes of their own.
+const PADDING_SLACK: f64 = 1.25;
+
+/// Splits rows of `lengths` into groups of similar length, so that padding each group to its
+/// longest row costs at most [`PADDING_SLACK`] times its real tokens (a 16-row batch of
+/// SST-2 sentences padded to its longest cost as much as the 16 rows one by one).
+fn length_groups(lengths: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&r| lengths[r]);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut real = 0usize;
+    for r in order {
+        let len = lengths[r];
+        let fits = groups.last().is_some_and(|g| {
+            // sorted ascending: the new row is the group's longest
+            ((g.len() + 1) * len) as f64 <= PADDING_SLACK * (real + len) as f64
+        });
+        if fits {
+            groups.last_mut().expect("checked").push(r);
+            real += len;
+        } else {
+            groups.push(vec![r]);
+            real = len;
+        }
+    }
+    groups
+}
+
+/// One row of a mixed pass: its prompt (after its adapter's cached start), its hooks and its
+/// label words.
+struct MixedInput<'a> {
+    prompt: EncodedPrompt,
+    hooks: &'a AdapterHooks,
+    words: (Vec<u32>, Vec<f32>, usize),
+}
+
+/// The rows whose adapters are all [`mixable`], in passes of similar lengths.
 fn one_pass(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
-    let model = rows[0].0.model();
-    let backbone = &model.backbone;
-    let info = backbone.info();
-    let mut prompts: Vec<EncodedPrompt> = Vec::with_capacity(rows.len());
-    let mut hooks: Vec<&AdapterHooks> = Vec::with_capacity(rows.len());
-    let mut words: Vec<(Vec<u32>, Vec<f32>, usize)> = Vec::with_capacity(rows.len());
+    let mut inputs: Vec<MixedInput> = Vec::with_capacity(rows.len());
     for (predictor, example) in rows {
         let (prepared, row_hooks) = match (predictor.prepared(), predictor.shared_hooks()) {
             (Some(p), Some(h)) if p.verbalizer.is_some() => (p, h),
@@ -235,28 +267,45 @@ fn one_pass(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
         };
         let verbalizer = prepared.verbalizer.as_ref().expect("checked above");
         let prompt = prepared.encoder.encode(&example.fields)?;
-        match predictor
+        let (prompt, hooks) = match predictor
             .template_prefix()
             .and_then(|t| t.rest(&prompt).map(|rest| (t, rest)))
         {
-            Some((cached, rest)) => {
-                prompts.push(rest);
-                hooks.push(&cached.hooks);
-            }
-            None => {
-                prompts.push(prompt);
-                hooks.push(row_hooks);
-            }
-        }
-        words.push((
-            verbalizer.rows.clone(),
-            verbalizer.weights(),
-            verbalizer.num_labels(),
-        ));
+            Some((cached, rest)) => (rest, &cached.hooks),
+            None => (prompt, row_hooks),
+        };
+        inputs.push(MixedInput {
+            prompt,
+            hooks,
+            words: (
+                verbalizer.rows.clone(),
+                verbalizer.weights(),
+                verbalizer.num_labels(),
+            ),
+        });
     }
-    let first = rows[0].0.prepared().expect("a mixable adapter classifies");
-    let refs: Vec<&EncodedPrompt> = prompts.iter().collect();
-    let batch = collate(&refs, None, first.pad_id, first.padding)?;
+    let lengths: Vec<usize> = inputs.iter().map(|i| i.prompt.ids.len()).collect();
+    let mut out: Vec<Option<Prediction>> = vec![None; rows.len()];
+    for group in length_groups(&lengths) {
+        let members: Vec<&MixedInput> = group.iter().map(|&r| &inputs[r]).collect();
+        for (&r, p) in group.iter().zip(forward_group(rows[0].0, &members)?) {
+            out[r] = Some(p);
+        }
+    }
+    out.into_iter()
+        .map(|p| p.ok_or_else(|| Error::Internal("a row was left out of its pass".into())))
+        .collect()
+}
+
+/// One forward pass for `rows` (padded together), `first` giving the model and the padding.
+fn forward_group(first: &Predictor, rows: &[&MixedInput]) -> Result<Vec<Prediction>> {
+    let backbone = &first.model().backbone;
+    let info = backbone.info();
+    let prompts: Vec<&EncodedPrompt> = rows.iter().map(|r| &r.prompt).collect();
+    let hooks: Vec<&AdapterHooks> = rows.iter().map(|r| r.hooks).collect();
+    let words: Vec<&(Vec<u32>, Vec<f32>, usize)> = rows.iter().map(|r| &r.words).collect();
+    let prepared = first.prepared().expect("a mixable adapter classifies");
+    let batch = collate(&prompts, None, prepared.pad_id, prepared.padding)?;
     let answers = batch.answer_positions.clone().ok_or_else(|| {
         Error::InvalidInput("a verbalizer needs a {mask} answer slot in the template".into())
     })?;
@@ -316,4 +365,30 @@ fn one_pass(rows: &[(&Predictor, &Example)]) -> Result<Vec<Prediction>> {
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_groups_bound_the_padding_and_keep_every_row() {
+        let lengths = [30, 8, 9, 31, 10, 60, 8, 29];
+        let groups = length_groups(&lengths);
+        let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for g in &groups {
+            let longest = g.iter().map(|&r| lengths[r]).max().unwrap();
+            let real: usize = g.iter().map(|&r| lengths[r]).sum();
+            assert!(
+                (g.len() * longest) as f64 <= PADDING_SLACK * real as f64,
+                "{g:?}"
+            );
+        }
+        // the short rows, the long ones and the longest apart
+        assert_eq!(groups.len(), 3, "{groups:?}");
+        assert_eq!(length_groups(&[12; 5]), vec![vec![0, 1, 2, 3, 4]]);
+        assert!(length_groups(&[]).is_empty());
+    }
 }
