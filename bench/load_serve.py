@@ -7,7 +7,8 @@ from the list, for a fixed time per concurrency level.
 
 ADAPTERS: comma-separated names. SENTENCES_TSV: SST-2's dev.tsv (sentence<TAB>label, header).
 Per level: requests sent, answered 200, errors by status, throughput (200s per second), p50 /
-p99 latency of all answers, and with --pid the server's peak resident memory (VmHWM) so far.
+p99 latency of all answers, and with --pid the server's peak resident memory (VmHWM) so far. A
+client told 429 with Retry-After waits that long before its next request.
 """
 import argparse
 import http.client
@@ -52,11 +53,15 @@ def client(seed, until, out):
             resp = conn.getresponse()
             resp.read()
             status = resp.status
+            retry_after = resp.getheader("Retry-After")
         except Exception:
             conn.close()
             conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-            status = 0
+            status, retry_after = 0, None
         out.append((status, time.time() - start))
+        if status == 429 and retry_after:
+            # a well-behaved client waits as told before it tries again
+            time.sleep(min(float(retry_after), max(0.0, until - time.time())))
 
 
 def pct(values, q):

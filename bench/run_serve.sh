@@ -28,49 +28,12 @@ done
 models_dir=${MODELS_DIR:?set MODELS_DIR to the folder from scripts/fetch-models.sh}
 sst2=${SST2_DIR:?set SST2_DIR to a folder with GLUE SST-2 train_full.tsv and dev.tsv}
 python=${PYTHON:?set PYTHON to a python with torch, transformers, peft and gguf}
-gguf="$models_dir/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 cargo build --release -q -p promptune-cli --manifest-path "$root/Cargo.toml"
-bin=$root/target/release/promptune
-
-mkdir -p "$work/adapters" "$work/one" "$work/peft"
-for m in prompt_tuning:sst2-smollm2.toml p_tuning:sst2-smollm2-ptuning.toml prefix_tuning:sst2-smollm2-prefix.toml; do
-  method=${m%%:*}; config=${m#*:}
-  "$bin" train --config "$root/examples/$config" --set "model=$gguf" \
-    --set "data.train.path=$sst2/train_full.tsv" --set "data.dev.path=$sst2/dev.tsv" \
-    --set data.train.limit=160 --set data.dev.limit=32 --set "output_dir=$work/train-$method" > /dev/null
-  "$bin" export-peft --adapter "$work/train-$method/adapter" --out "$work/peft-$method" > /dev/null
-done
-names=()
-peft_args=()
-methods=(prompt_tuning p_tuning prefix_tuning)
-for i in $(seq 0 15); do
-  method=${methods[$((i % 3))]}
-  name=sst2-$method-$i
-  cp -r "$work/train-$method/adapter" "$work/adapters/$name"
-  names+=("$name")
-  peft_args+=("$name=$work/peft-$method")
-done
-cp -r "$work/train-prompt_tuning/adapter" "$work/one/sst2-prompt_tuning-0"
-list=$(IFS=,; echo "${names[*]}")
-
-# start a server in the background and wait until it listens; prints its pid
-start() {
-  local log=$1; shift
-  "$@" > "$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 600); do
-    grep -q "listening on" "$log" 2>/dev/null && { echo "$pid"; return; }
-    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.5
-  done
-  echo "server did not start" >&2; exit 1
-}
-rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
-# SIGTERM, then wait until the process is gone (it is not this shell's child)
-stop() { kill -TERM "$1" 2>/dev/null || true; while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; }
+source "$root/bench/serve_common.sh"
+make_adapters
 
 pid=$(start "$work/one.log" "$bin" serve --model "$gguf" --adapters "$work/one" --port 18181)
 pids+=("$pid"); rss_one=$(rss "$pid"); stop "$pid"

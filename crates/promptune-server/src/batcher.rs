@@ -1,7 +1,7 @@
 //! The one thread that runs the model: it takes requests from a bounded queue, gathers those
 //! that arrive within a short wait into one batch, runs the classification rows of every
-//! adapter in one forward pass, decodes the generation requests together (one pass per step),
-//! and the rest per request.
+//! adapter in one forward pass, tags the sentences of every tagging adapter in shared passes,
+//! decodes the generation requests together (one pass per step), and answers QA per request.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use promptune::data::squad::QaExample;
 use promptune::data::Example;
 use promptune::generate::{GenerateOptions, TextStream};
-use promptune::pipeline::mixed::{classify_mixed, generate_mixed};
+use promptune::pipeline::mixed::{classify_mixed, generate_mixed, tag_mixed};
 use promptune::pipeline::{Prediction, Predictor};
 use promptune::task::extractive_qa::SpanPrediction;
 use std::collections::BTreeMap;
@@ -181,6 +181,12 @@ fn run(jobs: Receiver<Job>, policy: BatchPolicy, depth: Arc<AtomicUsize>, metric
         if !generate.is_empty() {
             run_generation(generate, &metrics);
         }
+        let (tag, rest): (Vec<Job>, Vec<Job>) = rest
+            .into_iter()
+            .partition(|j| matches!(j.work, Work::Tag(_)));
+        if !tag.is_empty() {
+            run_tagging(tag, &metrics);
+        }
         for job in rest {
             metrics.batch_rows(job.work.rows());
             let Job {
@@ -235,6 +241,44 @@ fn run_classification(jobs: Vec<Job>, metrics: &Metrics) {
         Err(e) => {
             if let Some(job) = jobs.into_iter().next() {
                 let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Every tagging sentence of the batch in shared passes (adapters on the shared weights, rows
+/// grouped by length), each request answered with its own sentences' tags.
+fn run_tagging(jobs: Vec<Job>, metrics: &Metrics) {
+    metrics.batch_rows(jobs.iter().map(|j| j.work.rows()).sum());
+    let outcomes = guarded(|| {
+        let requests: Vec<(&Predictor, &[Vec<String>])> = jobs
+            .iter()
+            .filter_map(|j| match &j.work {
+                Work::Tag(sentences) => Some((&*j.predictor, sentences.as_slice())),
+                _ => None,
+            })
+            .collect();
+        Ok(tag_mixed(&requests))
+    });
+    let several = jobs.len() > 1;
+    match outcomes {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let answer = match (result, job.work) {
+                    (Ok((tags, cut)), Work::Tag(words)) => Ok(Output::Tags { words, tags, cut }),
+                    // a shared pass failed: alone, so that one bad request fails only itself
+                    (Err(_), work) if several => guarded(|| run_one(&job.predictor, work)),
+                    (Err(e), _) => Err(ServeError::from_library(e)),
+                    (Ok(_), _) => Err(ServeError::Internal(
+                        "a tagging answer for other work".into(),
+                    )),
+                };
+                let _ = job.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(ServeError::Internal(e.to_string())));
             }
         }
     }

@@ -3,10 +3,10 @@
 //! One thread runs the model ([`batcher`]); requests of different adapters that arrive
 //! together share its forward passes (each row under its own soft prompt, prefix or BitFit
 //! biases; a prefix's keys and values are computed once per adapter at load): classification
-//! rows in one pass, generation requests decoded together, one pass per step. The handlers ([`api`]) check every
-//! request before it is queued; the queue is bounded (429 when full), each request has a
-//! deadline (504), a panic is a 500 and the server lives on, and SIGTERM / Ctrl-C stop it
-//! after the requests in flight are answered.
+//! and tagging rows in shared passes, generation requests decoded together, one pass per
+//! step. The handlers ([`api`]) check every request before it is queued; the queue is
+//! bounded (429 when full), each request has a deadline (504), a panic is a 500 and the server
+//! lives on, and SIGTERM / Ctrl-C stop it after the requests in flight are answered.
 
 pub mod api;
 pub mod batcher;

@@ -1,10 +1,12 @@
 //! The server on a tiny random Llama with adapters of four methods: a mixed batch of the four
-//! gives what `predict` gives each alone, generation requests batched together give what each
-//! gives alone, requests of different adapters share a
+//! gives what `predict` gives each alone, generation requests batched together and tagging
+//! requests of two adapters in one batch give what each gives alone, requests of different adapters share a
 //! forward pass, and bad requests get clear 4xx answers (overload 429, deadline 504).
 
 #[path = "../../promptune/tests/common/tiny.rs"]
 mod tiny;
+#[path = "../../promptune/tests/common/tiny_bert.rs"]
+mod tiny_bert;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -568,4 +570,105 @@ fn generation_answers_as_json_and_as_events_with_the_library_text() {
     let text = metrics.as_str().unwrap().to_string();
     assert!(text.contains("promptune_batch_rows_count 1"), "{text}");
     assert!(text.contains("promptune_batch_rows_sum 3"), "{text}");
+}
+
+#[test]
+fn tagging_requests_of_two_adapters_share_a_batch_and_tag_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_bert::tiny_bert_with_tokenizer(&d.join("model"));
+    std::fs::write(d.join("train.txt"), tiny_bert::conll(24, 0)).unwrap();
+    std::fs::write(d.join("dev.txt"), tiny_bert::conll(6, 100)).unwrap();
+    let train = |out: &str, method: MethodConfig| {
+        let mut config = tiny::sentiment_task(
+            d,
+            out,
+            "{text_a}",
+            method,
+            TrainConfig {
+                lr: 0.05,
+                batch_size: 8,
+                epochs: 2,
+                ..Default::default()
+            },
+        );
+        config.task = promptune::task::TaskKind::TokenClassification;
+        config.verbalizer = None;
+        config.data.train = Some(promptune::data::DataSpec::new(d.join("train.txt")));
+        config.data.dev = Some(promptune::data::DataSpec::new(d.join("dev.txt")));
+        promptune::pipeline::nlu::run_train_nlu(&config, false, &Device::flex())
+            .expect("train")
+            .adapter_dir
+    };
+    let prefix = train(
+        "prefix",
+        MethodConfig::PrefixTuning(PrefixTuningConfig {
+            num_virtual_tokens: 4,
+            init: PromptInit::Random,
+            ..Default::default()
+        }),
+    );
+    let bitfit = train("bitfit", MethodConfig::Bitfit(Default::default()));
+    let mut cfg = ServerConfig {
+        policy: policy(300, 16),
+        ..Default::default()
+    };
+    cfg.adapters.push(("ner-prefix".into(), prefix.clone()));
+    cfg.adapters.push(("ner-bitfit".into(), bitfit.clone()));
+    let prepared = prepare(&cfg, model(d), Device::flex()).unwrap();
+    assert!(prepared.failed.is_empty(), "{:?}", prepared.failed);
+    let app = router(prepared.state.clone());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let requests = [
+        (
+            "ner-prefix",
+            vec!["anna visited paris on monday .", "boris works for acme ."],
+        ),
+        (
+            "ner-bitfit",
+            vec!["carla visited oslo .", "anna works for globex on friday ."],
+        ),
+        (
+            "ner-prefix",
+            vec!["boris visited lima on monday and friday ."],
+        ),
+    ];
+    let answers: Vec<(StatusCode, Value)> = runtime.block_on(async {
+        let calls = requests.iter().map(|(name, inputs)| {
+            let app = app.clone();
+            async move {
+                post(
+                    &app,
+                    "/v1/tag",
+                    json!({ "adapter": name, "inputs": inputs }),
+                )
+                .await
+            }
+        });
+        futures_util::future::join_all(calls).await
+    });
+    for ((name, inputs), (status, body)) in requests.iter().zip(&answers) {
+        assert_eq!(*status, StatusCode::OK, "{name}: {body}");
+        let dir = if *name == "ner-prefix" {
+            &prefix
+        } else {
+            &bitfit
+        };
+        let alone = Predictor::load(dir, None, &Device::flex()).unwrap();
+        let words: Vec<Vec<String>> = inputs
+            .iter()
+            .map(|s| s.split(' ').map(String::from).collect())
+            .collect();
+        let (tags, _) = alone.tag(&words, words.len()).unwrap();
+        let results = body["results"].as_array().unwrap();
+        for ((got, want), words) in results.iter().zip(&tags).zip(&words) {
+            assert_eq!(got["tokens"], json!(words), "{name}");
+            assert_eq!(got["tags"], json!(want), "{name}");
+        }
+    }
+    // the three requests (five sentences) came in one batch
+    let (_, metrics) = runtime.block_on(call(&app, "GET", "/metrics", Body::empty()));
+    let text = metrics.as_str().unwrap().to_string();
+    assert!(text.contains("promptune_batch_rows_count 1"), "{text}");
+    assert!(text.contains("promptune_batch_rows_sum 5"), "{text}");
 }

@@ -1,6 +1,7 @@
 //! Token tagging, extractive QA, BitFit and full fine-tuning end to end on tiny models:
-//! training lowers the loss, the saved adapter reproduces the run's dev scores, and what each
-//! method trains is what it claims to train.
+//! training lowers the loss, the saved adapter reproduces the run's dev scores, what each
+//! method trains is what it claims to train, and tagging requests of different adapters share
+//! forward passes yet tag as each does alone.
 
 #[path = "common/tiny.rs"]
 mod tiny;
@@ -379,4 +380,74 @@ fn dropout_follows_its_seed_and_stays_out_of_evaluation() {
     assert_eq!(run(Some(3)), run(Some(3)));
     assert_ne!(run(Some(3)), run(Some(4)));
     assert_ne!(run(Some(3)), run(None));
+}
+
+#[test]
+fn tagging_requests_of_different_adapters_share_passes_and_tag_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_bert::tiny_bert_with_tokenizer(&d.join("model"));
+    std::fs::write(d.join("train.txt"), tiny_bert::conll(24, 0)).unwrap();
+    std::fs::write(d.join("dev.txt"), tiny_bert::conll(6, 100)).unwrap();
+    let device = Device::flex();
+    let train = |out: &str, method: MethodConfig| {
+        let mut config = nlu_config(
+            d,
+            TaskKind::TokenClassification,
+            method,
+            DataSpec::new(d.join("train.txt")),
+            DataSpec::new(d.join("dev.txt")),
+        );
+        config.output_dir = d.join(out);
+        config.train.epochs = 2;
+        run_train_nlu(&config, false, &device)
+            .expect("train")
+            .adapter_dir
+    };
+    let model = std::sync::Arc::new(
+        promptune::model::Model::load(d.join("model").to_str().unwrap(), &device).unwrap(),
+    );
+    let load = |dir: &Path| {
+        let adapter = promptune::adapter::Adapter::load(dir).unwrap();
+        Predictor::with_model(adapter, model.clone(), &device).unwrap()
+    };
+    let prefix = load(&train("prefix", prefix_method()));
+    let bitfit = load(&train("bitfit", MethodConfig::Bitfit(Default::default())));
+    let words = |s: &str| -> Vec<String> { s.split(' ').map(String::from).collect() };
+    let first = vec![
+        words("alice visited paris on monday ."),
+        words("bob works for acme ."),
+    ];
+    let second = vec![
+        words("carol visited rome ."),
+        words("alice works for globex on monday ."),
+    ];
+    let third = vec![words(
+        "bob visited paris on monday and tuesday with carol .",
+    )];
+    let requests: Vec<(&Predictor, &[Vec<String>])> = vec![
+        (&prefix, first.as_slice()),
+        (&bitfit, second.as_slice()),
+        (&prefix, third.as_slice()),
+        (&bitfit, first.as_slice()),
+    ];
+    let mixed = promptune::pipeline::mixed::tag_mixed(&requests);
+    for (r, ((predictor, sentences), got)) in requests.iter().zip(mixed).enumerate() {
+        let got = got.unwrap();
+        let alone = predictor.tag(sentences, sentences.len()).unwrap();
+        assert_eq!(got, alone, "request {r}");
+        assert_eq!(got.0.len(), sentences.len());
+        for (tags, words) in got.0.iter().zip(sentences.iter()) {
+            assert_eq!(tags.len(), words.len(), "request {r}");
+        }
+    }
+    // a request without sentences gets the error `tag` gives it, the others their tags
+    let empty: Vec<Vec<String>> = Vec::new();
+    let out = promptune::pipeline::mixed::tag_mixed(&[
+        (&prefix, empty.as_slice()),
+        (&bitfit, second.as_slice()),
+    ]);
+    let err = out[0].as_ref().unwrap_err().to_string();
+    assert!(err.contains("nothing to tag"), "{err}");
+    assert_eq!(out[1].as_ref().unwrap(), &bitfit.tag(&second, 2).unwrap());
 }

@@ -1,6 +1,7 @@
-//! Requests of many adapters on one model, batched: classification rows in one forward pass,
-//! each under its own adapter's soft prompt, prefix or biases, reading its own label words;
-//! generation requests decoded together, one pass per step. What a server batching requests
+//! Requests of many adapters on one model, batched: classification rows in shared forward
+//! passes, each under its own adapter's soft prompt, prefix or biases, reading its own label
+//! words; tagging rows likewise, each read by its own tag head; generation requests decoded
+//! together, one pass per step. What a server batching requests
 //! of different tasks needs (PEFT batches mixed adapters for LoRA only).
 
 use std::collections::BTreeMap;
@@ -13,10 +14,12 @@ use crate::backbone::{ForwardInput, LogitPositions, LogitsRequest};
 use crate::data::Example;
 use crate::generate::{GenerateOptions, MixedRow};
 use crate::method::{apply_per_row, AdapterHooks};
+use crate::model::Model;
 use crate::params::Trainables;
 use crate::prompt::EncodedPrompt;
 use crate::task::batch::collate;
 use crate::task::shared_prefix::SharedPrefix;
+use crate::task::tagging::{argmax_tags, tagging_batch, EncodedTagging, TokenTaggingHead};
 use crate::{Error, Result};
 
 /// Per row, the prediction of `rows[r].0` for example `rows[r].1`, equal (to float rounding) to
@@ -128,6 +131,156 @@ pub fn generate_mixed(
     results
         .into_iter()
         .map(|r| r.expect("every request was run"))
+        .collect()
+}
+
+/// Each sentence's tags, and whether it was cut at the adapter's length.
+pub type TaggedWords = (Vec<Vec<String>>, Vec<bool>);
+
+/// One sentence of a mixed tagging batch.
+struct TagRow<'a> {
+    /// Its request.
+    request: usize,
+    /// Its place in the request.
+    sentence: usize,
+    encoded: EncodedTagging,
+    predictor: &'a Predictor,
+    hooks: &'a AdapterHooks,
+    /// Its adapter's head, in the list of heads.
+    head: usize,
+}
+
+/// Per request, what [`Predictor::tag`] gives request `r` (its tagging adapter
+/// `requests[r].0` and its sentences' words): each sentence's tags and whether it was cut at
+/// the adapter's length. The sentences of every tagging adapter that runs on the shared weights
+/// share forward passes (grouped by length), each row under its own prefix or biases and read
+/// by its own adapter's tag head; requests of other adapters, or on another model, run alone.
+/// A failed shared pass is an error of the requests it held.
+pub fn tag_mixed(requests: &[(&Predictor, &[Vec<String>])]) -> Vec<Result<TaggedWords>> {
+    let Some((first, _)) = requests.first() else {
+        return Vec::new();
+    };
+    let mut results: Vec<Option<Result<TaggedWords>>> = (0..requests.len()).map(|_| None).collect();
+    let mut rows: Vec<TagRow> = Vec::new();
+    let mut heads: Vec<TokenTaggingHead> = Vec::new();
+    for (r, (predictor, sentences)) in requests.iter().enumerate() {
+        let hooks = match predictor.shared_hooks() {
+            Some(h)
+                if h.soft.is_none()
+                    && !sentences.is_empty()
+                    && Arc::ptr_eq(predictor.model(), first.model()) =>
+            {
+                h
+            }
+            _ => continue,
+        };
+        let prepared = predictor.tag_encoder().and_then(|encoder| {
+            let params = burn::module::Module::valid(predictor.params());
+            let head = TokenTaggingHead::from_params(&params)?.ok_or_else(|| {
+                Error::InvalidInput(
+                    "token tagging needs a tag head in the trained parameters".into(),
+                )
+            })?;
+            let encoded = sentences
+                .iter()
+                .map(|s| encoder.encode_words(s))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((head, encoded))
+        });
+        match prepared {
+            Ok((head, encoded)) => {
+                heads.push(head);
+                let head = heads.len() - 1;
+                rows.extend(
+                    encoded
+                        .into_iter()
+                        .enumerate()
+                        .map(|(sentence, encoded)| TagRow {
+                            request: r,
+                            sentence,
+                            encoded,
+                            predictor,
+                            hooks,
+                            head,
+                        }),
+                );
+            }
+            Err(e) => results[r] = Some(Err(e)),
+        }
+    }
+    let mut tags: Vec<Vec<Option<Vec<String>>>> = requests
+        .iter()
+        .map(|(_, sentences)| vec![None; sentences.len()])
+        .collect();
+    let lengths: Vec<usize> = rows.iter().map(|row| row.encoded.ids.len()).collect();
+    for group in length_groups(&lengths) {
+        let members: Vec<&TagRow> = group.iter().map(|&i| &rows[i]).collect();
+        match tag_group(first.model(), &members, &heads) {
+            Ok(predicted) => {
+                for (row, words) in members.iter().zip(predicted) {
+                    tags[row.request][row.sentence] = Some(words);
+                }
+            }
+            Err(e) => {
+                for row in &members {
+                    results[row.request].get_or_insert_with(|| {
+                        Err(Error::Internal(format!("a mixed tagging pass failed: {e}")))
+                    });
+                }
+            }
+        }
+    }
+    for (r, (predictor, sentences)) in requests.iter().enumerate() {
+        if results[r].is_some() {
+            continue;
+        }
+        let all: Option<Vec<Vec<String>>> = tags[r].iter().cloned().collect();
+        results[r] = Some(match all {
+            Some(words) if !sentences.is_empty() => {
+                let cut = rows
+                    .iter()
+                    .filter(|row| row.request == r)
+                    .map(|row| row.encoded.truncated)
+                    .collect();
+                Ok((words, cut))
+            }
+            // not mixable (soft tokens, full fine-tuning, another model) or no sentences
+            _ => predictor.tag(sentences, sentences.len().max(1)),
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every request was run"))
+        .collect()
+}
+
+/// One forward pass for tagging rows of (possibly) different adapters: each row's word tags.
+fn tag_group(
+    model: &Model,
+    rows: &[&TagRow],
+    heads: &[TokenTaggingHead],
+) -> Result<Vec<Vec<String>>> {
+    let backbone = &model.backbone;
+    let info = backbone.info();
+    let encoded: Vec<EncodedTagging> = rows.iter().map(|row| row.encoded.clone()).collect();
+    let (tokens, _) = tagging_batch(&encoded, super::pad_id_of(model))?;
+    let hooks: Vec<&AdapterHooks> = rows.iter().map(|row| row.hooks).collect();
+    let mut input = ForwardInput::new(tokens.clone());
+    let no_soft = vec![Vec::new(); rows.len()];
+    apply_per_row(&hooks, &info, &tokens, &no_soft, &mut input)?;
+    let hidden = backbone.forward(&input, None)?.last_hidden;
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let own = hidden.clone().narrow(0, i, 1);
+            let predicted = argmax_tags(heads[row.head].forward(own)?)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            row.predictor
+                .tag_encoder()?
+                .word_tags(&row.encoded, &predicted)
+        })
         .collect()
 }
 

@@ -249,7 +249,7 @@ impl Predictor {
     }
 
     /// The word encoder of a tagging adapter.
-    fn tag_encoder(&self) -> Result<&TagEncoder> {
+    pub(crate) fn tag_encoder(&self) -> Result<&TagEncoder> {
         match &self.encoder {
             Some(TaskEncoder::Tag(e)) => Ok(e),
             _ => Err(self.not_a(TaskKind::TokenClassification)),
