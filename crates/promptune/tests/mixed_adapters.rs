@@ -455,6 +455,13 @@ fn mixed_generation_matches_rows_alone(family: &str) {
     assert!(matches!(results[1], Err(promptune::Error::Stopped)));
     assert_eq!(seen[1], 2);
     assert_eq!(results[3].as_ref().unwrap().len(), 7);
+    // a row that asks for no tokens gets none, the others theirs
+    let none = greedy(0);
+    let mut quiet = rows.clone();
+    quiet[2].opts = &none;
+    let results = decode_together(&model, &quiet, &mut |_, _| Ok(())).unwrap();
+    assert!(results[2].as_ref().unwrap().is_empty());
+    assert_eq!(results[0].as_ref().unwrap().len(), 6);
     // generate_mixed runs beam-search rows alone, beside the batch
     let beams = GenerateOptions {
         num_beams: 2,

@@ -183,7 +183,8 @@ pub fn decode_together(
     let mut sequences = prompts.clone();
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut ended: Vec<Option<Error>> = (0..b).map(|_| None).collect();
-    let mut done = vec![false; b];
+    // a row asked for no tokens is done before it starts
+    let mut done: Vec<bool> = rows.iter().map(|r| r.opts.max_new_tokens == 0).collect();
     let mut cache = KvCache::new(info.num_layers);
     let mut input = first;
     loop {
