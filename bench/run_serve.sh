@@ -25,13 +25,6 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-models_dir=${MODELS_DIR:?set MODELS_DIR to the folder from scripts/fetch-models.sh}
-sst2=${SST2_DIR:?set SST2_DIR to a folder with GLUE SST-2 train_full.tsv and dev.tsv}
-python=${PYTHON:?set PYTHON to a python with torch, transformers, peft and gguf}
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-cargo build --release -q -p promptune-cli --manifest-path "$root/Cargo.toml"
 source "$root/bench/serve_common.sh"
 make_adapters
 

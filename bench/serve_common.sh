@@ -1,6 +1,15 @@
-# Shared by bench/run_serve.sh and bench/run_overload.sh (sourced, not run): the 16 SmolLM2-135M
-# SST-2 adapters both load tests serve, and helpers to start, measure and stop a server.
-# Expects: root, models_dir, sst2, work, and an array `pids` (killed on exit by the caller).
+# Shared by bench/run_serve.sh and bench/run_overload.sh (sourced, not run, after `root` is
+# set): the environment both need, a work folder and the servers started in it (both removed
+# on exit), the release build, the 16 SmolLM2-135M SST-2 adapters both load tests serve, and
+# helpers to start, measure and stop a server.
+
+models_dir=${MODELS_DIR:?set MODELS_DIR to the folder from scripts/fetch-models.sh}
+sst2=${SST2_DIR:?set SST2_DIR to a folder with GLUE SST-2 train_full.tsv and dev.tsv}
+python=${PYTHON:?set PYTHON to a python with torch, transformers, peft and gguf}
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+cargo build --release -q -p promptune-cli --manifest-path "$root/Cargo.toml"
 
 gguf="$models_dir/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 bin=$root/target/release/promptune

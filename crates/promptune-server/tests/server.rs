@@ -125,6 +125,16 @@ async fn post(app: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value)
     call(app, "POST", uri, Body::from(body.to_string())).await
 }
 
+/// POSTs every body to `uri` at once (so that they can land in one batch); the answers in
+/// order.
+async fn post_all(
+    app: &axum::Router,
+    uri: &str,
+    bodies: impl Iterator<Item = Value>,
+) -> Vec<(StatusCode, Value)> {
+    futures_util::future::join_all(bodies.map(|body| post(app, uri, body))).await
+}
+
 const SENTENCES: [&str; 4] = [
     "the movie was good",
     "the plot was awful",
@@ -164,20 +174,10 @@ fn mixed_requests_equal_predict_and_share_forward_passes() {
     );
     let app = router(prepared.state.clone());
     let names = ["prompt", "prefix", "ptuning", "bitfit"];
-    let answers: Vec<(StatusCode, Value)> = runtime.block_on(async {
-        let calls = names.iter().map(|name| {
-            let app = app.clone();
-            async move {
-                post(
-                    &app,
-                    "/v1/classify",
-                    json!({ "adapter": name, "inputs": SENTENCES }),
-                )
-                .await
-            }
-        });
-        futures_util::future::join_all(calls).await
-    });
+    let bodies = names
+        .iter()
+        .map(|name| json!({ "adapter": name, "inputs": SENTENCES }));
+    let answers = runtime.block_on(post_all(&app, "/v1/classify", bodies));
     // each adapter alone, as `promptune predict` runs it
     for (name, (status, body)) in names.iter().zip(&answers) {
         assert_eq!(*status, StatusCode::OK, "{name}: {body}");
@@ -543,20 +543,10 @@ fn generation_answers_as_json_and_as_events_with_the_library_text() {
         "the film was dull",
         "the acting was good",
     ];
-    let answers: Vec<(StatusCode, Value)> = runtime.block_on(async {
-        let calls = inputs.iter().map(|input| {
-            let app = app.clone();
-            async move {
-                post(
-                    &app,
-                    "/v1/generate",
-                    json!({ "adapter": "gen", "input": input }),
-                )
-                .await
-            }
-        });
-        futures_util::future::join_all(calls).await
-    });
+    let bodies = inputs
+        .iter()
+        .map(|input| json!({ "adapter": "gen", "input": input }));
+    let answers = runtime.block_on(post_all(&app, "/v1/generate", bodies));
     for (input, (s, b)) in inputs.iter().zip(&answers) {
         assert_eq!(*s, StatusCode::OK, "{b}");
         let fields = [("text".to_string(), input.to_string())].into();
@@ -633,20 +623,10 @@ fn tagging_requests_of_two_adapters_share_a_batch_and_tag_as_alone() {
             vec!["boris visited lima on monday and friday ."],
         ),
     ];
-    let answers: Vec<(StatusCode, Value)> = runtime.block_on(async {
-        let calls = requests.iter().map(|(name, inputs)| {
-            let app = app.clone();
-            async move {
-                post(
-                    &app,
-                    "/v1/tag",
-                    json!({ "adapter": name, "inputs": inputs }),
-                )
-                .await
-            }
-        });
-        futures_util::future::join_all(calls).await
-    });
+    let bodies = requests
+        .iter()
+        .map(|(name, inputs)| json!({ "adapter": name, "inputs": inputs }));
+    let answers = runtime.block_on(post_all(&app, "/v1/tag", bodies));
     for ((name, inputs), (status, body)) in requests.iter().zip(&answers) {
         assert_eq!(*status, StatusCode::OK, "{name}: {body}");
         let dir = if *name == "ner-prefix" {

@@ -86,14 +86,44 @@ fn run(model: &Backbone, mut input: ForwardInput) -> (Tensor<2>, Tensor<1>) {
     (logits, loss.reshape([1]))
 }
 
+/// The gradient of the tensor `name` (a vector or a matrix) of `params`.
 fn gradient(params: &Trainables, name: &str, grads: &burn::tensor::Gradients) -> Vec<f32> {
-    to_vec(
-        params
-            .matrix(name)
-            .unwrap()
-            .grad(grads)
-            .expect("a gradient"),
-    )
+    match params.vector(name) {
+        Some(v) => to_vec(v.grad(grads).expect("a gradient")),
+        None => to_vec(
+            params
+                .matrix(name)
+                .unwrap()
+                .grad(grads)
+                .expect("a gradient"),
+        ),
+    }
+}
+
+/// One batch of `rows` (ids, soft positions in the unpadded row), padded on `padding`'s side,
+/// row `r` under `hooks[r]`.
+fn mixed_input(
+    rows: &[(Vec<u32>, Vec<usize>)],
+    hooks: &[AdapterHooks],
+    info: &BackboneInfo,
+    padding: PaddingSide,
+) -> ForwardInput {
+    let ids: Vec<Vec<u32>> = rows.iter().map(|(ids, _)| ids.clone()).collect();
+    let tokens = TokenBatch::pad(&ids, 0, padding).unwrap();
+    let soft: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|(ids, s)| {
+            let shift = match padding {
+                PaddingSide::Left => tokens.len - ids.len(),
+                PaddingSide::Right => 0,
+            };
+            s.iter().map(|p| p + shift).collect()
+        })
+        .collect();
+    let mut input = ForwardInput::new(tokens.clone());
+    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
+    apply_per_row(&refs, info, &tokens, &soft, &mut input).unwrap();
+    input
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -118,21 +148,7 @@ fn mixed_batch_matches_rows_alone(family: &str, padding: PaddingSide) -> (f32, f
 
     // the mixed batch, padded as the family pads
     let rows = rows();
-    let ids: Vec<Vec<u32>> = rows.iter().map(|(ids, _)| ids.clone()).collect();
-    let tokens = TokenBatch::pad(&ids, 0, padding).unwrap();
-    let soft: Vec<Vec<usize>> = rows
-        .iter()
-        .map(|(ids, s)| {
-            let shift = match padding {
-                PaddingSide::Left => tokens.len - ids.len(),
-                PaddingSide::Right => 0,
-            };
-            s.iter().map(|p| p + shift).collect()
-        })
-        .collect();
-    let mut input = ForwardInput::new(tokens.clone());
-    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
-    apply_per_row(&refs, &info, &tokens, &soft, &mut input).unwrap();
+    let input = mixed_input(&rows, &hooks, &info, padding);
     let (mixed, loss) = run(&model, input);
     let mixed_grads = loss.backward();
     let mixed = to_vec(mixed);
@@ -265,21 +281,7 @@ fn bitfit_rows_match_rows_alone(family: &str, padding: PaddingSide) {
         (vec![6, 10, 14], vec![]),
         (vec![9, 4, 2, 7, 3], vec![]),
     ];
-    let ids: Vec<Vec<u32>> = rows.iter().map(|(ids, _)| ids.clone()).collect();
-    let tokens = TokenBatch::pad(&ids, 0, padding).unwrap();
-    let soft: Vec<Vec<usize>> = rows
-        .iter()
-        .map(|(ids, s)| {
-            let shift = match padding {
-                PaddingSide::Left => tokens.len - ids.len(),
-                PaddingSide::Right => 0,
-            };
-            s.iter().map(|p| p + shift).collect()
-        })
-        .collect();
-    let mut input = ForwardInput::new(tokens.clone());
-    let refs: Vec<&AdapterHooks> = hooks.iter().collect();
-    apply_per_row(&refs, &info, &tokens, &soft, &mut input).unwrap();
+    let input = mixed_input(&rows, &hooks, &info, padding);
     assert!(input.bias_deltas.is_some());
     let (mixed, loss) = run(&model, input);
     let mixed_grads = loss.backward();
@@ -302,11 +304,10 @@ fn bitfit_rows_match_rows_alone(family: &str, padding: PaddingSide) {
         }
         let grads = loss.backward();
         for name in own.names() {
-            let grad = |p: &Trainables, g: &burn::tensor::Gradients| match p.vector(name) {
-                Some(v) => to_vec(v.grad(g).expect("a gradient")),
-                None => gradient(p, name, g),
-            };
-            let (a, b) = (grad(&own, &grads), grad(params, &mixed_grads));
+            let (a, b) = (
+                gradient(&own, name, &grads),
+                gradient(params, name, &mixed_grads),
+            );
             grad_diff = grad_diff.max(max_diff(&a, &b));
         }
     }

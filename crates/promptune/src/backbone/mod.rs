@@ -167,37 +167,28 @@ impl Backbone {
     ) -> Result<ForwardOutput> {
         match &input.bias_deltas {
             Some(deltas) if !deltas.is_empty() => {
-                self.with_bias_deltas(deltas, input)?.run(input, cache)
+                let batch = match (&input.decoder, &input.tokens, &input.input_embeds) {
+                    (Some(d), _, _) => d.tokens.batch,
+                    (None, Some(t), _) => t.batch,
+                    (None, None, Some(e)) => e.dims()[0],
+                    (None, None, None) => {
+                        return Err(crate::Error::InvalidInput(
+                            "a forward pass needs tokens or input embeddings".into(),
+                        ))
+                    }
+                };
+                self.with_bias_deltas(deltas, Some(batch))?
+                    .run(input, cache)
             }
             _ => self.run(input, cache),
         }
     }
 
-    /// A copy sharing every weight, whose biases named in `deltas` add them per row of
-    /// `input`'s batch.
-    fn with_bias_deltas(&self, deltas: &[BiasDelta], input: &ForwardInput) -> Result<Backbone> {
-        let batch = match (&input.decoder, &input.tokens, &input.input_embeds) {
-            (Some(d), _, _) => d.tokens.batch,
-            (None, Some(t), _) => t.batch,
-            (None, None, Some(e)) => e.dims()[0],
-            (None, None, None) => {
-                return Err(crate::Error::InvalidInput(
-                    "a forward pass needs tokens or input embeddings".into(),
-                ))
-            }
-        };
-        self.with_row_biases(deltas, Some(batch))
-    }
-
-    /// A copy sharing every weight, whose biases named in `deltas` (one row each) add them in
-    /// every pass, whatever its batch: how a pass sequence of one BitFit adapter (a decode
-    /// with its cache) runs on the shared weights.
-    pub fn with_shared_bias_deltas(&self, deltas: &[BiasDelta]) -> Result<Backbone> {
-        self.with_row_biases(deltas, None)
-    }
-
-    /// The copy of [`Self::with_bias_deltas`]; `batch: None` takes single-row deltas only.
-    fn with_row_biases(&self, deltas: &[BiasDelta], batch: Option<usize>) -> Result<Backbone> {
+    /// A copy sharing every weight, whose biases named in `deltas` add them per row of a
+    /// `batch`-row pass (`[batch or 1, width]` each), or, with `batch: None`, single-row deltas
+    /// added to every row of every pass: how a sequence of passes (a decode with its cache,
+    /// whose later steps take no hooks) keeps BitFit biases without repeating them.
+    pub fn with_bias_deltas(&self, deltas: &[BiasDelta], batch: Option<usize>) -> Result<Backbone> {
         let mut wanted: std::collections::HashMap<&str, &Tensor<2>> =
             std::collections::HashMap::new();
         for d in deltas {

@@ -5,7 +5,10 @@
 
 use rand::{rngs::StdRng, SeedableRng};
 
-use super::{check_options, continue_with, last_logits, next_token, GenerateOptions};
+use super::{
+    check_options, continue_with, last_logits, left_padded_positions, next_token,
+    one_token_per_row, GenerateOptions,
+};
 use crate::backbone::{AttentionSite, Backbone, ForwardInput, KvCache, PaddingSide, TokenBatch};
 use crate::method::{apply_per_row, AdapterHooks};
 use crate::{Error, Result};
@@ -139,7 +142,7 @@ pub fn decode_together(
     let pad = cfg.pad_token_id.unwrap_or(0);
     let b = rows.len();
     let prompts: Vec<Vec<u32>> = rows.iter().map(|r| r.prompt.to_vec()).collect();
-    let mut tokens = TokenBatch::pad(&prompts, pad, PaddingSide::Left)?;
+    let tokens = TokenBatch::pad(&prompts, pad, PaddingSide::Left)?;
     let shifted: Vec<Vec<usize>> = rows
         .iter()
         .map(|r| {
@@ -150,23 +153,15 @@ pub fn decode_together(
     let hooks: Vec<&AdapterHooks> = rows.iter().map(|r| r.hooks).collect();
     let mut first = ForwardInput::new(tokens.clone());
     apply_per_row(&hooks, &info, &tokens, &shifted, &mut first)?;
-    let bias_deltas = first.bias_deltas.clone();
-    // a real token's position: its row's prefix length plus the real tokens before it
+    // BitFit rows' deltas go into a copy's weights once: later steps take no hooks
+    let folded = match first.bias_deltas.take() {
+        Some(deltas) => Some(backbone.with_bias_deltas(&deltas, Some(b))?),
+        None => None,
+    };
+    let backbone = folded.as_ref().unwrap_or(backbone);
+    // each row numbered after its own prefix
     let offsets: Vec<i64> = rows.iter().map(|r| r.hooks.prefix_len() as i64).collect();
-    let mut positions: Vec<i64> = tokens
-        .mask
-        .chunks(tokens.len)
-        .zip(&offsets)
-        .flat_map(|(row, &offset)| {
-            row.iter().scan(0i64, move |real, &m| {
-                if m == 0 {
-                    return Some(0);
-                }
-                *real += 1;
-                Some(offset + *real - 1)
-            })
-        })
-        .collect();
+    let mut positions = left_padded_positions(&tokens, &offsets);
     let mut next_position: Vec<i64> = rows
         .iter()
         .zip(&offsets)
@@ -225,15 +220,7 @@ pub fn decode_together(
         }
         positions = next_position.clone();
         next_position.iter_mut().for_each(|p| *p += 1);
-        tokens = TokenBatch {
-            ids: next_tokens,
-            mask: vec![1; b],
-            token_types: None,
-            batch: b,
-            len: 1,
-        };
-        input = ForwardInput::new(tokens.clone());
-        input.bias_deltas = bias_deltas.clone();
+        input = ForwardInput::new(one_token_per_row(next_tokens));
     }
     Ok(out
         .into_iter()

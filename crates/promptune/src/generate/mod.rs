@@ -636,21 +636,7 @@ pub fn generate_batch_with(
     let mut cache = KvCache::new(info.num_layers);
     let mut tokens = TokenBatch::pad(prompts, pad, crate::backbone::PaddingSide::Left)?;
     let offset = in_front as i64;
-    let mut positions: Vec<i64> = tokens
-        .mask
-        .chunks(tokens.len)
-        .flat_map(|row| {
-            // a real token's position is the number of real tokens before it (after the
-            // prefix); padding's is 0
-            row.iter().scan(0i64, |real, &m| {
-                if m == 0 {
-                    return Some(0);
-                }
-                *real += 1;
-                Some(offset + *real - 1)
-            })
-        })
-        .collect();
+    let mut positions = left_padded_positions(&tokens, &vec![offset; b]);
     let mut real: Vec<i64> = prompts.iter().map(|p| offset + p.len() as i64).collect();
     let mut sequences: Vec<Vec<u32>> = prompts.to_vec();
     let mut out = vec![Vec::new(); b];
@@ -692,15 +678,40 @@ pub fn generate_batch_with(
         }
         positions = real.clone();
         real.iter_mut().for_each(|n| *n += 1);
-        tokens = TokenBatch {
-            ids: next_tokens,
-            mask: vec![1; b],
-            token_types: None,
-            batch: b,
-            len: 1,
-        };
+        tokens = one_token_per_row(next_tokens);
     }
     Ok(out)
+}
+
+/// Position ids of left-padded `tokens` whose row `r` continues after `offsets[r]` positions
+/// (its prefix): a real token's is the offset plus the real tokens before it; padding's is 0.
+fn left_padded_positions(tokens: &TokenBatch, offsets: &[i64]) -> Vec<i64> {
+    tokens
+        .mask
+        .chunks(tokens.len)
+        .zip(offsets)
+        .flat_map(|(row, &offset)| {
+            row.iter().scan(0i64, move |real, &m| {
+                if m == 0 {
+                    return Some(0);
+                }
+                *real += 1;
+                Some(offset + *real - 1)
+            })
+        })
+        .collect()
+}
+
+/// The input of a cached decoding step: one new token per row.
+fn one_token_per_row(ids: Vec<u32>) -> TokenBatch {
+    let batch = ids.len();
+    TokenBatch {
+        ids,
+        mask: vec![1; batch],
+        token_types: None,
+        batch,
+        len: 1,
+    }
 }
 
 /// Continues `prompt`; returns the generated text.

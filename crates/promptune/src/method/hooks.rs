@@ -89,7 +89,7 @@ impl AdapterHooks {
                 values: d.clone().unsqueeze_dim(0),
             })
             .collect();
-        let folded = backbone.with_shared_bias_deltas(&rows)?;
+        let folded = backbone.with_bias_deltas(&rows, None)?;
         let hooks = Self {
             bias_deltas: None,
             ..self.clone()
